@@ -13,7 +13,15 @@ manifest.csv  MANIFEST_COLUMNS, one row per video
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
 
 # Classes of the recognition head, in index order (SPEC 3). Index 4 is the
 # "neutral" (no ME) class of the per-frame targets.
@@ -72,3 +80,220 @@ class Video:
     @property
     def video_id(self) -> str:
         return video_id(self.subject, self.video)
+
+
+# ---------------------------------------------------------------- label helpers
+# Shared by the adapters (casme3, sammlv, generic). They work on a "raw" table
+# with one row per sheet row: subject, video, onset, apex, offset (as written,
+# 1-based), type, emotion_raw, and ``row``, the sheet row number used in messages.
+
+
+# SPEC 1, CAS(ME)^3 Part A emotion map.
+CASME3_EMOTION_MAP: dict[str, str] = {
+    "happy": "positive",
+    "anger": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
+    "surprise": "surprise",
+    "others": "others",
+}
+# SPEC 1, SAMM-LV ("Estimated Emotion" of SAMM_Micro_FACS_Codes_v2.xlsx).
+SAMM_EMOTION_MAP: dict[str, str] = {
+    "anger": "negative", "contempt": "negative", "disgust": "negative",
+    "fear": "negative", "sadness": "negative",
+    "happiness": "positive",
+    "surprise": "surprise",
+    "other": "others",
+}
+# Generic CSVs accept either dataset's names or the class names themselves.
+GENERIC_EMOTION_MAP: dict[str, str] = {
+    **CASME3_EMOTION_MAP, **SAMM_EMOTION_MAP, **{name: name for name in EMOTIONS},
+}
+
+RAW_COLUMNS: list[str] = ["subject", "video", "onset", "apex", "offset", "type",
+                          "emotion_raw", "row"]
+
+
+def merged_emotion_map(default: dict[str, str], extra: dict[str, str] | None) -> dict[str, str]:
+    """``default`` overlaid with the user's ``extra`` map (keys case-insensitive).
+
+    Raises ValueError when an extra mapping targets something that is not a class.
+    """
+    mapping = dict(default)
+    for raw, mapped in (extra or {}).items():
+        mapped_class = str(mapped).strip().lower()
+        if mapped_class not in EMOTIONS:
+            raise ValueError(f"emotion map {raw!r} -> {mapped!r}: the class must be one of "
+                             f"{', '.join(EMOTIONS)}")
+        mapping[str(raw).strip().lower()] = mapped_class
+    return mapping
+
+
+def cell_text(value) -> str:
+    """A sheet cell as stripped text ("" for empty cells; 12.0 -> "12")."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def read_sheet_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
+    """Read the table of an .xlsx workbook whose header row holds ``required``.
+
+    The header row is found by content (the first row, in the first worksheet
+    that has one, holding every name in ``required``, case-insensitive), never
+    by a fixed row number: the SAMM sheets have preambles of varying length.
+    Returns one row per non-empty sheet row below the header, every cell as
+    text (see ``cell_text``), columns named by the lower-cased header, plus
+    ``row``, the Excel row number (1-based, as shown by Excel).
+    """
+    import openpyxl
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label sheet not found: {path}")
+    wanted = [name.lower() for name in required]
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        for sheet in workbook.worksheets:
+            header: list[str] | None = None
+            records = []
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+                cells = [cell_text(v) for v in values]
+                if header is None:
+                    names = [c.lower() for c in cells]
+                    if all(name in names for name in wanted):
+                        header = names
+                    continue
+                if any(cells):
+                    records.append(dict(zip(header, cells), row=number))
+            if header is not None:
+                columns = [c for c in header if c] + ["row"]
+                return pd.DataFrame.from_records(records, columns=columns)
+    finally:
+        workbook.close()
+    raise ValueError(f"{path}: no header row holding the columns {', '.join(required)} "
+                     f"in any worksheet; is this the right label file?")
+
+
+def event_type(text: str, where: str) -> str:
+    """``micro`` / ``Micro - 1/2`` -> micro, ``macro`` / ``Macro`` -> macro; else ValueError."""
+    lowered = str(text).strip().lower()
+    for kind in EVENT_TYPES:
+        if lowered.startswith(kind):
+            return kind
+    raise ValueError(f"{where}: type {text!r} is neither micro ('Micro - 1/2') nor macro")
+
+
+def to_frame_number(text: str) -> int | None:
+    """Parse a frame number cell ("12", "12.0", "-1"); None when it is not a number."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def clean_events(raw: pd.DataFrame, source: str | Path, *, onset_zero: str = "clip",
+                 max_duration: int | None = None,
+                 drop_longer_than: int | None = None) -> pd.DataFrame:
+    """Convert sheet frames (1-based) to 0-based and deal with the bad rows.
+
+    Rules, each reported with a logging warning naming the row, subject and video:
+    - onset or offset not a number: drop; apex not a number: -1 (not annotated).
+    - onset 0: ``onset_zero="drop"`` drops the row (SAMM-LV marks extremely long
+      samples so), ``"clip"`` keeps it with onset 0-based 0.
+    - offset 0: use the apex as offset.
+    - onset > apex, onset > offset or apex > offset: drop.
+    - a micro event longer than ``max_duration`` frames (offset - onset): keep
+      but warn; longer than ``drop_longer_than``: drop.
+    Apex -1 (not annotated) stays -1; every other frame becomes sheet value - 1.
+    Returns the table with integer onset/apex/offset (``row`` kept).
+    """
+    kept = []
+    for rec in raw.to_dict("records"):
+        where = f"{source} row {rec['row']} ({rec['subject']} {rec['video']})"
+        onset, apex, offset = (to_frame_number(rec[c]) for c in ("onset", "apex", "offset"))
+        if onset is None or offset is None:
+            log.warning("%s: onset %r / offset %r not a number; row dropped",
+                        where, rec["onset"], rec["offset"])
+            continue
+        if apex is None:
+            log.warning("%s: apex %r not a number; set to -1 (not annotated)", where, rec["apex"])
+            apex = -1
+        if offset == 0:
+            log.warning("%s: offset 0; using the apex %d as offset", where, apex)
+            offset = apex
+        if onset == 0:
+            if onset_zero == "drop":
+                log.warning("%s: onset 0 marks an extremely long sample; row dropped", where)
+                continue
+            log.warning("%s: onset 0 in a 1-based sheet; using frame 0 (0-based) for it "
+                        "and for an apex of 0", where)
+            onset = 1
+            apex = max(apex, 1) if apex != -1 else -1
+        if onset > offset or (apex != -1 and not onset <= apex <= offset):
+            log.warning("%s: onset %d, apex %d, offset %d are out of order; row dropped",
+                        where, onset, apex, offset)
+            continue
+        rec.update(onset=onset - 1, apex=apex - 1 if apex != -1 else -1, offset=offset - 1)
+        duration = rec["offset"] - rec["onset"]
+        if rec["type"] == "micro" and drop_longer_than is not None and duration > drop_longer_than:
+            log.warning("%s: micro event of %d frames (> drop_longer_than %d); row dropped",
+                        where, duration, drop_longer_than)
+            continue
+        if rec["type"] == "micro" and max_duration is not None and duration > max_duration:
+            log.warning("%s: micro event of %d frames (> max_duration %d); kept, flagged",
+                        where, duration, max_duration)
+        kept.append(rec)
+    table = pd.DataFrame.from_records(kept, columns=list(raw.columns))
+    return table.astype({"onset": int, "apex": int, "offset": int})
+
+
+def map_emotions(events: pd.DataFrame, mapping: dict[str, str], source: str | Path) -> pd.DataFrame:
+    """Add the ``emotion`` column; return the table in LABEL_COLUMNS order.
+
+    Micro events need a raw emotion known to ``mapping`` (case-insensitive);
+    unknown names raise ValueError listing them. A micro event without any raw
+    emotion keeps emotion "" (warned). Macro events get their mapped emotion
+    when there is one, else "".
+    """
+    keys = events["emotion_raw"].str.strip().str.lower()
+    micro = events["type"] == "micro"
+    unknown = sorted(set(events.loc[micro & (keys != "") & ~keys.isin(list(mapping)),
+                                    "emotion_raw"]))
+    if unknown:
+        raise ValueError(f"{source}: unknown emotion(s) {', '.join(map(repr, unknown))}; map "
+                         f"them to one of {', '.join(EMOTIONS)} with the config key "
+                         f"`emotion_map` or the CLI option --emotion-map RAW=CLASS")
+    no_emotion = int((micro & (keys == "")).sum())
+    if no_emotion:
+        log.warning("%s: %d micro event(s) without an emotion (emotion left empty)",
+                    source, no_emotion)
+    events = events.assign(emotion=keys.map(mapping).fillna(""))
+    return events[LABEL_COLUMNS].reset_index(drop=True)
+
+
+def check_columns(table: pd.DataFrame, required: Iterable[str], source: str | Path) -> None:
+    """Raise ValueError naming the file and the missing columns."""
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {', '.join(missing)}; found "
+                         f"{', '.join(map(str, table.columns))}")
+
+
+def find_file(root: str | Path, name: str) -> Path:
+    """``root/name`` if present, else the first file of that name under ``root``."""
+    root = Path(root)
+    if (root / name).is_file():
+        return root / name
+    found = sorted(p for p in root.rglob(name) if p.is_file())
+    if not found:
+        raise FileNotFoundError(f"{name} not found in {root} or below; pass the label "
+                                f"file(s) explicitly (CLI --labels)")
+    return found[0]
+
+
+def trailing_number(name: str) -> int | None:
+    """The number at the end of a file stem: "498.jpg" -> 498, "006_1_0001.jpg" -> 1."""
+    match = re.search(r"(\d+)$", Path(name).stem)
+    return int(match.group(1)) if match else None

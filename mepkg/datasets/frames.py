@@ -1,0 +1,271 @@
+"""Streaming frame reader for frame folders and video files.
+
+``open_frames(path, frame_skip)`` yields ``(original_index, frame_bgr)`` for
+original indices 0, frame_skip, 2 * frame_skip, ... < n_frames, holding one
+frame at a time: memory does not grow with the length of the video.
+
+Frame folders: the frame index comes from the number at the end of each file
+name. A folder numbered from 0 (CAS(ME)^3: ``0.jpg, 1.jpg, ...``) has index =
+number; a folder numbered from 1 (SAMM-LV: ``006_1_0001.jpg, ...``) has index =
+number - 1, matching the 1-based label sheets after their conversion to
+0-based. A number missing inside the range is a missing frame; so is a file
+that OpenCV cannot decode. Missing frames are filled with the previous
+readable frame in hand (at the start of a folder: the next readable one),
+counted in ``n_missing`` and warned about.
+
+Video files (anything ``cv2.VideoCapture`` opens): every frame is grabbed,
+only the sampled ones are decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from mepkg.datasets.common import trailing_number
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_FOLDER_FPS = 30.0   # frame folders carry no rate; CAS(ME)^3 is 30 fps
+
+
+def sampled_count(n_frames: int, frame_skip: int) -> int:
+    """Number of sampled frames: ceil(n_frames / frame_skip)."""
+    if frame_skip < 1:
+        raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+    return -(-int(n_frames) // int(frame_skip))
+
+
+@dataclass
+class FolderListing:
+    """The frame files of a folder by 0-based index (no image decoded)."""
+
+    path: Path
+    files: dict[int, str]   # index -> file name
+    n_frames: int           # highest index + 1
+    first_number: int       # number in the first file name (0 or 1 in practice)
+
+    def index_of(self, number: int) -> int:
+        """0-based frame index of the file numbered ``number``."""
+        return number if self.first_number == 0 else number - 1
+
+    @property
+    def n_gaps(self) -> int:
+        """Indices inside [0, n_frames) without a file."""
+        return self.n_frames - len(self.files)
+
+
+def list_frame_folder(path: str | Path) -> FolderListing:
+    """List a frame folder; ValueError when it holds no numbered image."""
+    path = Path(path)
+    numbered: dict[int, str] = {}
+    unnumbered = 0
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            number = trailing_number(entry.name)
+            if number is None:
+                unnumbered += 1
+            elif number in numbered:
+                raise ValueError(f"{path}: frame number {number} appears twice "
+                                 f"({numbered[number]}, {entry.name}); keep one of them")
+            else:
+                numbered[number] = entry.name
+    if not numbered:
+        raise ValueError(f"{path}: no numbered frame images ({', '.join(IMAGE_EXTENSIONS)}); "
+                         f"an empty frame folder cannot be read")
+    if unnumbered:
+        log.warning("%s: %d image file(s) without a frame number ignored", path, unnumbered)
+    first = min(numbered)
+    base = 0 if first == 0 else 1
+    if first > 1:
+        log.warning("%s: first frame number is %d; frames 1-%d count as missing",
+                    path, first, first - 1)
+    files = {number - base: name for number, name in numbered.items()}
+    return FolderListing(path=path, files=files, n_frames=max(files) + 1, first_number=first)
+
+
+def video_properties(path: str | Path) -> tuple[int, float]:
+    """``(n_frames, fps)`` of a video file; counts frames when the container does not say."""
+    capture = _open_capture(path)
+    try:
+        n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = float(capture.get(cv2.CAP_PROP_FPS))
+        if n_frames <= 0:
+            n_frames = 0
+            while capture.grab():
+                n_frames += 1
+    finally:
+        capture.release()
+    if n_frames <= 0:
+        raise ValueError(f"{path}: video has no frames; is the file complete?")
+    if not fps > 0:
+        log.warning("%s: no frame rate in the file; assuming %.0f fps", path, DEFAULT_FOLDER_FPS)
+        fps = DEFAULT_FOLDER_FPS
+    return n_frames, fps
+
+
+def _open_capture(path: str | Path) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise ValueError(f"{path}: OpenCV cannot open this video file; check that it is "
+                         f"complete and in a format OpenCV reads (e.g. mp4, avi)")
+    return capture
+
+
+class FrameSource:
+    """Iterable of ``(original_index, frame_bgr uint8 HxWx3)`` over the sampled frames.
+
+    Attributes: ``path``, ``n_frames`` (original frames), ``fps``,
+    ``frame_skip``, ``n_missing`` (frames filled so far in the current or last
+    pass). ``len()`` is the number of sampled frames.
+    """
+
+    def __init__(self, path: Path, n_frames: int, fps: float, frame_skip: int):
+        self.path = path
+        self.n_frames = n_frames
+        self.fps = fps
+        self.frame_skip = frame_skip
+        self.n_missing = 0
+        sampled_count(n_frames, frame_skip)   # validates frame_skip
+
+    def __len__(self) -> int:
+        return sampled_count(self.n_frames, self.frame_skip)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({str(self.path)!r}, n_frames={self.n_frames}, "
+                f"fps={self.fps}, frame_skip={self.frame_skip})")
+
+
+class FolderFrames(FrameSource):
+    """Frames of an image folder; only the sampled files are decoded."""
+
+    def __init__(self, path: Path, frame_skip: int = 1, fps: float | None = None):
+        self.listing = list_frame_folder(path)
+        super().__init__(path, self.listing.n_frames,
+                         float(fps) if fps else DEFAULT_FOLDER_FPS, frame_skip)
+
+    def decode(self, index: int) -> np.ndarray | None:
+        """The frame at ``index``, or None (with a warning) when missing or unreadable."""
+        name = self.listing.files.get(index)
+        if name is None:
+            log.warning("%s: frame %d has no file; filled", self.path, index)
+            return None
+        frame = cv2.imread(str(self.path / name), cv2.IMREAD_COLOR)
+        if frame is None:
+            log.warning("%s: cannot decode %s; filled", self.path, name)
+        return frame
+
+    def next_readable(self, index: int) -> np.ndarray:
+        """The first readable frame after ``index``; ValueError when there is none."""
+        for later in range(index + 1, self.n_frames):
+            frame = self.decode(later)
+            if frame is not None:
+                return frame
+        raise ValueError(f"{self.path}: no readable frame at or after frame {index}")
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        self.n_missing = 0
+        previous = None
+        for index in range(0, self.n_frames, self.frame_skip):
+            frame = self.decode(index)
+            if frame is None:
+                self.n_missing += 1
+                frame = (previous if previous is not None else self.next_readable(index)).copy()
+            previous = frame
+            yield index, frame
+
+
+class VideoFrames(FrameSource):
+    """Frames of a video file: every frame grabbed, sampled ones retrieved."""
+
+    def __init__(self, path: Path, frame_skip: int = 1, fps: float | None = None):
+        n_frames, file_fps = video_properties(path)
+        super().__init__(path, n_frames, float(fps) if fps else file_fps, frame_skip)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        self.n_missing = 0
+        previous, ended = None, False
+        capture = _open_capture(self.path)
+        try:
+            for index in range(self.n_frames):
+                grabbed = capture.grab()
+                if not grabbed and not ended:
+                    ended = True
+                    log.warning("%s: the stream ends at frame %d of %d; the rest is filled "
+                                "with the last decoded frame", self.path, index, self.n_frames)
+                if index % self.frame_skip:
+                    continue
+                frame = capture.retrieve()[1] if grabbed else None
+                if frame is None:
+                    self.n_missing += 1
+                    if not ended:
+                        log.warning("%s: cannot decode frame %d; filled", self.path, index)
+                    if previous is None:
+                        raise ValueError(f"{self.path}: cannot decode the first sampled "
+                                         f"frame {index}")
+                    frame = previous.copy()
+                previous = frame
+                yield index, frame
+        finally:
+            capture.release()
+
+
+def open_frames(path: str | Path, frame_skip: int = 1, fps: float | None = None) -> FrameSource:
+    """Open a frame folder or a video file for streaming (see the module docstring).
+
+    ``fps`` overrides the frame rate (a folder has none: default 30).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return FolderFrames(path, frame_skip, fps)
+    if path.is_file():
+        return VideoFrames(path, frame_skip, fps)
+    raise FileNotFoundError(f"no frame folder or video file at {path}")
+
+
+def read_frame(path: str | Path, index: int) -> np.ndarray:
+    """One frame by original 0-based index (random access, for figures and plots).
+
+    In a folder, a missing or unreadable frame is replaced by the nearest
+    readable earlier one (else the next readable one), like ``open_frames``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        source = FolderFrames(path)
+        _check_index(path, index, source.n_frames)
+        for earlier in range(index, -1, -1):
+            frame = source.decode(earlier)
+            if frame is not None:
+                return frame
+        return source.next_readable(index)
+    if not path.is_file():
+        raise FileNotFoundError(f"no frame folder or video file at {path}")
+    n_frames, _ = video_properties(path)
+    _check_index(path, index, n_frames)
+    capture = _open_capture(path)
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    if not ok or frame is None:
+        raise ValueError(f"{path}: cannot decode frame {index}")
+    return frame
+
+
+def _check_index(path: Path, index: int, n_frames: int) -> None:
+    if not 0 <= index < n_frames:
+        raise ValueError(f"{path}: frame {index} out of range 0..{n_frames - 1}")

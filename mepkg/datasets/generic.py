@@ -1,0 +1,89 @@
+"""Generic datasets: any videos or frame folders plus one label CSV (SPEC section 1).
+
+Layout::
+
+    <root>/labels.csv
+    <root>/videos/<subject>/<video>.<ext>    a video file OpenCV reads, or
+    <root>/videos/<subject>/<video>/         a frame folder (numbered images)
+
+``labels.csv`` has the columns ``subject,video,onset,apex,offset,type,emotion``,
+one row per event. Frames are **1-based**, like the CAS(ME)^3 and SAMM-LV
+sheets (the first frame of a video is 1); apex empty or -1 = not annotated.
+``type`` is micro or macro; ``emotion`` a raw name mapped with the union of
+the CAS(ME)^3 and SAMM-LV maps, or one of negative/positive/surprise/others.
+
+Frame rate: a video file's own; frame folders have none and are read as
+``folder_fps`` (default 30): use video files for other rates.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from mepkg.datasets.common import (
+    GENERIC_EMOTION_MAP, check_columns, clean_events, event_type, map_emotions,
+    merged_emotion_map, video_id,
+)
+from mepkg.datasets.frames import DEFAULT_FOLDER_FPS, list_frame_folder, video_properties
+
+log = logging.getLogger(__name__)
+
+LABEL_FILE = "labels.csv"
+VIDEOS_DIR = "videos"
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+CSV_COLUMNS = ("subject", "video", "onset", "apex", "offset", "type", "emotion")
+
+
+def read_generic_labels(path: str | Path, emotion_map: dict[str, str] | None = None, *,
+                        max_duration: int | None = None,
+                        drop_longer_than: int | None = None) -> pd.DataFrame:
+    """Events of a generic label CSV (1-based frames) as LABEL_COLUMNS, 0-based frames."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file not found: {path}")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    check_columns(table, CSV_COLUMNS, path)
+    table = table.apply(lambda column: column.str.strip())
+    rows = table.index + 2   # line number in the file: header is line 1
+    raw = pd.DataFrame({
+        "subject": table["subject"], "video": table["video"],
+        "onset": table["onset"], "apex": table["apex"].replace("", "-1"),
+        "offset": table["offset"],
+        "type": [event_type(t, f"{path} line {r}") for t, r in zip(table["type"], rows)],
+        "emotion_raw": table["emotion"],
+        "row": rows,
+    })
+    events = clean_events(raw, path, onset_zero="clip", max_duration=max_duration,
+                          drop_longer_than=drop_longer_than)
+    return map_emotions(events, merged_emotion_map(GENERIC_EMOTION_MAP, emotion_map), path)
+
+
+def scan_generic(root: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> pd.DataFrame:
+    """One manifest row per video file or frame folder in ``root/videos/<subject>/``."""
+    videos_root = Path(root) / VIDEOS_DIR
+    if not videos_root.is_dir():
+        raise FileNotFoundError(f"{videos_root} not found; a generic dataset keeps its videos "
+                                f"in <root>/videos/<subject>/")
+    rows = []
+    for subject_dir in sorted(p for p in videos_root.iterdir() if p.is_dir()):
+        for entry in sorted(subject_dir.iterdir()):
+            if entry.is_dir():
+                listing = list_frame_folder(entry)
+                video, fps = entry.name, folder_fps
+                n_frames, n_missing = listing.n_frames, listing.n_gaps
+            elif entry.suffix.lower() in VIDEO_EXTENSIONS:
+                n_frames, fps = video_properties(entry)
+                video, n_missing = entry.stem, 0
+            else:
+                continue
+            subject = subject_dir.name
+            rows.append({"subject": subject, "video": video, "video_id": video_id(subject, video),
+                         "path": str(entry), "fps": float(fps), "n_frames": n_frames,
+                         "n_missing": n_missing})
+    if not rows:
+        raise FileNotFoundError(f"no video files or frame folders in {videos_root}/<subject>/")
+    return pd.DataFrame(rows)
