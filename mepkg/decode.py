@@ -1,0 +1,392 @@
+"""Prior-guided decoding: per-frame scores -> ME intervals with an emotion (SPEC 6).
+
+Decoding is kept apart from the model (as pyannote's ``Binarize``): every
+number it uses is a field of :class:`DecodePriors`, so tuning a prior re-runs
+this stage and the evaluation only, never the model.
+
+Entry points (docs/architecture.md):
+
+- ``estimate_k_prime`` / ``k_prime_from_labels``: the duration prior k'.
+- ``decode_intervals(curve, k_p, **priors)``: one spot-score curve -> intervals
+  (steps 1-5 of SPEC 6), at the sampled rate.
+- ``frame_classes`` / ``recognise``: per-frame classes and the interval vote
+  (step 6).
+- ``decode_videos(videos, priors, k_p) -> DataFrame``: every video, output in
+  original 0-based frames (step 7).
+- ``run_decode(scores_files, out, priors_file, labels)``: the ``mepkg decode``
+  stage.
+
+The neutral veto (step 6) is recorded, not applied: the output keeps every
+interval and marks the ones the recognition head rejects in the boolean
+column ``vetoed`` (True only where the vote is neutral *and*
+``drop_neutral`` is on). Scoring the rows with ``vetoed == False`` gives the
+result with the veto, scoring all rows the result without it; both come from
+one decode output (``mepkg.metrics.evaluate(..., veto=...)``). Use
+:func:`apply_veto` before handing a CSV to an external evaluator.
+
+Decisions where SPEC 6 leaves room: ME durations for k' are measured on
+sampled label indices (``offset // skip - onset // skip``); k' is at least 1;
+a constant curve gives no interval; a curve shorter than the smoothing width
+keeps its length (centred slice of the full convolution).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.signal import find_peaks
+
+from mepkg.datasets.common import CLASS_NAMES
+
+log = logging.getLogger(__name__)
+
+NEUTRAL_INDEX = CLASS_NAMES.index("neutral")  # 4 (SPEC 3)
+OUTPUT_COLUMNS = ["subject", "video", "onset", "offset", "emotion",
+                  "apex", "score", "vote", "vetoed"]
+K_RULES = ("train", "dataset")
+
+
+@dataclass(frozen=True)
+class DecodePriors:
+    """Every prior of the decoding (SPEC 6); ``config.yaml``'s ``decode`` group.
+
+    k' itself is not a field: it comes from the labels (``k_rule``) or is
+    given explicitly to :func:`decode_videos` / in the priors YAML.
+    """
+
+    p: float = 0.55                # SPEC 6 step 2: threshold = mean + p (max - mean) of the smoothed curve
+    smooth_factor: int = 2         # SPEC 6 step 1: moving-average width = 2 k'
+    t1_divisor: float = 1.5        # SPEC 6 step 4: onset/offset search level t1 = mean(raw) / 1.5
+    t2_factor: float = 1.0         # SPEC 6 step 4: extension level t2 = mean(raw) (x 1.0)
+    extend_factor: int = 5         # SPEC 6 step 4: extensions walk at most 5 k' from the peak
+    iou_threshold: float = 0.2     # SPEC 6 step 5: keep only if IoU < 0.2 with every kept interval
+    apex_factor: float = 1.0       # SPEC 6 step 5: ... and apexes more than 1 x k' apart
+    drop_neutral: bool = True      # SPEC 6 step 6: synergy veto, intervals voted neutral are removed
+    k_rule: str = "train"          # SPEC 6 priors: k' from the fold's training subjects ('train')
+                                   # or the whole dataset ('dataset', the release's test-label leak)
+
+    def __post_init__(self):
+        checks = [
+            ("p", 0.0 <= self.p <= 1.0, "a number in [0, 1]"),
+            ("smooth_factor", self.smooth_factor >= 1, "at least 1"),
+            ("t1_divisor", self.t1_divisor > 0, "positive"),
+            ("t2_factor", self.t2_factor >= 0, "non-negative"),
+            ("extend_factor", self.extend_factor >= 0, "non-negative"),
+            ("iou_threshold", 0.0 < self.iou_threshold <= 1.0, "in (0, 1]"),
+            ("apex_factor", self.apex_factor >= 0, "non-negative"),
+            ("k_rule", self.k_rule in K_RULES, f"one of {K_RULES}"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"decode prior {name}={getattr(self, name)!r}: expected {expected}")
+
+    def interval_kwargs(self) -> dict:
+        """The keyword arguments of :func:`decode_intervals` (steps 1-5)."""
+        return {k: getattr(self, k) for k in ("p", "smooth_factor", "t1_divisor", "t2_factor",
+                                              "extend_factor", "iou_threshold", "apex_factor")}
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "priors") -> "DecodePriors":
+        """Build from a mapping; an unknown key is an error naming it."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown decode prior(s) {unknown}; "
+                             f"known: {sorted(known)} (and k_prime in a priors file)")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- k' (duration prior)
+def estimate_k_prime(durations: Iterable[int]) -> int:
+    """k' = floor((median + 1) / 2), median = sorted(durations)[n // 2] (SPEC 6).
+
+    ``durations`` are ``offset - onset`` in sampled frames.
+    """
+    values = sorted(int(d) for d in durations)
+    if not values:
+        raise ValueError("no micro-expression durations to estimate k' from: "
+                         "give k_prime in the priors file or labels with micro events")
+    if values[0] < 0:
+        raise ValueError(f"negative ME duration {values[0]} (offset before onset) in the labels")
+    return max(1, (values[len(values) // 2] + 1) // 2)
+
+
+def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
+                        subjects: Sequence[str] | None = None) -> int:
+    """k' from the micro events of ``subjects`` (all subjects when None).
+
+    Durations are taken at the sampled rate on sampled label indices:
+    ``offset // frame_skip - onset // frame_skip`` (SPEC 1: sampled index =
+    floor(original / frame_skip)), which is how the model sees an ME. On the
+    real CAS(ME)^3 sheet (frame_skip 1) this gives k' = 11 as the reference.
+    """
+    if frame_skip < 1:
+        raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+    missing = [c for c in ("subject", "onset", "offset") if c not in labels.columns]
+    if missing:
+        raise ValueError(f"labels lack column(s) {missing} needed for k'")
+    rows = labels
+    if "type" in rows.columns:
+        rows = rows[rows["type"].astype(str) == "micro"]
+    if subjects is not None:
+        rows = rows[rows["subject"].astype(str).isin([str(s) for s in subjects])]
+    onset = rows["onset"].to_numpy(np.int64) // frame_skip
+    offset = rows["offset"].to_numpy(np.int64) // frame_skip
+    return estimate_k_prime(offset - onset)
+
+
+# ---------------------------------------------------------------- steps 1-5
+def smooth(curve: np.ndarray, width: int) -> np.ndarray:
+    """Moving average of ``width`` frames, same length as ``curve`` (step 1).
+
+    Equals ``np.convolve(curve, ones(width) / width, 'same')`` (zero padding)
+    when ``len(curve) >= width``; for a shorter curve numpy would return
+    ``width`` values, here the same centred slice of the full convolution
+    keeps ``len(curve)``.
+    """
+    kernel = np.full(width, 1.0 / width)
+    full = np.convolve(curve, kernel, mode="full")   # n + width - 1
+    start = (width - 1) // 2
+    return full[start:start + len(curve)]
+
+
+def segment_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """IoU of two intervals with lengths ``end - start`` (step 5)."""
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _validate_curve(curve) -> np.ndarray:
+    s = np.asarray(curve, dtype=np.float64)
+    if s.ndim != 1:
+        raise ValueError(f"score curve must be 1-D (n sampled frames,), got shape {s.shape}")
+    bad = np.flatnonzero(~np.isfinite(s))
+    if bad.size:
+        raise ValueError(f"score curve is not finite at sampled frame {int(bad[0])} "
+                         f"(value {s[bad[0]]}); {bad.size} such frame(s)")
+    return s
+
+
+def detect_peaks(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Steps 1-3: ``(peaks, smoothed curve, threshold)`` of a validated curve."""
+    s = np.asarray(curve, dtype=np.float64)
+    # 1. smooth: moving average of width 2k'
+    sm = smooth(s, smooth_factor * k_p)                          # (n,)
+    # 2. threshold on the smoothed curve: mean + p (max - mean)
+    mean_sm = float(sm.mean())
+    thr = mean_sm + p * (float(sm.max()) - mean_sm)
+    # 3. peaks of the smoothed curve above it, at least k' apart
+    peaks, _ = find_peaks(sm, height=thr, distance=k_p)
+    return peaks, sm, thr
+
+
+def onset_offset(s: np.ndarray, peak: int, k_p: int, t1: float, t2: float,
+                 extend_factor: int = 5) -> tuple[int, int]:
+    """Step 4 for one peak, on the raw curve: ``(start, end)``, inclusive."""
+    n = len(s)
+    l0, r0 = max(0, peak - k_p), min(n - 1, peak + k_p)
+    # 4a. start: first rise above t1 walking right from l0 (-> the frame before it)
+    start = l0
+    for i in range(l0 + 1, peak):
+        if s[i] > s[i - 1] and s[i] > t1:
+            start = i - 1
+            break
+    # 4b. end: first fall above t1 walking left from r0 (-> the frame after it)
+    end = r0
+    for i in range(r0 - 1, peak, -1):
+        if s[i] > s[i + 1] and s[i] > t1:
+            end = i + 1
+            break
+    # 4c. extend left, at most to peak - 5k': stop at two consecutive frames below t2
+    for i in range(start - 1, max(0, peak - extend_factor * k_p) - 1, -1):
+        if i > 0 and s[i] < t2 and s[i - 1] < t2:
+            start = i + 1
+            break
+    # 4d. extend right, at most to peak + 5k': likewise
+    for j in range(end + 1, min(n - 1, peak + extend_factor * k_p) + 1):
+        if j < n - 1 and s[j] < t2 and s[j + 1] < t2:
+            end = j - 1
+            break
+    return start, end
+
+
+def suppress(candidates, k_p: int, iou_threshold: float = 0.2, apex_factor: float = 1.0,
+             ) -> list[tuple[int, int, int]]:
+    """Step 5: sort by start; keep an interval only if, against every kept one,
+    IoU < ``iou_threshold`` and the apexes are more than ``apex_factor`` k' apart."""
+    kept: list[tuple[int, int, int]] = []
+    for cand in sorted(candidates, key=lambda c: c[0]):
+        if all(segment_iou(cand[:2], k[:2]) < iou_threshold
+               and abs(cand[2] - k[2]) > apex_factor * k_p for k in kept):
+            kept.append(tuple(cand))
+    return kept
+
+
+def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
+                     t1_divisor: float = 1.5, t2_factor: float = 1.0, extend_factor: int = 5,
+                     iou_threshold: float = 0.2, apex_factor: float = 1.0,
+                     ) -> list[tuple[int, int, int]]:
+    """One spot-score curve -> ``[(start, end, apex), ...]`` sorted by start (SPEC 6, 1-5).
+
+    Indices are sampled frames, inclusive. A constant curve (max == min)
+    carries no evidence and gives no interval (a literal run would find one
+    plateau peak in the zero-padded smoothed curve of a constant c > 0).
+    """
+    s = _validate_curve(curve)                                   # (n,)
+    if isinstance(k_p, bool) or int(k_p) != k_p or k_p < 1:
+        raise ValueError(f"k' must be an integer >= 1, got {k_p!r}")
+    k_p = int(k_p)
+    if len(s) == 0 or s.max() == s.min():
+        return []
+    # 1-3. smooth, threshold, peaks
+    peaks, _, _ = detect_peaks(s, k_p, p=p, smooth_factor=smooth_factor)
+    # 4. onset/offset on the raw curve with mean m: t1 = m / 1.5, t2 = m
+    m = float(s.mean())
+    t1, t2 = m / t1_divisor, m * t2_factor
+    candidates = []
+    for peak in peaks:
+        start, end = onset_offset(s, int(peak), k_p, t1, t2, extend_factor)
+        apex = start + int(np.argmax(s[start:end + 1]))          # first maximum
+        candidates.append((start, end, apex))
+    # 5. suppression by IoU and apex distance
+    return suppress(candidates, k_p, iou_threshold, apex_factor)
+
+
+# ---------------------------------------------------------------- step 6: recognition
+def frame_classes(logits) -> np.ndarray:
+    """Class per frame: neutral logit set to 0 (not removed), argmax over 5 (SPEC 5)."""
+    z = np.array(logits, dtype=np.float64, copy=True)            # (n, 5)
+    if z.ndim != 2 or z.shape[1] != len(CLASS_NAMES):
+        raise ValueError(f"class logits must have shape (n, {len(CLASS_NAMES)}), got {z.shape}")
+    bad = np.flatnonzero(~np.isfinite(z).all(axis=1))
+    if bad.size:
+        raise ValueError(f"class logits are not finite at sampled frame {int(bad[0])}")
+    z[:, NEUTRAL_INDEX] = 0.0
+    return np.argmax(z, axis=1)
+
+
+def recognise(classes: np.ndarray, start: int, end: int) -> tuple[int, float]:
+    """Majority vote of ``classes[start+1 .. end-2]`` (SPEC 6 step 6).
+
+    Ties go to the class met first in the span; an empty span votes neutral.
+    Returns ``(class_index, vote)`` with ``vote`` the fraction of the span's
+    frames that voted for the winner (0.0 for an empty span).
+    """
+    span = np.asarray(classes[start + 1:end - 1])
+    if span.size == 0:
+        return NEUTRAL_INDEX, 0.0
+    counts = np.bincount(span, minlength=len(CLASS_NAMES))
+    tied = np.flatnonzero(counts == counts.max())
+    winner = next(int(c) for c in span if c in tied)          # first met among the tied
+    return winner, float(counts[winner] / span.size)
+
+
+# ---------------------------------------------------------------- step 7: all videos
+def decode_videos(videos, priors: DecodePriors, k_p: int) -> pd.DataFrame:
+    """Decode every video; one row per interval in original 0-based frames.
+
+    Columns: ``OUTPUT_COLUMNS``. ``score`` is the maximum raw spot score in
+    the interval, ``vote`` the winning class's share of the vote, ``vetoed``
+    True where the vote is neutral and ``priors.drop_neutral`` is on.
+    """
+    rows = []
+    for v in videos:
+        try:
+            intervals = decode_intervals(v.spot, k_p, **priors.interval_kwargs())
+        except ValueError as err:
+            raise ValueError(f"video {v.video_id} (subject {v.subject}): {err}") from err
+        spot = np.asarray(v.spot, dtype=np.float64)
+        if len(v.logits) != len(spot):
+            raise ValueError(f"video {v.video_id}: {len(v.logits)} logit rows for "
+                             f"{len(spot)} spot scores; re-run prediction for this fold")
+        try:
+            classes = frame_classes(v.logits)
+        except ValueError as err:
+            raise ValueError(f"video {v.video_id} (subject {v.subject}): {err}") from err
+        skip = int(v.frame_skip)
+        for start, end, apex in intervals:
+            cls, vote = recognise(classes, start, end)
+            rows.append({
+                "subject": str(v.subject), "video": str(v.video),
+                "onset": start * skip, "offset": end * skip,
+                "emotion": CLASS_NAMES[cls], "apex": apex * skip,
+                "score": float(spot[start:end + 1].max()), "vote": vote,
+                "vetoed": bool(priors.drop_neutral and cls == NEUTRAL_INDEX),
+            })
+    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+
+
+def apply_veto(intervals: pd.DataFrame) -> pd.DataFrame:
+    """The rows the synergy veto keeps (all rows when there is no ``vetoed`` column)."""
+    if "vetoed" not in intervals.columns:
+        return intervals
+    return intervals[~intervals["vetoed"].astype(bool)].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- the stage
+def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | None]:
+    """Priors YAML (keys = DecodePriors fields, plus optional ``k_prime``)."""
+    if path is None:
+        return DecodePriors(), None
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such priors file")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a priors file is a mapping of prior: value, "
+                         f"got {type(values).__name__}")
+    k_prime = values.pop("k_prime", None)
+    if k_prime is not None and (int(k_prime) != k_prime or k_prime < 1):
+        raise ValueError(f"{path}: k_prime must be an integer >= 1, got {k_prime!r}")
+    return DecodePriors.from_dict(values, source=str(path)), (
+        int(k_prime) if k_prime is not None else None)
+
+
+def run_decode(scores_files, out, priors_file=None, labels=None) -> Path:
+    """``mepkg decode``: scores.h5 file(s) -> intervals CSV (atomic).
+
+    k' is ``k_prime`` from the priors file when given; otherwise it is
+    estimated from ``labels`` (labels.csv): with ``k_rule: train`` over the
+    subjects *not* held out in ``scores_files``, with ``dataset`` over all.
+    """
+    from mepkg.atomic import write_csv
+    from mepkg.h5io import read_scores
+
+    if isinstance(scores_files, (str, os.PathLike)):
+        scores_files = [scores_files]
+    priors, k_p = read_priors(priors_file)
+    videos = [v for f in scores_files for v in read_scores(f)]
+    skips = {int(v.frame_skip) for v in videos}
+    if len(skips) > 1:
+        raise ValueError(f"scores files {list(map(str, scores_files))} mix frame_skip "
+                         f"values {sorted(skips)}; decode one dataset at a time")
+    if k_p is None:
+        if labels is None:
+            raise ValueError("k' is needed: give labels.csv (--labels) or k_prime in the "
+                             "priors file")
+        table = pd.read_csv(labels, dtype={"subject": str, "video": str})
+        held_out = {str(v.subject) for v in videos}
+        subjects = None
+        if priors.k_rule == "train":
+            subjects = sorted(set(table["subject"].astype(str)) - held_out)
+        k_p = k_prime_from_labels(table, skips.pop() if skips else 1, subjects)
+        log.info("k' = %d from %s (%s subjects)", k_p, labels,
+                 "training" if subjects is not None else "all")
+    result = decode_videos(videos, priors, k_p)
+    write_csv(result, out)
+    log.info("%s: %d intervals in %d videos (%d vetoed as neutral), k'=%d",
+             out, len(result), len(videos), int(result["vetoed"].sum()), k_p)
+    return Path(out)

@@ -1,0 +1,354 @@
+"""Spot-then-recognise evaluation: official and strict STRS, UF1, UAR, bootstrap (SPEC 7).
+
+Pure numpy/pandas, separate from the model (as ActionFormer's evaluation).
+Intervals are ``subject, video, onset, offset, emotion`` in original 0-based
+frames, inclusive; IoU counts frames (``onset..offset``).
+
+Two modes:
+
+``official`` (MEGC 2023-2025 evaluator, the default)
+    Per video, predictions are walked in file order; each one takes every
+    not yet matched ground truth with IoU >= 0.5 as a TP (one-to-many); a
+    prediction matching none is an FP; unmatched ground truths are FNs. Only
+    subjects present in the predictions and videos present in the ground
+    truth are scored (predictions for other videos are ignored, with a
+    warning). Recognition quirk: a class whose one-vs-rest vectors hold a
+    single value across ground truth and prediction together scores P = R = 0.
+``strict``
+    One-to-one matching, greedy over all pairs of a video by IoU descending
+    (ties: prediction row, then ground-truth row). Every ground-truth subject
+    and video is scored (a subject without predictions: all FN), and a
+    prediction for a video absent from the ground truth is an FP (a
+    labels.csv lists events, so an event-free video is simply absent). No
+    recognition quirk; a class with undefined P or R still scores 0 there.
+
+In both, recognition runs on the TP pairs whose ground-truth emotion is in
+the analysed set; per class one-vs-rest TP/FP/FN give P and R (0 where
+undefined); F1_recog = 2PR/(P+R) of the class-averaged P and R; UF1 = mean
+per-class F1, UAR = mean per-class recall; STRS = F1_spot x F1_recog.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]
+DEFAULT_EMOTIONS = ("negative", "positive", "surprise")   # SPEC 7: `others` excluded
+IOU_THRESHOLD = 0.5                                       # SPEC 7
+MODES = ("official", "strict")
+
+
+# ---------------------------------------------------------------- input
+def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>") -> pd.DataFrame:
+    """Check and normalise an interval table; errors name the 1-based data row.
+
+    ``kind`` is ``"pred"`` or ``"gt"``. A ground truth holding a ``type``
+    column (labels.csv) keeps its ``micro`` rows. Returns a copy with string
+    subject/video/emotion, int64 onset/offset and the original row number in
+    ``_row`` (1-based data row).
+    """
+    if kind not in ("pred", "gt"):
+        raise ValueError(f"kind must be 'pred' or 'gt', got {kind!r}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: {kind} intervals lack column(s) {missing}; "
+                         f"expected at least {REQUIRED_COLUMNS}")
+    out = df.copy()
+    if "_row" not in out.columns:           # keep the numbering of an already validated table
+        out["_row"] = np.arange(1, len(out) + 1)
+    if kind == "gt" and "type" in out.columns:
+        out = out[out["type"].astype(str) == "micro"]
+    key_columns = ["subject", "video", "onset", "offset"] + (["emotion"] if kind == "pred" else [])
+    for col in key_columns:
+        bad = out[out[col].isna()]
+        if len(bad):
+            raise ValueError(f"{source}: data row {int(bad['_row'].iloc[0])}: {col} is empty "
+                             f"or NaN; every {kind} interval needs {key_columns}")
+    for col in ("onset", "offset"):
+        values = pd.to_numeric(out[col], errors="coerce")
+        bad = out[values.isna() | (values != np.floor(values))]
+        if len(bad):
+            raise ValueError(f"{source}: data row {int(bad['_row'].iloc[0])}: {col} "
+                             f"{bad[col].iloc[0]} is not a whole frame number")
+        out[col] = values.astype(np.int64)
+    bad = out[out["onset"] < 0]
+    if len(bad):
+        raise ValueError(f"{source}: data row {int(bad['_row'].iloc[0])}: negative onset "
+                         f"{int(bad['onset'].iloc[0])}; frames are 0-based and >= 0")
+    bad = out[out["offset"] < out["onset"]]
+    if len(bad):
+        r = bad.iloc[0]
+        raise ValueError(f"{source}: data row {int(r['_row'])}: reversed interval "
+                         f"onset {int(r['onset'])} > offset {int(r['offset'])}")
+    for col in ("subject", "video"):
+        out[col] = out[col].astype(str)
+    out["emotion"] = out["emotion"].fillna("").astype(str).str.strip().str.lower()
+    return out.reset_index(drop=True)
+
+
+def read_intervals_csv(path: str | os.PathLike, kind: str) -> pd.DataFrame:
+    """Read and validate a predictions or ground-truth CSV (labels.csv accepted)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such {kind} CSV")
+    df = pd.read_csv(path, dtype={"subject": str, "video": str, "emotion": str})
+    return validate_intervals(df, kind, source=str(path))
+
+
+# ---------------------------------------------------------------- matching
+def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Frame-inclusive IoU of every (prediction, ground truth) pair.
+
+    pred (P, 2), gt (G, 2) of onset, offset -> (P, G).
+    """
+    p = np.asarray(pred, dtype=np.int64).reshape(-1, 1, 2)   # P x 1 x 2
+    g = np.asarray(gt, dtype=np.int64).reshape(1, -1, 2)     # 1 x G x 2
+    inter = np.clip(np.minimum(p[..., 1], g[..., 1]) - np.maximum(p[..., 0], g[..., 0]) + 1, 0, None)
+    union = (p[..., 1] - p[..., 0] + 1) + (g[..., 1] - g[..., 0] + 1) - inter
+    return inter / union
+
+
+def match_official(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
+    """Predictions in order; each takes every unmatched GT with IoU >= threshold."""
+    taken = np.zeros(iou.shape[1], dtype=bool)
+    pairs = []
+    for i in range(iou.shape[0]):
+        hits = np.flatnonzero((iou[i] >= threshold) & ~taken)
+        taken[hits] = True
+        pairs.extend((i, int(j)) for j in hits)
+    return pairs
+
+
+def match_strict(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
+    """One-to-one: greedy over all pairs by IoU descending (stable in row order)."""
+    cand = np.argwhere(iou >= threshold)                       # K x 2, row-major order
+    order = np.argsort(-iou[cand[:, 0], cand[:, 1]], kind="stable")
+    used_p, used_g, pairs = set(), set(), []
+    for i, j in cand[order]:
+        if i not in used_p and j not in used_g:
+            used_p.add(int(i))
+            used_g.add(int(j))
+            pairs.append((int(i), int(j)))
+    return sorted(pairs)
+
+
+# ---------------------------------------------------------------- scores from counts
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else 0.0
+
+
+def _f1(p: float, r: float) -> float:
+    return _ratio(2 * p * r, p + r)
+
+
+def spotting_scores(tp: int, fp: int, fn: int) -> dict:
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return {"tp": int(tp), "fp": int(fp), "fn": int(fn), "precision": precision,
+            "recall": recall, "f1": _f1(precision, recall)}
+
+
+def class_counts(pairs: Sequence[tuple[str, str]], emotions: Sequence[str]) -> np.ndarray:
+    """One-vs-rest (TP, FP, FN) per analysed class over (gt, pred) pairs -> (C, 3)."""
+    counts = np.zeros((len(emotions), 3), dtype=np.int64)
+    for c, emo in enumerate(emotions):
+        for g, p in pairs:
+            counts[c] += (g == emo and p == emo, g != emo and p == emo, g == emo and p != emo)
+    return counts
+
+
+def recognition_scores(counts: np.ndarray, n_pairs: int, emotions: Sequence[str],
+                       quirk: bool) -> dict:
+    """P, R, F1 per class and overall from (C, 3) one-vs-rest counts.
+
+    ``quirk`` (official): a class whose vectors hold one value across ground
+    truth and prediction (no pair touches it, or every pair is it on both
+    sides) scores P = R = 0.
+    """
+    per_class = {}
+    for c, emo in enumerate(emotions):
+        tp, fp, fn = (int(x) for x in counts[c])
+        single_valued = (tp + fp + fn == 0) or (tp == n_pairs)
+        if quirk and single_valued:
+            p = r = 0.0
+        else:
+            p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+        per_class[emo] = {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r,
+                          "f1": _f1(p, r)}
+    if not per_class:
+        return {"per_class": {}, "precision": 0.0, "recall": 0.0, "f1": 0.0,
+                "uf1": 0.0, "uar": 0.0, "n_pairs": int(n_pairs)}
+    precision = float(np.mean([v["precision"] for v in per_class.values()]))
+    recall = float(np.mean([v["recall"] for v in per_class.values()]))
+    return {"per_class": per_class, "precision": precision, "recall": recall,
+            "f1": _f1(precision, recall),
+            "uf1": float(np.mean([v["f1"] for v in per_class.values()])),
+            "uar": recall, "n_pairs": int(n_pairs)}
+
+
+# ---------------------------------------------------------------- evaluation
+def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, mode: str, veto: bool):
+    """Validate, apply the veto, restrict to what the mode scores and match.
+
+    Returns ``(subjects, per_subject)``: the scored subjects and, per subject,
+    its (tp, fp, fn) and the (gt emotion, pred emotion) TP pairs.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    pred = validate_intervals(pred, "pred")       # idempotent: cheap to repeat
+    gt = validate_intervals(gt, "gt")
+    if veto and "vetoed" in pred.columns:
+        pred = pred[~pred["vetoed"].astype(str).str.lower().isin(["true", "1"])]
+    gt_videos = set(zip(gt["subject"], gt["video"]))
+    outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
+                       dtype=bool)
+    if mode == "official":
+        subjects = sorted(set(pred["subject"]))
+        if outside.any():
+            first = pred[outside].iloc[0]
+            log.warning("%d prediction(s) for videos absent from the ground truth are ignored "
+                        "(official mode), first: data row %d, subject %s video %s",
+                        int(outside.sum()), int(first["_row"]), first["subject"], first["video"])
+        pred = pred[~outside]
+        gt = gt[gt["subject"].isin(subjects)]
+        matcher = match_official
+    else:
+        subjects = sorted(set(gt["subject"]) | set(pred["subject"]))
+        if outside.any():
+            log.info("%d prediction(s) for videos absent from the ground truth count as FP "
+                     "(strict mode)", int(outside.sum()))
+        matcher = match_strict
+    per_subject = {s: {"tp": 0, "fp": 0, "fn": 0, "pairs": []} for s in subjects}
+    pred_groups = dict(list(pred.groupby(["subject", "video"], sort=False)))
+    gt_groups = dict(list(gt.groupby(["subject", "video"], sort=False)))
+    empty = pred.iloc[:0]
+    for key in sorted(set(pred_groups) | set(gt_groups)):
+        p, g = pred_groups.get(key, empty), gt_groups.get(key, empty)
+        iou = iou_matrix(p[["onset", "offset"]].to_numpy(), g[["onset", "offset"]].to_numpy())
+        pairs = matcher(iou)
+        s = per_subject[key[0]]
+        s["tp"] += len(pairs)
+        s["fp"] += len(p) - len({i for i, _ in pairs})
+        s["fn"] += len(g) - len(pairs)
+        s["pairs"].extend((g["emotion"].iloc[j], p["emotion"].iloc[i]) for i, j in pairs)
+    return subjects, per_subject
+
+
+def _summary(counts: dict, emotions, quirk) -> dict:
+    analysed = [(g, p) for g, p in counts["pairs"] if g in emotions]
+    spot = spotting_scores(counts["tp"], counts["fp"], counts["fn"])
+    recog = recognition_scores(class_counts(analysed, emotions), len(analysed), emotions, quirk)
+    return {"spotting": spot, "recognition": recog, "strs": spot["f1"] * recog["f1"]}
+
+
+def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = "official",
+             emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True) -> dict:
+    """Spotting, recognition and STRS of ``pred`` against ``gt`` (SPEC 7).
+
+    ``veto``: drop prediction rows whose ``vetoed`` column is True (decode's
+    neutral veto); ``veto=False`` scores every row. Returns a dict with
+    ``spotting`` {tp, fp, fn, precision, recall, f1}, ``recognition``
+    {per_class, precision, recall, f1, uf1, uar, n_pairs}, ``strs``,
+    ``pairs`` (every TP's [gt emotion, pred emotion], unfiltered) and
+    ``per_subject`` (the same per subject: one LOSO fold each).
+    """
+    emotions = tuple(str(e).strip().lower() for e in emotions)
+    subjects, per_subject = _prepare(pred, gt, mode, veto)
+    quirk = mode == "official"
+    pooled = {"tp": sum(s["tp"] for s in per_subject.values()),
+              "fp": sum(s["fp"] for s in per_subject.values()),
+              "fn": sum(s["fn"] for s in per_subject.values()),
+              "pairs": [pair for s in per_subject.values() for pair in s["pairs"]]}
+    result = {"mode": mode, "emotions": list(emotions), "veto": veto,
+              **_summary(pooled, emotions, quirk),
+              "pairs": [list(p) for p in pooled["pairs"]], "per_subject": {}}
+    for subject in subjects:
+        sub = _summary(per_subject[subject], emotions, quirk)
+        sub["recognition"] = {k: sub["recognition"][k]
+                              for k in ("precision", "recall", "f1", "uf1", "uar", "n_pairs")}
+        result["per_subject"][subject] = sub
+    return result
+
+
+def bootstrap_strs(pred: pd.DataFrame, gt: pd.DataFrame, n: int = 1000, seed: int = 0,
+                   mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                   veto: bool = True, level: float = 0.95) -> dict:
+    """Subject-level bootstrap interval of the pooled STRS.
+
+    Resamples the scored subjects with replacement ``n`` times; spotting and
+    one-vs-rest counts are additive over subjects, so each resample is a
+    weighted sum of per-subject counts. Deterministic for a given ``seed``.
+    Returns {n, seed, level, low, high}.
+    """
+    emotions = tuple(str(e).strip().lower() for e in emotions)
+    subjects, per_subject = _prepare(pred, gt, mode, veto)
+    out = {"n": int(n), "seed": int(seed), "level": level, "low": 0.0, "high": 0.0}
+    if not subjects or n < 1:
+        return out
+    # per-subject counts: spot S x 3, one-vs-rest S x C x 3, analysed pairs S
+    spot = np.array([[per_subject[s][k] for k in ("tp", "fp", "fn")] for s in subjects],
+                    dtype=np.float64)
+    analysed = [[(g, p) for g, p in per_subject[s]["pairs"] if g in emotions] for s in subjects]
+    cls = np.stack([class_counts(a, emotions) for a in analysed]).astype(np.float64)
+    n_pairs = np.array([len(a) for a in analysed], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(subjects), size=(n, len(subjects)))               # n x S
+    weights = np.stack([np.bincount(d, minlength=len(subjects)) for d in draws])  # n x S
+    spot_b = weights @ spot                                                       # n x 3
+    cls_b = np.einsum("bs,sck->bck", weights, cls)                                # n x C x 3
+    pairs_b = weights @ n_pairs                                                   # n
+    values = np.array([
+        spotting_scores(*spot_b[b])["f1"]
+        * recognition_scores(cls_b[b], pairs_b[b], emotions, quirk=mode == "official")["f1"]
+        for b in range(n)])
+    alpha = (1.0 - level) / 2
+    out["low"], out["high"] = (float(x) for x in np.quantile(values, [alpha, 1 - alpha]))
+    return out
+
+
+# ---------------------------------------------------------------- the stage
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
+                 emotions: Sequence[str] = DEFAULT_EMOTIONS, n_bootstrap: int = 1000,
+                 seed: int = 0) -> dict:
+    """``mepkg evaluate``: predictions + ground truth (labels.csv) -> metrics.json.
+
+    The headline is with the neutral veto; ``without_veto`` scores every
+    decoded interval; ``bootstrap`` is the subject-level STRS interval.
+    """
+    from mepkg.atomic import atomic_output
+
+    pred = read_intervals_csv(pred_csv, "pred")
+    gt = read_intervals_csv(gt_csv, "gt")
+    result = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True)
+    without = evaluate(pred, gt, mode=mode, emotions=emotions, veto=False)
+    result["without_veto"] = {k: without[k] for k in ("spotting", "recognition", "strs")}
+    result["bootstrap"] = {"strs": result["strs"], **bootstrap_strs(
+        pred, gt, n=n_bootstrap, seed=seed, mode=mode, emotions=emotions, veto=True)}
+    result["inputs"] = {"pred": str(pred_csv), "gt": str(gt_csv)}
+    with atomic_output(out_json) as tmp:
+        Path(tmp).write_text(json.dumps(_jsonable(result), indent=2) + "\n")
+    sp, rc, bs = result["spotting"], result["recognition"], result["bootstrap"]
+    log.info("%s (%s): STRS %.4f [%.4f, %.4f] = spot F1 %.4f (TP %d FP %d FN %d) x "
+             "recog F1 %.4f; UF1 %.4f UAR %.4f; without veto STRS %.4f",
+             out_json, mode, result["strs"], bs["low"], bs["high"], sp["f1"], sp["tp"],
+             sp["fp"], sp["fn"], rc["f1"], rc["uf1"], rc["uar"],
+             result["without_veto"]["strs"])
+    return result

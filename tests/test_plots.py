@@ -1,0 +1,96 @@
+"""Figures: each writes a readable PNG; the sweep decodes saved curves at each p."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import image
+
+from mepkg.decode import DecodePriors, decode_videos
+from mepkg.h5io import VideoScores
+from mepkg.metrics import bootstrap_strs, evaluate
+from mepkg.plots import (EMOTION_COLOURS, emotion_colour, plot_confusion, plot_fold_strs,
+                         plot_score_curve, plot_threshold_sweep, threshold_sweep)
+
+SKIP, FPS, K_P = 7, 200.0, 3
+
+
+def synthetic_videos(n_subjects=3, seed=0):
+    """Curves with a bump on each ground-truth ME (sampled rate) and a few false bumps."""
+    rng = np.random.default_rng(seed)
+    videos, gt = [], []
+    emotions = ["negative", "positive", "surprise", "others"]
+    for s in range(n_subjects):
+        n = 300
+        spot = np.abs(rng.normal(0.05, 0.03, n))
+        logits = rng.normal(0, 0.5, (n, 5))
+        for centre in (40, 120, 200, 260):
+            emo = int(rng.integers(4))
+            spot[centre - 4:centre + 5] += np.hanning(9) * rng.uniform(0.5, 0.9)
+            logits[centre - 4:centre + 5, emo] += 2.0
+            gt.append({"subject": f"s{s}", "video": f"s{s}_1", "onset": (centre - 3) * SKIP,
+                       "offset": (centre + 3) * SKIP, "emotion": emotions[emo]})
+        spot[80:86] += 0.5                                   # a false alarm
+        videos.append(VideoScores(video_id=f"s{s}_1", subject=f"s{s}", video=f"s{s}_1",
+                                  spot=np.clip(spot, 0, 1).astype(np.float32),
+                                  logits=logits.astype(np.float32), frame_skip=SKIP, k=30,
+                                  fps=FPS))
+    return videos, pd.DataFrame(gt)
+
+
+def _is_png(path):
+    img = image.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 300
+    return img
+
+
+def test_emotion_colours_are_fixed():
+    assert emotion_colour("Negative") == EMOTION_COLOURS["negative"]
+    assert len(set(EMOTION_COLOURS.values())) == 5
+    assert emotion_colour("repression") not in EMOTION_COLOURS.values()
+
+
+def test_plot_score_curve(tmp_path):
+    videos, gt = synthetic_videos(1)
+    pred = decode_videos(videos, DecodePriors(), K_P)
+    v = videos[0]
+    path = plot_score_curve(v.spot, gt, pred, SKIP, FPS, tmp_path / "curve.png",
+                            title="s0_1", k_p=K_P)
+    _is_png(path)
+    # no fps: axis in original frames; no intervals at all still plots
+    _is_png(plot_score_curve(v.spot, [], None, SKIP, 0, tmp_path / "bare.png"))
+    with pytest.raises(ValueError, match="onset, offset, emotion"):
+        plot_score_curve(v.spot, [{"start": 1}], [], SKIP, FPS, tmp_path / "bad.png")
+
+
+def test_plot_confusion_counts_and_extra_labels(tmp_path):
+    pairs = [["negative", "negative"], ["negative", "positive"], ["surprise", "neutral"],
+             ["positive", "positive"], ["positive", "positive"], ["positive", "negative"]]
+    _is_png(plot_confusion(pairs, ["negative", "positive", "surprise"], tmp_path / "cm.png"))
+
+
+def test_plot_fold_strs_from_evaluate(tmp_path):
+    videos, gt = synthetic_videos(3)
+    pred = decode_videos(videos, DecodePriors(), K_P)
+    r = evaluate(pred, gt)
+    boot = bootstrap_strs(pred, gt, n=200)
+    _is_png(plot_fold_strs(r["per_subject"], r["strs"], (boot["low"], boot["high"]),
+                           tmp_path / "folds.png"))
+    _is_png(plot_fold_strs({"a": 0.0, "b": 0.0}, 0.0, None, tmp_path / "zero.png"))
+
+
+def test_threshold_sweep_rescoring_saved_curves(tmp_path):
+    videos, gt = synthetic_videos(3)
+    sweep = threshold_sweep(videos, K_P, gt, [0.3, 0.55, 0.9])
+    assert sweep.p.tolist() == [0.3, 0.55, 0.9]
+    # a higher threshold never keeps more peaks
+    assert sweep.n_intervals.is_monotonic_decreasing
+    at = evaluate(decode_videos(videos, DecodePriors(), K_P), gt)
+    assert sweep.strs.iloc[1] == pytest.approx(at["strs"])
+    _is_png(plot_threshold_sweep(sweep, tmp_path / "sweep.png"))
+    # a k' per subject (each fold's own) gives the same when they are all equal
+    per_fold = threshold_sweep(videos, {"s0": K_P, "s1": K_P, "s2": K_P}, gt, [0.3, 0.55, 0.9])
+    pd.testing.assert_frame_equal(per_fold, sweep)
+    with pytest.raises(ValueError, match=r"no k' for subject\(s\) \['s2'\]"):
+        threshold_sweep(videos, {"s0": K_P, "s1": K_P}, gt, [0.5])
