@@ -61,6 +61,74 @@ class LandmarkTrack:
     attrs: dict = field(default_factory=dict)  # backend, backend_version, k, frame_skip, n_frames, fps, video
 
 
+LANDMARKS_SCHEMA = "mepkg.landmarks/1"
+LANDMARK_ATTRS = ("backend", "backend_version", "k", "frame_skip", "n_frames", "fps", "video")
+
+
+def _require_shape(h5: h5py.File, name: str, kind: str, shape: tuple, dtype) -> np.ndarray:
+    """Dataset ``name`` read whole, checked against ``shape`` (None = any) and ``dtype``."""
+    ds = _require(h5, name, kind, len(shape), np.dtype(dtype).kind)
+    if ds.dtype != np.dtype(dtype) or any(s is not None and s != d
+                                          for s, d in zip(shape, ds.shape)):
+        want = "x".join("n" if s is None else str(s) for s in shape)
+        raise ValueError(f"{h5.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
+                         f"expected {want} {np.dtype(dtype)}; re-run the stage that writes it")
+    return ds[()]
+
+
+def _check_schema(h5: h5py.File, schema: str, kind: str, attrs: tuple[str, ...]) -> dict:
+    if h5.attrs.get("schema") != schema:
+        raise ValueError(f"{h5.filename}: not a mepkg {kind} file (schema attribute "
+                         f"{h5.attrs.get('schema')!r}, expected {schema!r}); re-run {kind}")
+    missing = [a for a in attrs if a not in h5.attrs]
+    if missing:
+        raise ValueError(f"{h5.filename}: {kind} file lacks attribute(s) {', '.join(missing)}; "
+                         f"re-run {kind}")
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h5.attrs.items()
+            if k != "schema"}
+
+
+def write_landmarks(path: str | os.PathLike, track: LandmarkTrack) -> Path:
+    """Write a :class:`LandmarkTrack` to landmarks/<video_id>.h5 atomically."""
+    w = len(track.ref_frame)
+    if track.face_box.shape != (w, 4) or track.landmarks.shape != (w, 68, 2) \
+            or track.detected.shape != (w,):
+        raise ValueError(f"{path}: inconsistent landmark track: ref_frame ({w},), face_box "
+                         f"{track.face_box.shape}, landmarks {track.landmarks.shape}, "
+                         f"detected {track.detected.shape}")
+    missing = [a for a in LANDMARK_ATTRS if a not in track.attrs]
+    if missing:
+        raise ValueError(f"{path}: landmark track lacks attribute(s) {', '.join(missing)}")
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["schema"] = LANDMARKS_SCHEMA
+            h5.attrs.update({k: v for k, v in track.attrs.items()})
+            h5.create_dataset("ref_frame", data=np.asarray(track.ref_frame, np.int64))
+            h5.create_dataset("face_box", data=np.asarray(track.face_box, np.float32))
+            h5.create_dataset("landmarks", data=np.asarray(track.landmarks, np.float32))
+            h5.create_dataset("detected", data=np.asarray(track.detected, bool))
+    return Path(path)
+
+
+def read_landmarks(path: str | os.PathLike) -> LandmarkTrack:
+    """Read and validate landmarks/<video_id>.h5."""
+    with _open_checked(path, "landmarks") as h5:
+        attrs = _check_schema(h5, LANDMARKS_SCHEMA, "landmarks", LANDMARK_ATTRS)
+        ref = _require_shape(h5, "ref_frame", "landmarks", (None,), np.int64)
+        w = len(ref)
+        track = LandmarkTrack(
+            ref_frame=ref,
+            face_box=_require_shape(h5, "face_box", "landmarks", (w, 4), np.float32),
+            landmarks=_require_shape(h5, "landmarks", "landmarks", (w, 68, 2), np.float32),
+            detected=_require_shape(h5, "detected", "landmarks", (w,), bool),
+            attrs=attrs)
+    bad = track.detected & ~np.isfinite(track.landmarks).all(axis=(1, 2))
+    if bad.any():
+        raise ValueError(f"{path}: landmarks of detected window {int(np.flatnonzero(bad)[0])} "
+                         f"are not finite; re-run landmarks")
+    return track
+
+
 # ---------------------------------------------------------------- features
 @dataclass
 class FeatureSet:
@@ -80,6 +148,58 @@ class FeatureSet:
     @property
     def k(self) -> int:
         return int(self.features.shape[2])
+
+
+FEATURES_SCHEMA = "mepkg.features/1"
+FEATURE_ATTRS = ("video_id", "subject", "video", "fps", "frame_skip", "k", "n_frames",
+                 "landmark_backend", "flow_params", "mepkg_version")
+N_FEATURE_CHANNELS = 36  # 18 ROI motions x (dx, dy), SPEC 2 step 7
+
+
+def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
+    """Write a :class:`FeatureSet` to features/<video_id>.h5 atomically."""
+    w = fs.features.shape[0]
+    shapes = {"features": (fs.features.shape, (w, N_FEATURE_CHANNELS, fs.features.shape[-1])),
+              "window_start": (fs.window_start.shape, (w,)),
+              "landmarks": (fs.landmarks.shape, (w, 68, 2)),
+              "crop_box": (fs.crop_box.shape, (w, 4)), "quality": (fs.quality.shape, (w,))}
+    for name, (got, want) in shapes.items():
+        if tuple(got) != want or fs.features.ndim != 3:
+            raise ValueError(f"{path}: feature set '{name}' has shape {got}, expected {want}")
+    missing = [a for a in FEATURE_ATTRS if a not in fs.attrs]
+    if missing:
+        raise ValueError(f"{path}: feature set lacks attribute(s) {', '.join(missing)}")
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["schema"] = FEATURES_SCHEMA
+            h5.attrs.update({k: v for k, v in fs.attrs.items()})
+            h5.create_dataset("features", data=np.asarray(fs.features, np.float32))
+            h5.create_dataset("window_start", data=np.asarray(fs.window_start, np.int64))
+            h5.create_dataset("landmarks", data=np.asarray(fs.landmarks, np.float32))
+            h5.create_dataset("crop_box", data=np.asarray(fs.crop_box, np.int32))
+            h5.create_dataset("quality", data=np.asarray(fs.quality, np.uint8))
+    return Path(path)
+
+
+def read_features(path: str | os.PathLike) -> FeatureSet:
+    """Read and validate features/<video_id>.h5."""
+    with _open_checked(path, "features") as h5:
+        attrs = _check_schema(h5, FEATURES_SCHEMA, "features", FEATURE_ATTRS)
+        k = int(attrs["k"])
+        feats = _require_shape(h5, "features", "features", (None, N_FEATURE_CHANNELS, k),
+                               np.float32)
+        w = feats.shape[0]
+        fs = FeatureSet(
+            features=feats,
+            window_start=_require_shape(h5, "window_start", "features", (w,), np.int64),
+            landmarks=_require_shape(h5, "landmarks", "features", (w, 68, 2), np.float32),
+            crop_box=_require_shape(h5, "crop_box", "features", (w, 4), np.int32),
+            quality=_require_shape(h5, "quality", "features", (w,), np.uint8),
+            attrs=attrs)
+    if not np.isfinite(fs.features).all():
+        bad = int(np.flatnonzero(~np.isfinite(fs.features).all(axis=(1, 2)))[0])
+        raise ValueError(f"{path}: features of window {bad} are not finite; re-run features")
+    return fs
 
 
 # ---------------------------------------------------------------- scores

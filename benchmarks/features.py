@@ -1,0 +1,129 @@
+"""Benchmark of the features stage: sampled frames per second and peak memory.
+
+Renders one synthetic 640 x 640 face video (``mepkg.synth.render_video``) as
+a 200 fps frame folder read with frame_skip 7 and k 30 (the SAMM-LV
+settings), in a short and a 10x longer version, and runs landmarks +
+features on each in a fresh process (one core: OpenCV single-threaded) so
+that peak RSS is per run. Prints one line per video and a summary:
+
+    python benchmarks/features.py                 # 150 and 1500 sampled frames
+    python benchmarks/features.py --sampled 60    # quicker: 60 and 600
+
+Only the sampled frames are rendered (at 200/7 fps, the same motion per
+sampled step); the six frames between two sampled ones are hard links to the
+previous sampled file, so the folder is a complete 200 fps video on disk
+while costing one seventh of the rendering. The reader decodes sampled files
+only, so the timing is that of a real 200 fps folder.
+
+Targets (DESIGN.md): at least 10x the reference's 3.3 sampled frames/s on
+one core, i.e. >= 33; peak RSS of the long video within 10% of the short one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FPS, FRAME_SKIP, K, SIZE = 200.0, 7, 30, 640
+
+
+def build_video(out: Path, n_sampled: int, seed: int = 0) -> Path:
+    """A 200 fps frame folder of n_sampled * 7 frames, rendered at the sampled rate."""
+    from mepkg.synth import render_video
+
+    sampled = out.with_name(out.name + "_sampled")
+    if not out.exists():
+        render_video(sampled, seconds=n_sampled * FRAME_SKIP / FPS, frame_size=SIZE,
+                     fps=FPS / FRAME_SKIP, seed=seed)
+        out.mkdir(parents=True)
+        files = sorted(sampled.glob("*.jpg"), key=lambda p: int(p.stem))[:n_sampled]
+        for s, src in enumerate(files):
+            for j in range(FRAME_SKIP):
+                os.link(src, out / f"{s * FRAME_SKIP + j}.jpg")
+    return out
+
+
+def run_one(folder: Path, out: Path) -> dict:
+    """Landmarks + features of one video in this process; timings and peak RSS."""
+    import logging
+
+    from mepkg.features import FeatureConfig, extract_features
+    from mepkg.h5io import write_features
+    from mepkg.landmarks import detect_video_landmarks, get_backend
+
+    logging.basicConfig(level=logging.WARNING)
+    config = FeatureConfig(k=K, frame_skip=FRAME_SKIP)
+    get_backend(config.backend)                      # model loading is not per-frame work
+    t0 = time.perf_counter()
+    track = detect_video_landmarks(folder, k=K, frame_skip=FRAME_SKIP, fps=FPS)
+    t1, c1 = time.perf_counter(), time.process_time()
+    fs = extract_features(folder, track, config, fps=FPS)
+    t2, cpu = time.perf_counter(), time.process_time() - c1
+    fs.attrs.update({"video_id": folder.name, "subject": "s01", "video": folder.name})
+    write_features(out, fs)
+    n_sampled = (fs.n_windows + 1) * (K // 2)
+    return {"video": folder.name, "sampled_frames": n_sampled, "windows": fs.n_windows,
+            "flagged": int((fs.quality != 0).sum()),
+            "landmarks_s": t1 - t0, "features_s": t2 - t1,
+            "features_fps": n_sampled / (t2 - t1),
+            "features_cpu_fps": n_sampled / cpu,
+            "overall_fps": n_sampled / (t2 - t0),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sampled", type=int, default=150, help="sampled frames, short video")
+    parser.add_argument("--factor", type=int, default=10, help="long video = factor x short")
+    parser.add_argument("--workdir", help="keep videos here (default: a temporary folder)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)   # internal: run one video
+    parser.add_argument("--render", help=argparse.SUPPRESS)   # internal: render one video
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(Path(args.one), Path(args.one).with_suffix(".h5"))))
+        return
+    if args.render:
+        build_video(Path(args.render), args.sampled)
+        return
+
+    # Rendering and every measured run get their own process: ru_maxrss survives fork/exec
+    # on Linux, so this parent must stay small.
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.workdir or tmp)
+        long_n = args.sampled * args.factor
+        long_dir = work / f"video_{long_n}"
+        subprocess.run([sys.executable, __file__, "--render", str(long_dir), "--sampled",
+                        str(long_n)], env=env, check=True)
+        short_dir = work / f"video_{args.sampled}"
+        if not short_dir.exists():   # the first part of the long video, hard-linked
+            short_dir.mkdir(parents=True)
+            for i in range(args.sampled * FRAME_SKIP):
+                os.link(long_dir / f"{i}.jpg", short_dir / f"{i}.jpg")
+        results = []
+        for folder in (short_dir, long_dir):
+            proc = subprocess.run([sys.executable, __file__, "--one", str(folder)], env=env,
+                                  capture_output=True, text=True, check=True)
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            results.append(r)
+            print(f"{r['sampled_frames']:6d} sampled frames ({r['windows']} windows, "
+                  f"{r['flagged']} flagged): features {r['features_fps']:.1f} frames/s "
+                  f"({r['features_cpu_fps']:.1f} per CPU-second), "
+                  f"with landmark detection {r['overall_fps']:.1f} frames/s, "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB")
+        short, long = results
+        print(f"summary: {long['features_fps']:.1f} sampled frames/s wall, "
+              f"{long['features_cpu_fps']:.1f} per CPU-second (target >= 33, "
+              f"reference 3.3); peak RSS long/short = "
+              f"{long['peak_rss_mb'] / short['peak_rss_mb']:.3f} (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()

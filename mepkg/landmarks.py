@@ -1,0 +1,257 @@
+"""Face detection and 68 iBUG landmarks at the reference frames (SPEC 2 step 1).
+
+Backends share one interface, :class:`LandmarkBackend`: ``detect(image)``
+returns the largest face as ``(box, points)`` (box = left, top, right,
+bottom; points (68, 2) = (x, y) in image pixels) or ``None``.
+
+- ``dlib`` (default): dlib's frontal HOG detector + the 68-point shape
+  predictor shipped by ``face-recognition-models``; works offline.
+- ``face_alignment``: the FAN network of the ``face-alignment`` package; its
+  weights download on first use, so offline it fails at once with a message
+  naming the dlib backend.
+
+Backends are cached per process: models load once.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from mepkg.h5io import LandmarkTrack
+
+log = logging.getLogger(__name__)
+
+N_LANDMARKS = 68
+BACKENDS = ("dlib", "face_alignment")
+
+
+class BackendUnavailableError(RuntimeError, ValueError):
+    """A landmark backend cannot run here (not installed, weights missing offline).
+
+    A ``RuntimeError``; also a ``ValueError`` so that the CLI reports it as a
+    one-line bad-option error.
+    """
+
+
+class LandmarkBackend(Protocol):
+    name: str
+    version: str
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Largest face of a gray or BGR uint8 image: (box (4,), points (68, 2)) or None."""
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+
+
+# ---------------------------------------------------------------- dlib
+def dlib_predictor_path() -> Path:
+    """The 68-point predictor shipped by face-recognition-models (not imported: its
+    ``__init__`` needs pkg_resources)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package face-recognition-models is not installed; it ships the "
+                                "dlib 68-point predictor: pip install face-recognition-models")
+    path = (Path(spec.submodule_search_locations[0]) / "models"
+            / "shape_predictor_68_face_landmarks.dat")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: dlib 68-point predictor missing; reinstall "
+                                f"face-recognition-models")
+    return path
+
+
+class DlibBackend:
+    """dlib frontal face detector (upsample 0, then 1 if nothing is found) + 68 points."""
+
+    name = "dlib"
+
+    def __init__(self):
+        import dlib
+
+        self.version = str(dlib.__version__)
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(dlib_predictor_path()))
+        self._rect = dlib.rectangle
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        gray = np.ascontiguousarray(_gray(image))
+        faces = self._detector(gray, 0)
+        if len(faces) == 0:   # small faces: one upsampling step (4x slower)
+            faces = self._detector(gray, 1)
+        if len(faces) == 0:
+            return None
+        face = max(faces, key=lambda r: r.width() * r.height())
+        shape = self._predictor(gray, face)
+        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        box = np.array([face.left(), face.top(), face.right(), face.bottom()], np.float32)
+        return box, points
+
+
+# ---------------------------------------------------------------- face_alignment
+# File names face-alignment 1.x caches in <torch hub dir>/checkpoints.
+FA_WEIGHTS = ("2DFAN4-11f355bf06.pth.tar", "s3fd-619a316812.pth")
+FA_HOST = "www.adrianbulat.com"
+
+
+def _torch_hub_dir() -> Path:
+    if os.environ.get("TORCH_HOME"):
+        return Path(os.environ["TORCH_HOME"]) / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+    return Path(xdg) / "torch" / "hub"
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class FaceAlignmentBackend:
+    """FAN 2D landmarks with its S3FD detector (``pip install mepkg[face-alignment]``)."""
+
+    name = "face_alignment"
+
+    def __init__(self):
+        hint = "or use the offline default: --backend dlib"
+        if importlib.util.find_spec("face_alignment") is None:
+            raise BackendUnavailableError(f"landmark backend face_alignment is not installed: "
+                                          f"pip install face-alignment, {hint}")
+        checkpoints = _torch_hub_dir() / "checkpoints"
+        missing = [f for f in FA_WEIGHTS if not (checkpoints / f).exists()]
+        if missing and not _reachable(FA_HOST):
+            raise BackendUnavailableError(
+                f"face_alignment weights could not be downloaded: {', '.join(missing)} not in "
+                f"{checkpoints} and {FA_HOST} is unreachable (offline?); copy them there, {hint}")
+        try:
+            import face_alignment
+        except ImportError as err:
+            raise BackendUnavailableError(
+                f"face_alignment cannot be imported ({err}); {hint}") from err
+        try:
+            self._fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D,
+                                                    device="cpu", flip_input=False)
+        except OSError as err:   # URLError, HTTPError, connection resets
+            raise BackendUnavailableError(
+                f"face_alignment weights could not be downloaded ({err}); {hint}") from err
+        self.version = importlib.metadata.version("face-alignment")
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.ndim == 3 else cv2.COLOR_GRAY2RGB)
+        result = self._fa.get_landmarks_from_image(rgb, return_bboxes=True)
+        points, _, boxes = result if isinstance(result, tuple) else (result, None, None)
+        if not points:
+            return None
+        areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes] if boxes else [0]
+        i = int(np.argmax(areas))
+        pts = np.asarray(points[i], dtype=np.float32)[:, :2]
+        box = (np.asarray(boxes[i][:4], np.float32) if boxes
+               else np.concatenate([pts.min(axis=0), pts.max(axis=0)]).astype(np.float32))
+        return box, pts
+
+
+@functools.lru_cache(maxsize=None)
+def get_backend(name: str = "dlib") -> LandmarkBackend:
+    """The landmark backend ``name`` (``dlib`` or ``face_alignment``), loaded once per process."""
+    if name == "dlib":
+        return DlibBackend()
+    if name == "face_alignment":
+        return FaceAlignmentBackend()
+    raise ValueError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+# ---------------------------------------------------------------- videos
+def n_windows(n_sampled: int, k: int) -> int:
+    """Windows of k sampled frames, stride k/2, in n sampled frames (SPEC 2)."""
+    if k < 2 or k % 2:
+        raise ValueError(f"window length k={k} must be an even number >= 2")
+    return max(n_sampled // (k // 2) - 1, 0)
+
+
+def _video_name(source) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else getattr(
+        source, "path", "<frames in memory>")
+
+
+def detect_video_landmarks(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]],
+                           k: int = 30, frame_skip: int = 7, backend: str = "dlib",
+                           progress: bool = False, fps: float | None = None) -> LandmarkTrack:
+    """Face box and 68 landmarks at the reference frame of every window.
+
+    ``source`` is a video file or frame folder (read with
+    :func:`mepkg.datasets.frames.open_frames`, decoding only the reference
+    frames of a folder) or an iterable of ``(original_index, frame)`` at
+    the sampled rate (original indices 0, frame_skip, 2*frame_skip, ...).
+    Window i starts at sampled index i*k/2 = original frame i*k/2*frame_skip.
+    ``fps`` overrides the rate a frame folder cannot tell (metadata only).
+    Raises ``ValueError`` naming the video if no reference frame shows a face.
+    """
+    name = _video_name(source)
+    half = k // 2
+    n_windows(0, k)   # validates k
+    det = get_backend(backend)
+    fps = 0.0
+    if isinstance(source, (str, os.PathLike)):
+        from mepkg.datasets.frames import open_frames
+
+        frames = open_frames(source, frame_skip=frame_skip * half, fps=fps)   # references only
+        n_frames, fps = int(frames.n_frames), float(frames.fps or 0.0)
+        total = n_windows(-(-n_frames // frame_skip), k)
+    else:
+        frames, n_frames = source, getattr(source, "n_frames", None)
+        fps = float(fps or getattr(source, "fps", 0.0) or 0.0)
+        total = None if n_frames is None else n_windows(-(-n_frames // frame_skip), k)
+
+    refs, boxes, points, found = [], [], [], []
+    last = -1
+    bar = tqdm(total=total, desc=f"landmarks {Path(name).name}", unit="ref",
+               disable=not progress)
+    for index, frame in frames:
+        last = index
+        if index % (frame_skip * half):
+            continue
+        if total is not None and len(refs) >= total:
+            break
+        result = det.detect(frame)
+        refs.append(index)
+        found.append(result is not None)
+        boxes.append(result[0] if result else np.full(4, np.nan, np.float32))
+        points.append(result[1] if result else np.full((N_LANDMARKS, 2), np.nan, np.float32))
+        if result is None:
+            log.debug("%s: no face at frame %d", name, index)
+        bar.update()
+    bar.close()
+    if n_frames is None:
+        n_frames = last + 1
+    w = n_windows(-(-n_frames // frame_skip), k)
+    if len(refs) < w:
+        raise ValueError(f"{name}: {len(refs)} reference frames read, {w} windows expected "
+                         f"from {n_frames} frames; the video is truncated or unreadable")
+    refs, boxes, points, found = refs[:w], boxes[:w], points[:w], found[:w]
+    if w and not any(found):
+        raise ValueError(f"{name}: no face found in any of its {w} reference frames "
+                         f"(backend {backend}); check the video shows a frontal face")
+    track = LandmarkTrack(
+        ref_frame=np.asarray(refs, np.int64),
+        face_box=np.asarray(boxes, np.float32).reshape(w, 4),
+        landmarks=np.asarray(points, np.float32).reshape(w, N_LANDMARKS, 2),
+        detected=np.asarray(found, bool),
+        attrs={"backend": det.name, "backend_version": det.version, "k": int(k),
+               "frame_skip": int(frame_skip), "n_frames": int(n_frames), "fps": fps,
+               "video": str(name)})
+    log.info("%s: %d windows, face found at %d of %d reference frames", name, w,
+             int(track.detected.sum()), w)
+    return track

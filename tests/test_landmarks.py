@@ -1,0 +1,84 @@
+"""Landmark backends and reference-frame landmark tracks (SPEC 2 step 1)."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from mepkg import landmarks as lm
+from mepkg.landmarks import detect_video_landmarks, get_backend, n_windows
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.ascontiguousarray(data.astronaut()[..., ::-1])   # BGR, face near (179..266, 83..170)
+
+
+def test_dlib_finds_the_astronauts_face(astronaut):
+    backend = get_backend("dlib")
+    assert backend is get_backend("dlib")                       # models load once per process
+    assert backend.name == "dlib" and backend.version
+    box, points = backend.detect(astronaut)
+    assert points.shape == (68, 2) and points.dtype == np.float32
+    np.testing.assert_allclose(box, [179, 83, 266, 170], atol=12)
+    left, top, right, bottom = box
+    assert (left <= points[30, 0] <= right) and (top <= points[30, 1] <= bottom)   # nose tip
+    assert points[36:42, 0].mean() < points[42:48, 0].mean()    # image-left eye first (iBUG)
+    assert points[17:27, 1].mean() < points[36:48, 1].mean() < points[48:68, 1].mean()
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)            # gray works the same
+    np.testing.assert_allclose(backend.detect(gray)[1], points, atol=1)
+
+
+def test_dlib_returns_none_without_face():
+    assert get_backend("dlib").detect(np.full((240, 320, 3), 127, np.uint8)) is None
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown landmark backend 'mediapipe'"):
+        get_backend("mediapipe")
+
+
+def test_face_alignment_offline_names_dlib(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))             # no cached weights
+    monkeypatch.setattr(lm, "_reachable", lambda host, timeout=3.0: False)
+    if lm.importlib.util.find_spec("face_alignment") is None:
+        pytest.skip("face-alignment not installed")
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="weights could not be downloaded.*--backend dlib"):
+        get_backend("face_alignment")
+    assert time.perf_counter() - t0 < 5
+
+
+def test_window_count():
+    assert n_windows(100, 30) == 100 // 15 - 1
+    assert n_windows(29, 30) == 0
+    with pytest.raises(ValueError, match="even"):
+        n_windows(100, 31)
+
+
+def test_track_from_frames_in_memory(astronaut):
+    blank = np.zeros_like(astronaut)
+    # frame_skip 2: sampled frames are originals 0, 2, ..., 38; k 10 -> refs 0, 10, 20
+    frames = [(2 * s, blank if s == 5 else astronaut) for s in range(20)]
+    track = detect_video_landmarks(frames, k=10, frame_skip=2)
+    assert list(track.ref_frame) == [0, 10, 20]
+    assert list(track.detected) == [True, False, True]
+    assert np.isnan(track.landmarks[1]).all() and not np.isnan(track.landmarks[0]).any()
+    assert track.attrs["k"] == 10 and track.attrs["frame_skip"] == 2
+    assert track.attrs["backend"] == "dlib" and track.attrs["n_frames"] == 39
+
+
+def test_track_from_frame_folder_reads_reference_frames(tmp_path, astronaut):
+    folder = tmp_path / "spNO.1" / "a" / "color"
+    folder.mkdir(parents=True)
+    small = cv2.resize(astronaut, (256, 256))
+    for t in range(45):                                         # 45 frames, skip 3 -> 15 sampled
+        cv2.imwrite(str(folder / f"{t}.jpg"), small if t != 15 else np.zeros_like(small))
+    track = detect_video_landmarks(folder, k=6, frame_skip=3)   # refs every 9 frames: 4 windows
+    assert list(track.ref_frame) == [0, 9, 18, 27]
+    assert track.detected.all() and track.attrs["n_frames"] == 45
+    assert track.face_box.shape == (4, 4) and track.landmarks.shape == (4, 68, 2)
