@@ -1,0 +1,191 @@
+"""The Mamba mixer (selective state-space layer) with a pure-PyTorch scan.
+
+Parameter names and initialisation follow ``mamba_ssm.Mamba`` (Gu & Dao,
+"Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023), so
+state dicts move between the two unchanged: ``in_proj``, ``conv1d``,
+``x_proj``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``.
+
+The selective scan runs on one of two paths, chosen per call and logged once
+per device:
+
+- ``mamba_ssm``'s CUDA kernel, when ``mamba_ssm`` imports and the tensor is
+  on a CUDA device;
+- ``selective_scan`` (pure PyTorch, any device): a cache-friendly loop over
+  time, h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t. For the short windows
+  of this model (k <= 50 steps) it beat a parallel (Hillis-Steele) scan and
+  mambapy's Blelloch ``pscan`` on CPU, both of which materialise
+  (B, L, D, N) tensors (numbers: ``python benchmarks/train.py``).
+
+``selective_scan_reference`` is a plain loop doing every step's arithmetic
+separately: the readable reference the fast path is tested against.
+
+Shapes use mamba_ssm's layout: B batch, L steps, D channels (d_inner),
+N state size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+try:  # optional CUDA kernels
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_scan
+    _CUDA_SCAN_ERROR = ""
+except Exception as err:  # ImportError, or a broken CUDA build raising at import
+    _cuda_scan = None
+    _CUDA_SCAN_ERROR = f"{type(err).__name__}: {err}"
+
+_logged_backends: set[str] = set()
+
+
+@dataclass
+class MambaConfig:
+    d_model: int            # D_model: width of the residual stream
+    d_state: int = 64       # N: SSM state size (SPEC 4: d_state 64)
+    d_conv: int = 4         # width of the causal depthwise convolution (SPEC 4)
+    expand: int = 2         # E: d_inner = E * d_model (SPEC 4)
+    dt_rank: int | str = "auto"  # R: rank of the step-size projection; auto = ceil(d_model / 16)
+    dt_min: float = 1e-3    # initial step sizes are log-uniform in [dt_min, dt_max] (mamba_ssm)
+    dt_max: float = 1e-1
+    dt_init_floor: float = 1e-4
+
+    def __post_init__(self):
+        self.d_inner = self.expand * self.d_model
+        if self.dt_rank == "auto":
+            self.dt_rank = math.ceil(self.d_model / 16)
+
+
+def scan_backend(device: torch.device | str) -> str:
+    """Name of the selective-scan implementation used for tensors on ``device``."""
+    if torch.device(device).type == "cuda" and _cuda_scan is not None:
+        return "mamba_ssm CUDA kernel"
+    return "pure-PyTorch sequential scan"
+
+
+def _log_backend_once(device: torch.device) -> None:
+    name = scan_backend(device)
+    key = f"{device.type}:{name}"
+    if key in _logged_backends:
+        return
+    _logged_backends.add(key)
+    if device.type == "cuda" and _cuda_scan is None:
+        log.warning("Mamba selective scan on %s: %s (mamba_ssm not importable: %s); "
+                    "install mamba-ssm for the fused kernels", device, name, _CUDA_SCAN_ERROR)
+    else:
+        log.info("Mamba selective scan on %s: %s", device, name)
+
+
+def selective_scan_reference(u, delta, A, B, C, D, z=None, delta_bias=None,
+                             delta_softplus=False):
+    """Selective scan as a plain loop over time (the reference).
+
+    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D: (D,); delta_bias: (D,).
+    Returns y: (B, D, L).
+    """
+    if delta_bias is not None:
+        delta = delta + delta_bias[None, :, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    batch, d_inner, length = u.shape
+    h = u.new_zeros(batch, d_inner, A.shape[1])                        # B x D x N
+    ys = []
+    for t in range(length):
+        dA = torch.exp(delta[:, :, t, None] * A)                       # B x D x N
+        dBu = delta[:, :, t, None] * B[:, None, :, t] * u[:, :, t, None]  # B x D x N
+        h = dA * h + dBu                                               # B x D x N
+        ys.append((h * C[:, None, :, t]).sum(-1))                      # B x D
+    y = torch.stack(ys, dim=-1) + u * D[None, :, None]                 # B x D x L
+    if z is not None:
+        y = y * F.silu(z)
+    return y
+
+
+def selective_scan(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
+    """Selective scan, pure PyTorch: same arguments and result as the reference.
+
+    Still a loop over time, arranged for the CPU cache: every per-step operand
+    is a contiguous slice, the first step skips the zero state, and the output
+    contraction with C is one batched matmul per step. Materialising the
+    (B, L, D, N) discretised tensors up front (as a parallel scan must) was
+    3-15x slower on CPU at batch 32, L 15-50, N 64: they do not fit in cache.
+    """
+    if delta_bias is not None:
+        delta = delta + delta_bias[None, :, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    delta_t = delta.transpose(1, 2).contiguous()                       # B x L x D
+    delta_u = (delta * u).transpose(1, 2).contiguous()                 # B x L x D
+    B_t = B.transpose(1, 2).contiguous()                               # B x L x N
+    C_t = C.transpose(1, 2).unsqueeze(-1).contiguous()                 # B x L x N x 1
+    h = None
+    ys = []
+    for t in range(u.shape[2]):
+        dBu = delta_u[:, t, :, None] * B_t[:, t, None, :]              # B x D x N
+        if h is None:
+            h = dBu                                                    # h_0 = 0
+        else:
+            dA = torch.exp(delta_t[:, t, :, None] * A)                 # B x D x N
+            h = torch.addcmul(dBu, dA, h)                              # B x D x N
+        ys.append(torch.bmm(h, C_t[:, t]))                             # B x D x 1
+    y = torch.cat(ys, dim=-1) + u * D[None, :, None]                   # B x D x L
+    if z is not None:
+        y = y * F.silu(z)
+    return y
+
+
+class Mamba(nn.Module):
+    """One Mamba mixer: (B, L, d_model) -> (B, L, d_model), as ``mamba_ssm.Mamba``."""
+
+    def __init__(self, d_model: int, d_state: int = 64, d_conv: int = 4, expand: int = 2,
+                 dt_rank: int | str = "auto"):
+        super().__init__()
+        cfg = MambaConfig(d_model=d_model, d_state=d_state, d_conv=d_conv, expand=expand,
+                          dt_rank=dt_rank)
+        self.config = cfg
+        self.in_proj = nn.Linear(cfg.d_model, 2 * cfg.d_inner, bias=False)
+        self.conv1d = nn.Conv1d(cfg.d_inner, cfg.d_inner, kernel_size=cfg.d_conv,
+                                groups=cfg.d_inner, padding=cfg.d_conv - 1, bias=True)
+        self.x_proj = nn.Linear(cfg.d_inner, cfg.dt_rank + 2 * cfg.d_state, bias=False)
+        self.dt_proj = nn.Linear(cfg.dt_rank, cfg.d_inner, bias=True)
+        # S4D real init: A[d, n] = n + 1
+        A = torch.arange(1, cfg.d_state + 1, dtype=torch.float32).repeat(cfg.d_inner, 1)  # D x N
+        self.A_log = nn.Parameter(torch.log(A))
+        self.D = nn.Parameter(torch.ones(cfg.d_inner))
+        self.out_proj = nn.Linear(cfg.d_inner, cfg.d_model, bias=False)
+        self.reset_dt_proj()
+
+    @torch.no_grad()
+    def reset_dt_proj(self) -> None:
+        """mamba_ssm's step-size init: weight U(+-R^-1/2), softplus(bias) log-uniform
+        in [dt_min, dt_max]."""
+        cfg = self.config
+        std = cfg.dt_rank ** -0.5
+        nn.init.uniform_(self.dt_proj.weight, -std, std)
+        dt = torch.exp(torch.rand(cfg.d_inner) * (math.log(cfg.dt_max) - math.log(cfg.dt_min))
+                       + math.log(cfg.dt_min)).clamp(min=cfg.dt_init_floor)
+        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))      # inverse softplus
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        length = hidden.shape[1]
+        xz = self.in_proj(hidden).transpose(1, 2)                      # B x 2D x L
+        x, z = xz.chunk(2, dim=1)                                      # B x D x L each
+        x = F.silu(self.conv1d(x)[..., :length])                       # B x D x L, causal
+        x_dbl = self.x_proj(x.transpose(1, 2))                         # B x L x (R + 2N)
+        dt, B, C = torch.split(x_dbl, [cfg.dt_rank, cfg.d_state, cfg.d_state], dim=-1)
+        delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)         # B x D x L, bias in scan
+        B = B.transpose(1, 2).contiguous()                             # B x N x L
+        C = C.transpose(1, 2).contiguous()                             # B x N x L
+        A = -torch.exp(self.A_log.float())                             # D x N
+        _log_backend_once(hidden.device)
+        scan = _cuda_scan if (hidden.is_cuda and _cuda_scan is not None) else selective_scan
+        y = scan(x.contiguous(), delta.contiguous(), A, B, C, self.D.float(), z=z.contiguous(),
+                 delta_bias=self.dt_proj.bias.float(), delta_softplus=True)  # B x D x L
+        return self.out_proj(y.transpose(1, 2))                        # B x L x d_model

@@ -1,0 +1,292 @@
+"""One leave-one-subject-out fold: fit the slow-fast Mamba, save it, predict curves (SPEC 5).
+
+Reads   features/<video_id>.h5 (every video, or a given list) and labels.csv
+Writes  <out>/model.pt       weights + model/train config + k, frame_skip, checksums
+        <out>/train_log.csv  one row per epoch: epoch, loss, mse, ce, lr, seconds
+        <out>/scores.h5      held-out videos' stitched spot curves and class logits
+                             (not written for subject "all", which holds nothing out)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from mepkg.atomic import write_csv
+from mepkg.datasets.common import video_id as make_video_id
+from mepkg.h5io import FeatureSet, VideoScores, read_features, write_scores
+from mepkg.mamba import scan_backend
+from mepkg.model import SlowFastMamba, count_parameters, load_model, save_model_file
+from mepkg.targets import class_weights, select_training_windows, stitch_curve, window_targets
+
+__all__ = ["TrainConfig", "run_fold", "load_model", "predict_video", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+ALL_SUBJECTS = "all"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50                    # SPEC 5
+    lr: float = 3e-4                    # Adam lr (SPEC 5)
+    max_lr: float = 3e-4                # one-cycle peak (SPEC 5)
+    batch_size: int = 32                # SAMM-LV 32, CAS(ME)^3 256 (SPEC 1 table)
+    background_ratio: float = 0.5       # background windows per ME window: SAMM-LV 0.5, CAS(ME)^3 4
+    spot_loss_weight: float = 0.9       # 0.9 x MSE (SPEC 5)
+    class_loss_weight: float = 0.1      # 0.1 x cross-entropy (SPEC 5)
+    neutral_factor: float = 6.0         # neutral class weight x 6 (SPEC 5)
+    scale_augment: tuple[float, float] = (0.9, 1.1)  # window x U(0.9, 1.1) (SPEC 5)
+    seed: int = 100                     # SPEC 5
+    device: str = "auto"                # auto: cuda when available
+    threads: int = 1                    # torch CPU threads
+    eval_batch_size: int = 256          # windows per forward pass when predicting
+    model: dict = field(default_factory=dict)  # SlowFastMamba arguments (defaults: the paper's)
+
+    def __post_init__(self):
+        self.scale_augment = tuple(float(v) for v in self.scale_augment)
+        if self.epochs < 1 or self.batch_size < 1 or self.threads < 1:
+            raise ValueError(f"epochs, batch_size and threads must be >= 1, got {self.epochs}, "
+                             f"{self.batch_size}, {self.threads}")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; "
+                         f"use device 'cpu' or 'auto'")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)     # also seeds every CUDA device
+
+
+# ---------------------------------------------------------------- inputs
+def _read_labels(labels) -> pd.DataFrame:
+    if isinstance(labels, pd.DataFrame):
+        return labels
+    path = Path(labels)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such labels file")
+    return pd.read_csv(path, dtype={"subject": str, "video": str})
+
+
+def _load_videos(features_dir, videos) -> tuple[list[FeatureSet], list]:
+    """FeatureSets plus what each came from (a path or the in-memory set)."""
+    if videos is None:
+        folder = Path(features_dir)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such features folder")
+        videos = sorted(folder.glob("*.h5"))
+        if not videos:
+            raise FileNotFoundError(f"{folder}: no features/<video_id>.h5 files; run the "
+                                    f"features stage first")
+    sets = [v if isinstance(v, FeatureSet) else read_features(v) for v in videos]
+    return sets, list(videos)
+
+
+def _input_checksum(sources: list, labels_arg, labels: pd.DataFrame) -> str:
+    """sha256 of the training inputs: feature file bytes (or arrays) and the labels."""
+    h = hashlib.sha256()
+    for src in sources:
+        if isinstance(src, FeatureSet):
+            h.update(np.ascontiguousarray(src.features).tobytes())
+            h.update(np.ascontiguousarray(src.window_start).tobytes())
+            h.update(repr(sorted((k, str(v)) for k, v in src.attrs.items())).encode())
+        else:
+            h.update(Path(src).read_bytes())
+    if isinstance(labels_arg, pd.DataFrame):
+        h.update(labels.to_csv(index=False).encode())
+    else:
+        h.update(Path(labels_arg).read_bytes())
+    return h.hexdigest()
+
+
+def _video_targets(fs: FeatureSet, labels: pd.DataFrame, k: int, frame_skip: int):
+    """Window targets of one video from its labels.csv rows."""
+    vid = fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"], fs.attrs["video"])
+    rows = labels[[make_video_id(s, v) == vid
+                   for s, v in zip(labels["subject"].astype(str), labels["video"].astype(str))]]
+    n_sampled = int((fs.n_windows + 1) * k // 2)
+    if fs.attrs.get("n_frames"):
+        n_sampled = max(n_sampled, math.ceil(int(fs.attrs["n_frames"]) / frame_skip))
+    return window_targets(n_sampled, rows, k, frame_skip, starts=fs.window_start)
+
+
+# ---------------------------------------------------------------- loss and prediction
+def fold_loss(spot, logits, spot_target, cls_target, weights, config: TrainConfig):
+    """0.9 MSE + 0.1 weighted CE -> (loss, mse, ce).
+
+    The CE is the release's: one-hot targets with class weights and 'mean'
+    reduction, i.e. sum_i w[y_i] nll_i / n_frames (PyTorch's index-target
+    CE would divide by sum_i w[y_i] instead). Frames with class -1 add 0.
+    """
+    mse = F.mse_loss(spot, spot_target)
+    logp = F.log_softmax(logits, dim=-1)                                     # B x k x C
+    target = cls_target.clamp(min=0)
+    nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)                 # B x k
+    frame_w = weights[target] * (cls_target >= 0)                            # B x k
+    ce = (frame_w * nll).mean()
+    return config.spot_loss_weight * mse + config.class_loss_weight * ce, mse, ce
+
+
+@torch.no_grad()
+def predict_video(model: SlowFastMamba, features: np.ndarray, device: torch.device,
+                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Window features (W, 36, k) -> stitched spot (n,) and logits (n, 5), n = (W+1) k/2."""
+    model.eval()
+    k = features.shape[2]
+    spots, logits = [], []
+    for i in range(0, len(features), batch_size):
+        x = torch.as_tensor(features[i:i + batch_size], dtype=torch.float32, device=device)
+        s, l = model(x)
+        spots.append(s.float().cpu().numpy())
+        logits.append(l.float().cpu().numpy())
+    if not spots:
+        return np.zeros(0, np.float32), np.zeros((0, model.config.num_classes), np.float32)
+    return (stitch_curve(np.concatenate(spots), k).astype(np.float32),
+            stitch_curve(np.concatenate(logits), k).astype(np.float32))
+
+
+# ---------------------------------------------------------------- the fold
+def run_fold(features_dir, labels, subject: str, out_dir, config: TrainConfig | None = None,
+             videos: list | None = None) -> Path:
+    """Train on every subject but ``subject`` and predict its videos; returns ``out_dir``.
+
+    ``labels``: labels.csv path or DataFrame. ``videos``: feature file paths (or
+    in-memory FeatureSets) to use instead of every ``features_dir/*.h5``.
+    ``subject="all"`` trains on every video and predicts none (no scores.h5).
+    """
+    config = config or TrainConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _run_fold(features_dir, labels, str(subject), out_dir, config, videos, device)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device) -> Path:
+    labels = _read_labels(labels_arg)
+    sets, sources = _load_videos(features_dir, videos)
+    k, frame_skip = sets[0].k, int(sets[0].attrs["frame_skip"])
+    for fs in sets:
+        if fs.k != k or int(fs.attrs["frame_skip"]) != frame_skip:
+            raise ValueError(f"video {fs.attrs.get('video_id')}: k={fs.k}, frame_skip="
+                             f"{fs.attrs['frame_skip']}, but {sets[0].attrs.get('video_id')} has "
+                             f"k={k}, frame_skip={frame_skip}; extract all features alike")
+    if subject == ALL_SUBJECTS:
+        held = []
+    else:
+        held = [i for i, fs in enumerate(sets) if str(fs.attrs["subject"]) == subject]
+        if not held:
+            have = sorted({str(fs.attrs["subject"]) for fs in sets})
+            raise ValueError(f"subject {subject!r} has no features among {len(sets)} videos "
+                             f"(subjects: {', '.join(have)})")
+    train = [i for i in range(len(sets)) if i not in held]
+    if not train:
+        raise ValueError(f"fold {subject}: no video of another subject to train on "
+                         f"({len(sets)} videos, all of subject {subject!r})")
+
+    # training windows (SPEC 5)
+    xs, spots, classes = [], [], []
+    for i in train:
+        spot_w, cls_w = _video_targets(sets[i], labels, k, frame_skip)
+        xs.append(sets[i].features)
+        spots.append(spot_w)
+        classes.append(cls_w)
+    x_all = np.concatenate(xs)
+    spot_all, cls_all = np.concatenate(spots), np.concatenate(classes)
+    keep = select_training_windows(spot_all, config.background_ratio,
+                                   np.random.default_rng(config.seed))
+    if len(keep) == 0:
+        raise ValueError(f"fold {subject}: no training window holds a micro-expression "
+                         f"({len(train)} training videos); check labels.csv against the features")
+    x_train = torch.as_tensor(x_all[keep], dtype=torch.float32)             # N x 36 x k
+    spot_train = torch.as_tensor(spot_all[keep])                            # N x k
+    cls_train = torch.as_tensor(cls_all[keep])                              # N x k
+    weights = torch.as_tensor(class_weights(cls_all[keep], config.neutral_factor), device=device)
+
+    model = SlowFastMamba(**config.model).to(device)
+    log.info("fold %s: %d training videos, %d windows (%d with an ME), %d held-out videos; "
+             "%d parameters on %s, scan: %s", subject, len(train), len(keep),
+             int((spot_all[keep] > 0).any(1).sum()), len(held),
+             count_parameters(model), device, scan_backend(device))
+    log.info("class weights %s", np.round(weights.cpu().numpy(), 4).tolist())
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps = math.ceil(len(keep) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.max_lr,
+                                                    epochs=config.epochs, steps_per_epoch=steps)
+    gen = torch.Generator().manual_seed(config.seed)
+    lo, hi = config.scale_augment
+    rows = []
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        t0, sums = time.perf_counter(), np.zeros(3)
+        for idx in torch.randperm(len(keep), generator=gen).split(config.batch_size):
+            scale = torch.empty(len(idx)).uniform_(lo, hi, generator=gen)       # B
+            x = (x_train[idx] * scale[:, None, None]).to(device)                # B x 36 x k
+            spot, logits = model(x)
+            loss, mse, ce = fold_loss(spot, logits, spot_train[idx].to(device),
+                                      cls_train[idx].to(device), weights, config)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            sums += len(idx) * np.array([loss.item(), mse.item(), ce.item()])
+        loss_, mse_, ce_ = sums / len(keep)
+        row = {"epoch": epoch, "loss": loss_, "mse": mse_, "ce": ce_,
+               "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+        rows.append(row)
+        log.info("fold %s epoch %d/%d loss %.5f mse %.5f ce %.5f lr %.2e %.1fs", subject,
+                 epoch, config.epochs, loss_, mse_, ce_, row["lr"], row["seconds"])
+        write_csv(pd.DataFrame(rows), out_dir / "train_log.csv")
+
+    train_cfg = asdict(config)
+    train_cfg["scale_augment"] = list(config.scale_augment)
+    model_path = save_model_file(out_dir / "model.pt", model, k=k, frame_skip=frame_skip,
+                                 fps=float(sets[0].attrs.get("fps", 0.0)), train_config=train_cfg,
+                                 input_checksum=_input_checksum([sources[i] for i in train],
+                                                                labels_arg, labels))
+    if subject == ALL_SUBJECTS:
+        return out_dir
+
+    model_checksum = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    scores = []
+    for i in held:
+        fs = sets[i]
+        if not np.array_equal(fs.window_start, np.arange(fs.n_windows) * (k // 2)):
+            raise ValueError(f"video {fs.attrs.get('video_id')}: windows do not start at "
+                             f"i*k/2, cannot stitch a score curve; re-run features")
+        spot, logits = predict_video(model, fs.features, device, config.eval_batch_size)
+        scores.append(VideoScores(
+            video_id=str(fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"],
+                                                                   fs.attrs["video"])),
+            subject=str(fs.attrs["subject"]), video=str(fs.attrs["video"]), spot=spot,
+            logits=logits, frame_skip=frame_skip, k=k, fps=float(fs.attrs.get("fps", 0.0)),
+            n_frames=int(fs.attrs.get("n_frames", 0))))
+    write_scores(out_dir / "scores.h5", scores, fold=subject, model_checksum=model_checksum)
+    log.info("fold %s: scores of %d held-out videos -> %s", subject, len(scores),
+             out_dir / "scores.h5")
+    return out_dir

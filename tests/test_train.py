@@ -1,0 +1,152 @@
+"""mepkg.train: overfitting, determinism, fold outputs, and a fold that learns to spot."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mepkg.h5io import FeatureSet, read_scores, write_features
+from mepkg.model import SlowFastMamba, load_model
+from mepkg.train import TrainConfig, fold_loss, run_fold
+
+torch.set_num_threads(1)
+
+TINY = dict(d_model=16, depth=1, d_state=8)
+K, FRAME_SKIP = 10, 2
+
+
+def synthetic_fold(subjects=("s1", "s2", "s3"), videos_per_subject=2, n_sampled=120,
+                   events_per_video=3, seed=0):
+    """In-memory features whose MEs are a clear bump in channels 0-7, plus labels.
+
+    Like the real features, window t-th step = signal[start + t] - signal[start]
+    (flow against the reference frame), with noise on every channel.
+    """
+    rng = np.random.default_rng(seed)
+    emotions = ["negative", "positive", "surprise", "others"]
+    sets, rows = [], []
+    for subject in subjects:
+        for v in range(videos_per_subject):
+            signal = np.zeros(n_sampled)
+            slots = rng.permutation(np.arange(1, n_sampled // 14 - 1))[:events_per_video]
+            for j, slot in enumerate(sorted(slots)):
+                on = int(slot * 14 + rng.integers(0, 4))
+                off = on + int(rng.integers(5, 8))               # sampled onset..offset
+                signal[on:off + 1] += np.hanning(off - on + 3)[1:-1] * 3.0
+                rows.append(dict(subject=subject, video=f"{subject}_{v}", onset=on * FRAME_SKIP,
+                                 apex=(on + off) // 2 * FRAME_SKIP, offset=off * FRAME_SKIP,
+                                 type="micro", emotion_raw=emotions[j % 4],
+                                 emotion=emotions[j % 4]))
+            n_win = n_sampled // (K // 2) - 1
+            starts = np.arange(n_win) * (K // 2)
+            idx = starts[:, None] + np.arange(K)
+            motion = signal[idx] - signal[starts][:, None]                      # W x k
+            feats = rng.normal(0, 0.1, (n_win, 36, K)).astype(np.float32)
+            feats[:, :8] += motion[:, None, :]
+            sets.append(FeatureSet(
+                features=feats, window_start=starts.astype(np.int64),
+                landmarks=np.zeros((n_win, 68, 2), np.float32),
+                crop_box=np.zeros((n_win, 4), np.int32), quality=np.zeros(n_win, np.uint8),
+                attrs=dict(video_id=f"{subject}_{v}", subject=subject, video=f"{subject}_{v}",
+                           fps=100.0, frame_skip=FRAME_SKIP, k=K, n_frames=n_sampled * FRAME_SKIP,
+                           landmark_backend="none", flow_params="{}", mepkg_version="test")))
+    return sets, pd.DataFrame(rows)
+
+
+def test_overfits_a_handful_of_windows():
+    torch.manual_seed(0)
+    sets, labels = synthetic_fold(subjects=("s1",), videos_per_subject=1, n_sampled=60)
+    x = torch.as_tensor(sets[0].features[:6])                        # 6 x 36 x 10
+    spot_t = (torch.rand(6, K) > 0.6).float()
+    cls_t = torch.randint(0, 5, (6, K))
+    model = SlowFastMamba(**TINY)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    weights = torch.ones(5)
+    config = TrainConfig()
+    losses = []
+    for _ in range(100):
+        spot, logits = model(x)
+        loss, _, _ = fold_loss(spot, logits, spot_t, cls_t, weights, config)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0], (losses[0], losses[-1])
+
+
+def test_loss_is_the_release_weighted_mean():
+    spot = torch.tensor([[0.5, 0.5]])
+    logits = torch.zeros(1, 2, 5)
+    loss, mse, ce = fold_loss(spot, logits, torch.tensor([[1.0, 0.0]]), torch.tensor([[0, 4]]),
+                              torch.tensor([2.0, 1, 1, 1, 6]), TrainConfig())
+    assert mse.item() == pytest.approx(0.25)
+    assert ce.item() == pytest.approx((2 + 6) * np.log(5) / 2)      # sum w nll / n frames
+    assert loss.item() == pytest.approx(0.9 * 0.25 + 0.1 * ce.item())
+
+
+def _config(**kw):
+    return TrainConfig(**{"epochs": 2, "batch_size": 8, "model": TINY, "device": "cpu", **kw})
+
+
+def test_fold_outputs_and_same_seed_same_scores(tmp_path):
+    sets, labels = synthetic_fold()
+    feature_dir = tmp_path / "features"
+    for fs in sets:
+        write_features(feature_dir / f"{fs.attrs['video_id']}.h5", fs)
+    labels_csv = tmp_path / "labels.csv"
+    labels.to_csv(labels_csv, index=False)
+
+    out_a = run_fold(feature_dir, labels_csv, "s2", tmp_path / "a", _config())
+    out_b = run_fold(feature_dir, labels_csv, "s2", tmp_path / "b", _config())
+    scores_a, scores_b = read_scores(out_a / "scores.h5"), read_scores(out_b / "scores.h5")
+    assert [s.video_id for s in scores_a] == ["s2_0", "s2_1"]
+    for a, b in zip(scores_a, scores_b):
+        np.testing.assert_array_equal(a.spot, b.spot)
+        np.testing.assert_array_equal(a.logits, b.logits)
+        assert a.spot.shape == ((120 // 5 - 1 + 1) * 5,) and a.logits.shape == (120, 5)
+        assert (a.frame_skip, a.k, a.n_frames, a.fps) == (FRAME_SKIP, K, 240, 100.0)
+
+    log_rows = pd.read_csv(out_a / "train_log.csv")
+    assert list(log_rows.columns) == ["epoch", "loss", "mse", "ce", "lr", "seconds"]
+    assert log_rows["epoch"].tolist() == [1, 2]
+    model, meta = load_model(out_a / "model.pt")
+    assert (meta["k"], meta["frame_skip"], meta["fps"]) == (K, FRAME_SKIP, 100.0)
+    assert meta["class_names"] == ["negative", "positive", "surprise", "others", "neutral"]
+    assert meta["train_config"]["seed"] == 100 and meta["model_config"]["d_model"] == 16
+    assert len(meta["input_checksum"]) == 64
+    torch.testing.assert_close(model.spot_head.weight,
+                               load_model(out_b / "model.pt")[0].spot_head.weight, rtol=0, atol=0)
+
+    # another seed: other weights
+    out_c = run_fold(feature_dir, labels_csv, "s2", tmp_path / "c", _config(seed=7))
+    assert not np.array_equal(read_scores(out_c / "scores.h5")[0].spot, scores_a[0].spot)
+
+
+def test_subject_all_predicts_nothing_and_unknown_subject_is_an_error(tmp_path):
+    sets, labels = synthetic_fold(subjects=("s1", "s2"), videos_per_subject=1)
+    out = run_fold(None, labels, "all", tmp_path / "all", _config(epochs=1), videos=sets)
+    assert (out / "model.pt").exists() and not (out / "scores.h5").exists()
+    with pytest.raises(ValueError, match="subject 's9' has no features.*s1, s2"):
+        run_fold(None, labels, "s9", tmp_path / "x", _config(epochs=1), videos=sets)
+    with pytest.raises(ValueError, match="no video of another subject"):
+        run_fold(None, labels, "s1", tmp_path / "z", _config(), videos=sets[:1])
+    with pytest.raises(FileNotFoundError, match="no such features folder"):
+        run_fold(tmp_path / "missing", labels, "s1", tmp_path / "y", _config())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="run the features stage"):
+        run_fold(tmp_path / "empty", labels, "s1", tmp_path / "y", _config())
+
+
+@pytest.mark.slow
+def test_fold_learns_to_spot_synthetic_bumps(tmp_path):
+    sets, labels = synthetic_fold(subjects=("s1", "s2", "s3", "s4"), videos_per_subject=2,
+                                  n_sampled=200, events_per_video=4, seed=3)
+    config = TrainConfig(epochs=12, batch_size=16, max_lr=3e-3, device="cpu",
+                         model=dict(d_model=32, depth=1, d_state=8))
+    out = run_fold(None, labels, "s4", tmp_path / "fold", config, videos=sets)
+    for scores in read_scores(out / "scores.h5"):
+        inside = np.zeros(len(scores.spot), bool)
+        for row in labels[labels["video"] == scores.video].itertuples():
+            inside[row.onset // FRAME_SKIP + 1: row.offset // FRAME_SKIP] = True
+        ratio = scores.spot[inside].mean() / scores.spot[~inside].mean()
+        assert ratio > 2, (scores.video_id, ratio)
