@@ -107,6 +107,14 @@ def _cmd_spot(args: argparse.Namespace) -> None:
                device=args.device, progress=True)
 
 
+def _cmd_package_model(args: argparse.Namespace) -> None:
+    from mepkg.decode import read_priors
+    from mepkg.spot import package_model
+
+    priors, k_prime = read_priors(args.priors)
+    package_model(args.model, args.labels, args.out, priors=priors, k_prime=k_prime)
+
+
 # ---------------------------------------------------------------- parser
 def _parse_map(items: list[str] | None) -> dict[str, str] | None:
     """``["contempt=negative", ...]`` -> ``{"contempt": "negative"}``."""
@@ -198,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emotions", default="negative,positive,surprise")
     p.add_argument("--out", required=True, help="metrics.json")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("package-model",
+                       help="add decoding priors and k' to a trained model (for `spot`)")
+    p.add_argument("--model", required=True, help="model.pt of `train-fold --subject all`")
+    p.add_argument("--labels", required=True, help="labels.csv of the training subjects")
+    p.add_argument("--priors", help="YAML of decoding priors (default: the paper's)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_package_model)
 
     p = sub.add_parser("spot", help="apply a trained model to a new video")
     p.add_argument("video", help="video file or frame folder")

@@ -1,0 +1,193 @@
+"""Apply a trained model to a new video: ``mepkg spot``.
+
+Reads   a video file or frame folder, and a *packaged* model file: the
+        weights of ``mepkg train-fold --subject all`` (the workflow's
+        ``train_all_subjects`` rule) plus the decoding priors and k' added by
+        :func:`package_model` (the workflow's ``package_model`` rule, or
+        ``mepkg package-model``).
+Writes  <out>/intervals.csv  one row per spotted ME: MEGC columns (subject,
+                             video, onset, offset, emotion; original 0-based
+                             frames) + apex, score, vote and times in seconds
+        <out>/timeline.png   score curve, intervals coloured by emotion and a
+                             face thumbnail at each apex
+
+The video goes through exactly the workflow's stages (landmarks, ROI flow
+features, model, prior-guided decoding). Its frame_skip is derived from its
+frame rate so that its sampled rate matches the training data's: a model
+trained on 200 fps SAMM-LV with frame_skip 7 (28.6 sampled frames/s) reads a
+30 fps video with frame_skip 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mepkg.atomic import atomic_output, write_csv
+from mepkg.decode import DecodePriors, apply_veto, decode_videos, k_prime_from_labels
+
+log = logging.getLogger(__name__)
+
+SPOT_COLUMNS = ["subject", "video", "onset", "offset", "emotion", "apex", "score", "vote",
+                "onset_s", "apex_s", "offset_s"]
+
+
+# ---------------------------------------------------------------- packaging
+def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.DataFrame,
+                  out: str | os.PathLike, priors: DecodePriors | dict | None = None,
+                  k_prime: int | None = None) -> Path:
+    """Add the decoding priors and k' to a trained model file, for ``mepkg spot``.
+
+    k' comes from the micro-expressions of ``labels`` (the subjects the model
+    was trained on) at the model's frame_skip, unless given.
+    """
+    import torch
+
+    priors = priors if isinstance(priors, DecodePriors) else DecodePriors.from_dict(priors or {})
+    payload = _load_payload(model_file)
+    if k_prime is None:
+        table = labels if isinstance(labels, pd.DataFrame) else pd.read_csv(
+            labels, dtype={"subject": str, "video": str})
+        k_prime = k_prime_from_labels(table, int(payload["frame_skip"]))
+    payload["decode"] = {"priors": asdict(priors), "k_prime": int(k_prime)}
+    with atomic_output(out) as tmp:
+        torch.save(payload, tmp)
+    log.info("%s: model with decoding priors (k'=%d, p=%.2f)", out, k_prime, priors.p)
+    return Path(out)
+
+
+def _load_payload(path) -> dict:
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable mepkg model file ({err})") from err
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise ValueError(f"{path}: not a mepkg model file (no weights)")
+    return payload
+
+
+def spot_frame_skip(video_fps: float, train_fps: float, train_frame_skip: int) -> int:
+    """frame_skip that brings ``video_fps`` to the training data's sampled rate."""
+    if video_fps <= 0 or train_fps <= 0:
+        raise ValueError(f"frame rates must be positive (video {video_fps}, model {train_fps}); "
+                         f"pass --fps for a frame folder")
+    return max(1, round(video_fps * train_frame_skip / train_fps))
+
+
+# ---------------------------------------------------------------- spotting
+def spot_video(video: str | os.PathLike, model: str | os.PathLike,
+               out_dir: str | os.PathLike = "spot_out", fps: float | None = None,
+               device: str = "auto", progress: bool = False) -> pd.DataFrame:
+    """Spot and recognise the micro-expressions of one video; returns the intervals."""
+    from mepkg.datasets.frames import open_frames
+    from mepkg.features import FeatureConfig, extract_features
+    from mepkg.landmarks import detect_video_landmarks, n_windows
+    from mepkg.model import load_model
+    from mepkg.h5io import VideoScores
+    from mepkg.train import predict_video, resolve_device
+
+    video, out_dir = Path(video), Path(out_dir)
+    t0 = time.perf_counter()
+    net, meta = load_model(model, device=resolve_device(device))
+    if "decode" not in meta:
+        raise ValueError(f"{model}: model file carries no decoding priors; package it with "
+                         f"`mepkg package-model --model {model} --labels labels.csv --out M.pt` "
+                         f"(the workflow's package_model rule writes results/<run>/model.pt)")
+    k, train_skip = int(meta["k"]), int(meta["frame_skip"])
+    train_fps = float(meta.get("fps") or 0.0)
+    priors = DecodePriors.from_dict(meta["decode"]["priors"], source=str(model))
+    k_p = int(meta["decode"]["k_prime"])
+
+    probe = open_frames(video, frame_skip=1, fps=fps)
+    video_fps = float(fps or probe.fps)
+    skip = spot_frame_skip(video_fps, train_fps or video_fps, train_skip)
+    n_sampled = -(-probe.n_frames // skip)
+    if n_windows(n_sampled, k) < 1:
+        need = k * skip
+        raise ValueError(f"{video}: {probe.n_frames} frames is too short for one window of "
+                         f"{k} sampled frames at frame_skip {skip}: needs at least {need} frames "
+                         f"({need / video_fps:.1f} s)")
+    log.info("%s: %d frames at %.1f fps -> frame_skip %d (model: %.1f fps, frame_skip %d)",
+             video, probe.n_frames, video_fps, skip, train_fps, train_skip)
+
+    config = FeatureConfig(k=k, frame_skip=skip)
+    track = detect_video_landmarks(video, k=k, frame_skip=skip, backend=config.backend,
+                                   progress=progress, fps=video_fps)
+    features = extract_features(video, track, config, progress=progress, fps=video_fps)
+    spot, logits = predict_video(net, features.features, next(net.parameters()).device)
+    scores = VideoScores(video_id=video.stem, subject=video.stem, video=video.name, spot=spot,
+                         logits=logits, frame_skip=skip, k=k, fps=video_fps,
+                         n_frames=probe.n_frames)
+    intervals = decode_videos([scores], priors, k_p)
+    intervals = apply_veto(intervals).drop(columns="vetoed")
+    for col in ("onset", "apex", "offset"):
+        intervals[f"{col}_s"] = intervals[col] / video_fps
+    intervals = intervals[SPOT_COLUMNS]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(intervals, out_dir / "intervals.csv")
+    plot_timeline(video, scores, intervals, features.crop_box, k_p, priors,
+                  out_dir / "timeline.png")
+    counts = intervals["emotion"].value_counts().to_dict()
+    log.info("%s: %d micro-expressions %s in %.1f s of video; %s, %s (%.1f s)",
+             video.name, len(intervals), counts, probe.n_frames / video_fps,
+             out_dir / "intervals.csv", out_dir / "timeline.png", time.perf_counter() - t0)
+    return intervals
+
+
+def plot_timeline(video: Path, scores, intervals: pd.DataFrame, crop_boxes: np.ndarray,
+                  k_p: int, priors: DecodePriors, path: Path) -> Path:
+    """Score curve with the spotted intervals and a face thumbnail at each apex."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mepkg.datasets.frames import read_frame
+    from mepkg.plots import emotion_colour
+
+    fps, skip, half = scores.fps, scores.frame_skip, scores.k // 2
+    thumbs = intervals.head(8)   # at most 8 thumbnails keep the figure readable
+    n_thumbs = len(thumbs)
+    fig = plt.figure(figsize=(12, 4.2 if n_thumbs else 3.2))
+    grid = fig.add_gridspec(2 if n_thumbs else 1, max(n_thumbs, 1),
+                            height_ratios=[2.2, 1] if n_thumbs else [1])
+    ax = fig.add_subplot(grid[0, :])
+    t = np.arange(len(scores.spot)) * skip / fps
+    ax.plot(t, scores.spot, color="0.25", lw=1, label="spot score")
+    for row in intervals.itertuples():
+        colour = emotion_colour(row.emotion)
+        ax.axvspan(row.onset_s, row.offset_s, color=colour, alpha=0.3)
+        ax.axvline(row.apex_s, color=colour, lw=1.2)
+        ax.text(row.apex_s, 1.02, row.emotion, color=colour, ha="center", va="bottom",
+                fontsize=8, transform=ax.get_xaxis_transform())
+    ax.set(xlabel="time (s)", ylabel="spot score", xlim=(0, max(t[-1], 1e-3) if len(t) else 1),
+           title=f"{video.name}: {len(intervals)} micro-expressions "
+                 f"(k'={k_p}, p={priors.p:.2f})")
+    ax.margins(y=0.15)
+    for j, row in enumerate(thumbs.itertuples()):
+        window = min(int(row.apex) // skip // half, len(crop_boxes) - 1)
+        top, bottom, left, right = (int(v) for v in crop_boxes[max(window, 0)])
+        frame = read_frame(video, int(row.apex))
+        face = frame[top:bottom, left:right]
+        tax = fig.add_subplot(grid[1, j])
+        tax.imshow(face[..., ::-1] if face.ndim == 3 else face, cmap="gray")
+        tax.set_title(f"{row.apex_s:.2f} s {row.emotion}", fontsize=8,
+                      color=emotion_colour(row.emotion))
+        tax.axis("off")
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

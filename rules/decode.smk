@@ -1,0 +1,30 @@
+# Decoding: a fold's score curves -> intervals with an emotion (SPEC 6).
+# Only the decode group is a param: changing a prior re-runs this and the
+# evaluation, never the model. The priors used (and k' rule) are written
+# beside the intervals as a record.
+
+
+rule decode_fold:
+    message:
+        "Decoding fold {wildcards.subject} (p={params.decode[p]}, k' from {params.decode[k_rule]})"
+    input:
+        scores=rules.train_fold.output.scores,
+        labels=rules.build_manifest.output.labels,
+        code=module_file("mepkg.decode"),
+    output:
+        intervals=f"{RES}/decode/folds/{{subject}}.csv",
+        priors=f"{RES}/decode/folds/{{subject}}.priors.yaml",
+    params:
+        decode=config["decode"],
+    log:
+        f"{RES}/logs/decode_fold/{{subject}}.log",
+    benchmark:
+        f"{RES}/benchmarks/decode_fold/{{subject}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/mepkg.yaml"
+    script:
+        "../workflow_scripts/decode_fold.py"

@@ -1,0 +1,85 @@
+# Training: one leave-one-subject-out fold per subject (SPEC 5), plus one
+# model on every subject, packaged with the decoding priors for `mepkg spot`. torch uses the rule's threads and
+# a GPU when present (train.device: auto); on SLURM set compute.train_gpus.
+
+
+TRAIN_RESOURCES = dict(
+    mem_mb=config["compute"]["train_mem_mb"],
+    runtime=config["compute"]["train_runtime"],
+    # snakemake-executor-plugin-slurm turns gpu > 0 into --gpus=<n>; 0 asks for none
+    gpu=config["compute"]["train_gpus"],
+)
+
+
+rule train_fold:
+    message:
+        "Training LOSO fold {wildcards.subject} ({params.train[epochs]} epochs)"
+    input:
+        features=all_features,
+        labels=rules.build_manifest.output.labels,
+    output:
+        model=f"{RES}/folds/{{subject}}/model.pt",
+        scores=f"{RES}/folds/{{subject}}/scores.h5",
+        train_log=f"{RES}/folds/{{subject}}/train_log.csv",
+    params:
+        train=config["train"],
+    log:
+        f"{RES}/logs/train_fold/{{subject}}.log",
+    benchmark:
+        f"{RES}/benchmarks/train_fold/{{subject}}.tsv"
+    threads: config["compute"]["train_threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    conda:
+        "../envs/mepkg.yaml"
+    script:
+        "../workflow_scripts/train_fold.py"
+
+
+rule train_all_subjects:
+    message:
+        "Training one model on every subject (for `mepkg spot`)"
+    input:
+        features=all_features,
+        labels=rules.build_manifest.output.labels,
+    output:
+        model=f"{RES}/model_all/model.pt",
+        train_log=f"{RES}/model_all/train_log.csv",
+    params:
+        train=config["train"],
+    log:
+        f"{RES}/logs/train_all_subjects.log",
+    benchmark:
+        f"{RES}/benchmarks/train_all_subjects.tsv"
+    threads: config["compute"]["train_threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    conda:
+        "../envs/mepkg.yaml"
+    script:
+        "../workflow_scripts/train_all_subjects.py"
+
+
+rule package_model:
+    message:
+        "Packaging the all-subject model with the decoding priors: {output.model}"
+    input:
+        model=rules.train_all_subjects.output.model,
+        labels=rules.build_manifest.output.labels,
+        code=module_file("mepkg.spot"),
+    output:
+        model=f"{RES}/model_all.pt",
+    params:
+        decode=config["decode"],
+    log:
+        f"{RES}/logs/package_model.log",
+    benchmark:
+        f"{RES}/benchmarks/package_model.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/mepkg.yaml"
+    script:
+        "../workflow_scripts/package_model.py"

@@ -1,0 +1,293 @@
+"""The Snakemake workflow: dry runs, the tiny synthetic run end to end,
+incremental reruns, interruption, and SLURM.
+
+Every test runs Snakemake in a temporary copy of the workflow (Snakefile,
+config, rules, scripts, profiles), so the checkout's results/ are never
+touched; mepkg is imported from the installed package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ["Snakefile", "config.yaml", "config", "rules", "workflow_scripts", "profiles",
+            "envs", "report"]
+TINY = ["--configfile", "config/tiny.yaml"]
+RUN = "results/synthetic-tiny"
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+# what a decode prior change may re-run (SPEC 6: "decoding and evaluation only")
+DECODE_AND_AFTER = {"decode_fold", "collect_predictions", "evaluate", "tabulate_metrics",
+                    "plot_curves", "plot_confusion", "plot_fold_strs", "plot_threshold_sweep",
+                    "summarise_run", "package_model", "all"}
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800):
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rule -> job count of a dry run (Snakemake's "Job stats" table); {} if nothing to do."""
+    proc = snakemake(workdir, "-n", *args)
+    out = proc.stdout + proc.stderr
+    if "Job stats:" not in out:
+        assert "Nothing to be done" in out, out[-3000:]
+        return {}
+    jobs = {}
+    for line in out.split("Job stats:", 1)[1].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def mtimes(paths) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in paths}
+
+
+# ---------------------------------------------------------------- dry runs (fast)
+def test_dry_run_default_config_plans_every_fold(tmp_path):
+    from mepkg.synth import plan_benchmark
+
+    plan = plan_benchmark("small", "sammlv", 0)   # config.yaml's synthetic group
+    jobs = planned_jobs(copy_workflow(tmp_path))
+    assert jobs["generate_synthetic"] == 1
+    assert jobs["train_fold"] == len(plan.folds())
+    assert jobs["decode_fold"] == len(plan.folds())
+    assert jobs["extract_features"] == jobs["detect_landmarks"] >= len(plan.folds())
+    assert jobs["train_all_subjects"] == 1 and jobs["evaluate"] == 2
+
+
+def test_dry_run_slurm_profile(tmp_path):
+    work = copy_workflow(tmp_path)
+    proc = snakemake(work, "--profile", "profiles/slurm", "-n", *TINY)
+    assert "Using profiles profiles/slurm" in proc.stdout + proc.stderr
+    jobs = planned_jobs(work, "--profile", "profiles/slurm", *TINY)
+    assert jobs["train_fold"] == 3 and jobs["all"] == 1
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(copy_workflow(tmp_path), "--lint", *TINY)
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_bad_config_value_names_the_key(tmp_path):
+    proc = snakemake(copy_workflow(tmp_path), "-n", "--config", "decode={p: 2}", check=False)
+    assert proc.returncode != 0
+    assert "bad value for 'decode.p'" in proc.stderr + proc.stdout
+
+
+def test_nested_config_values_are_typed(tmp_path):
+    # Snakemake reads nested --config values as strings; the workflow types them
+    jobs = planned_jobs(copy_workflow(tmp_path), *TINY, "--config",
+                        "decode={p: 0.6, drop_neutral: false}", "evaluate={sweep_p: [0.5, 0.6]}")
+    assert jobs["decode_fold"] == 3
+
+
+@pytest.mark.skipif(not (FIXTURES / "casme3").is_dir(), reason="no ../shared/fixtures")
+def test_dry_run_casme3_plans_folds_from_the_label_sheet(tmp_path):
+    """Parse-time plan of a real dataset from its sheet, with the CAS(ME)^3 protocol."""
+    from mepkg.datasets import read_labels
+
+    sheet = FIXTURES / "casme3" / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+    labels = read_labels("casme3", sheet)
+    me = labels[(labels.type == "micro") & (labels.emotion != "")]
+    work = copy_workflow(tmp_path)
+    args = ["--config",
+            f"dataset={{name: casme3, data_root: {tmp_path / 'casme3'}, label_files: [{sheet}]}}"]
+    proc = snakemake(work, "-n", *args)
+    jobs = planned_jobs(work, *args)
+    assert jobs["train_fold"] == me.subject.nunique()
+    assert jobs["extract_features"] == len(set(zip(me.subject, me.video)))
+    assert "k=50, frame_skip=1" in proc.stdout + proc.stderr     # SPEC 1 table, CAS(ME)^3
+
+
+# ---------------------------------------------------------------- the tiny run (slow)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny synthetic config end to end through Snakemake; (workdir, metrics, seconds)."""
+    work = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    start = time.perf_counter()
+    snakemake(work, "--cores", "2", *TINY)
+    seconds = time.perf_counter() - start
+    metrics = json.loads((work / RUN / "metrics.json").read_text())
+    return work, metrics, seconds
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_metrics_plots_and_summary(tiny_run):
+    work, metrics, seconds = tiny_run
+    run = work / RUN
+    assert 0.0 <= metrics["strs"] <= 1.0
+    assert metrics["headline_mode"] == "official"
+    for mode in ("official", "strict"):
+        assert 0.0 <= metrics[mode]["strs"] <= 1.0
+        assert "strs" in metrics[mode]["without_veto"]
+    table = pd.read_csv(run / "metrics.csv", dtype={"scope": str})
+    pooled = table[table.scope == "pooled"]
+    assert set(zip(pooled["mode"], pooled["veto"])) == {
+        ("official", True), ("official", False), ("strict", True), ("strict", False)}
+    assert pooled.set_index(["mode", "veto"]).loc[("official", True), "strs"] == pytest.approx(
+        metrics["strs"])
+    for name in ("confusion", "fold_strs", "threshold_sweep"):
+        assert (run / "plots" / f"{name}.png").stat().st_size > 1000
+    assert len(list((run / "plots" / "curves").glob("*.png"))) == 6
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["folds"] == 3 and summary["strs"] == metrics["strs"]
+    assert (run / "model_all.pt").stat().st_size > 0     # packaged for `mepkg spot`
+    assert planned_jobs(work, *TINY) == {}            # complete: nothing left to do
+    print(f"tiny synthetic workflow end to end: {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_changing_a_decode_prior_reruns_only_decoding_and_evaluation(tiny_run):
+    work, metrics, _ = tiny_run
+    run = work / RUN
+    change = ["--config", "decode={p: 0.6}"]
+    jobs = planned_jobs(work, *TINY, *change)
+    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 2
+    assert set(jobs) <= DECODE_AND_AFTER, f"upstream jobs re-planned: {set(jobs) - DECODE_AND_AFTER}"
+
+    upstream = [*run.glob("landmarks/*.h5"), *run.glob("features/*.h5"),
+                *run.glob("folds/*/*"), run / "model_all" / "model.pt", run / "labels.csv"]
+    before = mtimes(upstream)
+    metrics_before = (run / "metrics.json").stat().st_mtime_ns
+    snakemake(work, "--cores", "2", *TINY, *change)
+    assert mtimes(upstream) == before
+    assert (run / "metrics.json").stat().st_mtime_ns > metrics_before
+    assert yaml_value(run / "decode" / "folds" / f"{metrics_subject(metrics)}.priors.yaml", "p") == 0.6
+
+
+def yaml_value(path: Path, key: str):
+    import yaml
+
+    return yaml.safe_load(path.read_text())[key]
+
+
+def metrics_subject(metrics: dict) -> str:
+    return sorted(metrics["per_subject"])[0]
+
+
+@pytest.mark.slow
+def test_changing_a_feature_setting_reruns_features_and_everything_after(tiny_run):
+    work, _, _ = tiny_run
+    jobs = planned_jobs(work, *TINY, "--config", "features={flow: {winsize: 13}}")
+    assert jobs["extract_features"] == 6
+    assert jobs["train_fold"] == 3 and jobs["train_all_subjects"] == 1
+    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 2
+    # landmarks depend on k, frame_skip and backend only; the data not at all
+    assert not {"detect_landmarks", "generate_synthetic", "build_manifest"} & set(jobs)
+    jobs = planned_jobs(work, *TINY, "--config", "features={k: 20}")
+    assert jobs["detect_landmarks"] == 6 and jobs["extract_features"] == 6
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_without_redoing_finished_folds(tiny_run):
+    work, _, _ = tiny_run
+    run = work / RUN
+    shutil.rmtree(run / "folds")
+    shutil.rmtree(run / "logs" / "train_fold", ignore_errors=True)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", *TINY],
+                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    done, deadline = [], time.monotonic() + 1200
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = sorted(p.parent.name for p in run.glob("folds/*/scores.h5"))
+            running = [p.stem for p in (run / "logs" / "train_fold").glob("*.log")
+                       if p.stem not in done]
+            if done and running:
+                break
+            time.sleep(0.05)
+        finished_before_kill = mtimes(run / "folds" / s / "model.pt" for s in done)
+        os.killpg(proc.pid, signal.SIGKILL)        # a crash: no clean-up by Snakemake
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert done and len(done) < 3, f"could not interrupt between folds (done: {done})"
+
+    snakemake(work, "--unlock", *TINY)
+    snakemake(work, "--cores", "2", *TINY)
+    assert mtimes(run / "folds" / s / "model.pt" for s in done) == finished_before_kill
+    from mepkg.h5io import read_scores
+
+    for subject in ("001", "002", "003"):
+        assert read_scores(run / "folds" / subject / "scores.h5")   # complete and readable
+    assert not list(run.rglob("*.tmp")), "temporary files left behind"
+    assert planned_jobs(work, *TINY) == {}
+
+
+# ---------------------------------------------------------------- SLURM (CI)
+def _slurm_up() -> bool:
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                             timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "idle" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.skipif(not _slurm_up(), reason="no SLURM cluster (sinfo shows no idle node)")
+def test_slurm_profile_runs_the_tiny_workflow_with_the_same_metrics(tiny_run, tmp_path):
+    _, local, _ = tiny_run
+    work = copy_workflow(tmp_path / "slurm")
+    proc = snakemake(work, "--profile", "profiles/slurm", *TINY, timeout=3000)
+    submitted = (proc.stdout + proc.stderr).count("has been submitted with SLURM jobid")
+    assert submitted >= 20, f"only {submitted} jobs went through sbatch"
+    metrics = json.loads((work / RUN / "metrics.json").read_text())
+    for mode in ("official", "strict"):
+        assert metrics[mode]["spotting"] == local[mode]["spotting"]
+        assert metrics[mode]["strs"] == pytest.approx(local[mode]["strs"], abs=1e-12)
+
+
+@pytest.mark.slow
+def test_report_collects_figures_and_metrics(tiny_run, tmp_path):
+    work, _, _ = tiny_run
+    report = tmp_path / "report.html"
+    snakemake(work, *TINY, "--report", str(report))
+    text = report.read_text(errors="replace")
+    for name in ("metrics.csv", "confusion.png", "fold_strs.png", "threshold_sweep.png"):
+        assert name in text
+
+
+@pytest.mark.slow
+def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
+    work, _, _ = tiny_run
+    manifest = pd.read_csv(work / RUN / "manifest.csv", dtype=str)
+    video = work / manifest.path.iloc[0]
+    proc = subprocess.run([sys.executable, "-m", "mepkg.cli", "spot", str(video), "--model",
+                           str(work / RUN / "model_all.pt"), "--fps", manifest.fps.iloc[0],
+                           "--out", str(tmp_path / "spot")], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "spot" / "intervals.csv").exists()
