@@ -30,6 +30,11 @@ if PROTOCOL_FILE:
     configfile: PROTOCOL_FILE
 
 
+if SYNTHETIC_FILE:
+
+    configfile: SYNTHETIC_FILE
+
+
 config = finalise_config(config)
 RUN = run_name(config)
 RES = f"results/{RUN}"

@@ -16,6 +16,7 @@ Prints
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import time
@@ -80,10 +81,11 @@ def bench_scans(threads: int, repeats: int) -> None:
                   f"fwd+bwd {ms:8.1f} ms")
 
 
-def bench_training(device: torch.device, threads: int, batch: int, k: int, batches: int) -> float:
+def bench_training(device: torch.device, threads: int, batch: int, k: int, batches: int,
+                   model_args: dict) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = SlowFastMamba().to(device).train()
+    model = SlowFastMamba(**model_args).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     x = torch.randn(batch, 36, k, device=device)
     target = torch.rand(batch, k, device=device)
@@ -103,9 +105,9 @@ def bench_training(device: torch.device, threads: int, batch: int, k: int, batch
 
 
 @torch.no_grad()
-def bench_inference(threads: int, k: int, batch: int = 256) -> float:
+def bench_inference(threads: int, k: int, model_args: dict, batch: int = 256) -> float:
     torch.set_num_threads(threads)
-    model = SlowFastMamba().eval()
+    model = SlowFastMamba(**model_args).eval()
     x = torch.randn(batch, 36, k)
     return batch / time_it(lambda: model(x), 1)
 
@@ -129,6 +131,9 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=2, help="timed training steps per setting")
     p.add_argument("--scan-repeats", type=int, default=3)
     p.add_argument("--no-scan", action="store_true")
+    p.add_argument("--model", type=json.loads, default={},
+                   help='SlowFastMamba arguments as JSON (default: the paper\'s), e.g. the '
+                        'synthetic config\'s \'{"d_model": 32, "depth": 2, "d_state": 16}\'')
     # SAMM-LV fold size (SPEC 1): 79 ME videos, 29 subjects, ~215k sampled frames at frame_skip 7
     p.add_argument("--n-me", type=int, default=159, help="MEs in the fold's dataset")
     p.add_argument("--me-len", type=float, default=10.0, help="positive sampled frames per ME")
@@ -138,21 +143,24 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    print(f"SlowFastMamba parameters: {count_parameters(SlowFastMamba()):,}")
+    print(f"SlowFastMamba({args.model or 'paper'}) parameters: "
+          f"{count_parameters(SlowFastMamba(**args.model)):,}")
     if not args.no_scan:
         print(f"selective scan, CPU, threads {args.threads[0]}:")
         bench_scans(args.threads[0], args.scan_repeats)
 
     rates = {}
     for threads in args.threads:
-        rate = bench_training(torch.device("cpu"), threads, args.batch, args.k, args.batches)
+        rate = bench_training(torch.device("cpu"), threads, args.batch, args.k, args.batches,
+                              args.model)
         rates[threads] = rate
         print(f"training CPU threads={threads} ({scan_backend('cpu')}): batch {args.batch}, "
               f"k {args.k}: {rate:.2f} windows/s (fwd+bwd+Adam)")
-    rate = bench_inference(args.threads[0], args.k)
+    rate = bench_inference(args.threads[0], args.k, args.model)
     print(f"inference CPU threads={args.threads[0]}: {rate:.1f} windows/s (batch 256, k {args.k})")
     if torch.cuda.is_available():
-        rate = bench_training(torch.device("cuda"), 1, args.batch, args.k, max(args.batches, 10))
+        rate = bench_training(torch.device("cuda"), 1, args.batch, args.k, max(args.batches, 10),
+                              args.model)
         rates["cuda"] = rate
         print(f"training CUDA ({scan_backend('cuda')}): {rate:.1f} windows/s")
 

@@ -144,6 +144,24 @@ def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
     return estimate_k_prime(offset - onset)
 
 
+def fold_k_primes(labels: pd.DataFrame, frame_skip: int, folds: Sequence[str],
+                  k_rule: str = "train") -> dict[str, int]:
+    """k' of each LOSO fold: held-out subject -> k'.
+
+    ``k_rule`` "train" (default, leak-free) estimates each fold's k' from
+    the other subjects' MEs; "dataset" (the release's rule) uses every
+    subject, the held-out one included, so every fold gets the same k'.
+    """
+    if k_rule not in ("train", "dataset"):
+        raise ValueError(f"k_rule must be 'train' or 'dataset', got {k_rule!r}")
+    everyone = sorted(set(labels["subject"].astype(str)))
+    if k_rule == "dataset":
+        k_all = k_prime_from_labels(labels, frame_skip)
+        return {str(f): k_all for f in folds}
+    return {str(f): k_prime_from_labels(labels, frame_skip, [s for s in everyone if s != str(f)])
+            for f in folds}
+
+
 # ---------------------------------------------------------------- steps 1-5
 def smooth(curve: np.ndarray, width: int) -> np.ndarray:
     """Moving average of ``width`` frames, same length as ``curve`` (step 1).

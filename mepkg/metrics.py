@@ -315,6 +315,29 @@ def bootstrap_strs(pred: pd.DataFrame, gt: pd.DataFrame, n: int = 1000, seed: in
 
 
 # ---------------------------------------------------------------- the stage
+def metrics_row(result: dict, **keys) -> dict:
+    """One flat table row of an ``evaluate`` result (spotting, recognition, STRS)."""
+    sp, rc = result["spotting"], result["recognition"]
+    return {**keys, "strs": result["strs"], "spot_f1": sp["f1"],
+            "spot_precision": sp["precision"], "spot_recall": sp["recall"],
+            "tp": sp["tp"], "fp": sp["fp"], "fn": sp["fn"], "recog_f1": rc["f1"],
+            "uf1": rc["uf1"], "uar": rc["uar"], "n_pairs": rc["n_pairs"]}
+
+
+def metrics_table(results: dict[str, dict]) -> pd.DataFrame:
+    """``{mode: run_evaluate JSON}`` -> one row per mode x veto x scope.
+
+    scope is ``pooled`` or a LOSO fold's held-out subject (with the veto).
+    """
+    rows = []
+    for mode, m in results.items():
+        rows.append(metrics_row(m, mode=mode, veto=True, scope="pooled"))
+        rows.append(metrics_row(m["without_veto"], mode=mode, veto=False, scope="pooled"))
+        rows += [metrics_row(s, mode=mode, veto=True, scope=subject)
+                 for subject, s in m["per_subject"].items()]
+    return pd.DataFrame(rows)
+
+
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}

@@ -36,6 +36,12 @@ def _protocol_file(config):
 
 
 PROTOCOL_FILE = _protocol_file(config)
+# the synthetic benchmark's own settings (a CPU-sized model), after the protocol
+SYNTHETIC_FILE = (
+    str(Path(workflow.basedir) / "config" / "synthetic.yaml")
+    if _dataset_name(config) == "synthetic"
+    else None
+)
 
 
 def finalise_config(config):

@@ -289,3 +289,17 @@ def test_run_decode_k_prime_from_training_subjects_or_the_whole_dataset(tmp_path
     with pytest.raises(ValueError, match="k' is needed"):
         run_decode([scores], tmp_path / "none.csv")
     assert not (tmp_path / "none.csv").exists()
+
+
+def test_fold_k_primes_train_rule_leaves_the_held_out_subject_out():
+    from mepkg.decode import fold_k_primes
+
+    labels = pd.DataFrame({"subject": ["a", "a", "b", "c"], "type": "micro",
+                           "onset": [0, 0, 0, 0], "offset": [4, 4, 20, 20]})
+    # fold a trains on b, c: durations [20, 20] -> k' = (20 + 1) // 2 = 10
+    # fold b trains on a, c: sorted [4, 4, 20][1] = 4 -> k' = 2
+    assert fold_k_primes(labels, 1, ["a", "b"], "train") == {"a": 10, "b": 2}
+    # the release's rule: every subject, sorted [4, 4, 20, 20][2] = 20 -> 10, for every fold
+    assert fold_k_primes(labels, 1, ["a", "b"], "dataset") == {"a": 10, "b": 10}
+    with pytest.raises(ValueError, match="k_rule"):
+        fold_k_primes(labels, 1, ["a"], "everything")

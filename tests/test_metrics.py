@@ -208,3 +208,22 @@ def test_run_evaluate_writes_json_with_headline_veto_and_bootstrap(tmp_path):
     assert data["strs"] == pytest.approx(0.2) and data["without_veto"]["strs"] == pytest.approx(0.2)
     assert data["bootstrap"]["n"] == 100 and data["mode"] == "official"
     assert set(data["per_subject"]) == {"1", "2"}
+
+
+def test_metrics_table_flattens_modes_vetoes_and_folds():
+    from mepkg.metrics import evaluate, metrics_table
+
+    gt = pd.DataFrame({"subject": ["1", "2"], "video": ["a", "b"], "onset": [10, 10],
+                       "offset": [20, 20], "emotion": ["negative", "positive"]})
+    pred = pd.DataFrame({"subject": ["1", "2"], "video": ["a", "b"], "onset": [10, 50],
+                         "offset": [20, 60], "emotion": ["negative", "positive"]})
+    result = evaluate(pred, gt, mode="strict")
+    result["without_veto"] = result
+    table = metrics_table({"strict": result})
+    assert list(table.scope) == ["pooled", "pooled", "1", "2"]
+    assert list(table.veto) == [True, False, True, True]
+    pooled = table.iloc[0]
+    # one TP (subject 1), one FP and one FN (subject 2): P = R = F1 = 0.5
+    assert (pooled.tp, pooled.fp, pooled.fn) == (1, 1, 1)
+    assert pooled.spot_f1 == pytest.approx(0.5)
+    assert table.set_index("scope").loc["2", "tp"] == 0
