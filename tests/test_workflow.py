@@ -162,6 +162,13 @@ def test_tiny_run_writes_metrics_plots_and_summary(tiny_run):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["folds"] == 3 and summary["strs"] == metrics["strs"]
     assert (run / "model_all.pt").stat().st_size > 0     # packaged for `mepkg spot`
+    # the frame rate travels from the manifest (SAMM-LV layout: 200 fps) into the
+    # features and the model file, where `mepkg spot` derives its frame_skip from it
+    from mepkg.h5io import read_features
+    from mepkg.model import load_model
+
+    assert read_features(next((run / "features").glob("*.h5"))).attrs["fps"] == 200.0
+    assert load_model(run / "model_all.pt")[1]["fps"] == 200.0
     assert planned_jobs(work, *TINY) == {}            # complete: nothing left to do
     print(f"tiny synthetic workflow end to end: {seconds:.0f} s")
 

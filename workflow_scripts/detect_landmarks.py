@@ -23,6 +23,6 @@ if vid not in manifest.index:
 feat = snakemake.params.features
 track = detect_video_landmarks(manifest.loc[vid, "path"], k=feat["k"],
                                frame_skip=feat["frame_skip"], backend=feat["backend"],
-                               progress=True)
+                               progress=True, fps=float(manifest.loc[vid, "fps"]))
 write_landmarks(snakemake.output.landmarks, track)
 logging.info("%s: %d windows, %d with a face", vid, len(track.detected), int(track.detected.sum()))

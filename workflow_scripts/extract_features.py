@@ -21,4 +21,4 @@ feat = dict(snakemake.params.features)
 config = FeatureConfig(**{k: v for k, v in feat.items() if k != "flow"}, **feat["flow"])
 run_features(row["path"], snakemake.output.features, config=config,
              landmarks=snakemake.input.landmarks, progress=True,
-             video_id=vid, subject=row["subject"], video=row["video"])
+             video_id=vid, subject=row["subject"], video=row["video"], fps=float(row["fps"]))
