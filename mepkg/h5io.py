@@ -35,6 +35,17 @@ def _open_checked(path: str | os.PathLike, kind: str) -> h5py.File:
                          f"delete it and re-run the stage that writes it") from err
 
 
+def _write_h5(path, schema: str, attrs: dict, datasets: dict[str, np.ndarray]) -> Path:
+    """Write one HDF5 file atomically: schema tag, attributes, datasets."""
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["schema"] = schema
+            h5.attrs.update(attrs)
+            for name, data in datasets.items():
+                h5.create_dataset(name, data=data)
+    return Path(path)
+
+
 def _require(h5: h5py.File, name: str, kind: str, ndim: int, dtype_kind: str):
     if name not in h5:
         raise ValueError(f"{h5.filename}: {kind} file lacks dataset '{name}'; "
@@ -99,15 +110,11 @@ def write_landmarks(path: str | os.PathLike, track: LandmarkTrack) -> Path:
     missing = [a for a in LANDMARK_ATTRS if a not in track.attrs]
     if missing:
         raise ValueError(f"{path}: landmark track lacks attribute(s) {', '.join(missing)}")
-    with atomic_output(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["schema"] = LANDMARKS_SCHEMA
-            h5.attrs.update({k: v for k, v in track.attrs.items()})
-            h5.create_dataset("ref_frame", data=np.asarray(track.ref_frame, np.int64))
-            h5.create_dataset("face_box", data=np.asarray(track.face_box, np.float32))
-            h5.create_dataset("landmarks", data=np.asarray(track.landmarks, np.float32))
-            h5.create_dataset("detected", data=np.asarray(track.detected, bool))
-    return Path(path)
+    return _write_h5(path, LANDMARKS_SCHEMA, track.attrs, {
+        "ref_frame": np.asarray(track.ref_frame, np.int64),
+        "face_box": np.asarray(track.face_box, np.float32),
+        "landmarks": np.asarray(track.landmarks, np.float32),
+        "detected": np.asarray(track.detected, bool)})
 
 
 def read_landmarks(path: str | os.PathLike) -> LandmarkTrack:
@@ -169,16 +176,12 @@ def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
     missing = [a for a in FEATURE_ATTRS if a not in fs.attrs]
     if missing:
         raise ValueError(f"{path}: feature set lacks attribute(s) {', '.join(missing)}")
-    with atomic_output(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["schema"] = FEATURES_SCHEMA
-            h5.attrs.update({k: v for k, v in fs.attrs.items()})
-            h5.create_dataset("features", data=np.asarray(fs.features, np.float32))
-            h5.create_dataset("window_start", data=np.asarray(fs.window_start, np.int64))
-            h5.create_dataset("landmarks", data=np.asarray(fs.landmarks, np.float32))
-            h5.create_dataset("crop_box", data=np.asarray(fs.crop_box, np.int32))
-            h5.create_dataset("quality", data=np.asarray(fs.quality, np.uint8))
-    return Path(path)
+    return _write_h5(path, FEATURES_SCHEMA, fs.attrs, {
+        "features": np.asarray(fs.features, np.float32),
+        "window_start": np.asarray(fs.window_start, np.int64),
+        "landmarks": np.asarray(fs.landmarks, np.float32),
+        "crop_box": np.asarray(fs.crop_box, np.int32),
+        "quality": np.asarray(fs.quality, np.uint8)})
 
 
 def read_features(path: str | os.PathLike) -> FeatureSet:

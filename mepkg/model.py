@@ -194,9 +194,8 @@ def save_model_file(path: str | os.PathLike, model: SlowFastMamba, *, k: int | N
     return Path(path)
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"
-               ) -> tuple[SlowFastMamba, dict]:
-    """Read a model file -> (model in eval mode on ``device``, metadata without the weights)."""
+def read_model_file(path: str | os.PathLike) -> dict:
+    """A model file's content (weights and metadata), checked for format and keys."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
@@ -216,6 +215,13 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"
     if missing:
         raise ValueError(f"{path}: model file lacks {missing}; it is truncated or was not "
                          f"written by mepkg")
+    return payload
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"
+               ) -> tuple[SlowFastMamba, dict]:
+    """Read a model file -> (model in eval mode on ``device``, metadata without the weights)."""
+    payload = read_model_file(path)
     model = SlowFastMamba(**payload["model_config"])
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()

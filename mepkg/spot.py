@@ -49,8 +49,10 @@ def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.
     """
     import torch
 
+    from mepkg.model import read_model_file
+
     priors = priors if isinstance(priors, DecodePriors) else DecodePriors.from_dict(priors or {})
-    payload = _load_payload(model_file)
+    payload = read_model_file(model_file)
     if k_prime is None:
         table = labels if isinstance(labels, pd.DataFrame) else pd.read_csv(
             labels, dtype={"subject": str, "video": str})
@@ -60,21 +62,6 @@ def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.
         torch.save(payload, tmp)
     log.info("%s: model with decoding priors (k'=%d, p=%.2f)", out, k_prime, priors.p)
     return Path(out)
-
-
-def _load_payload(path) -> dict:
-    import torch
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable mepkg model file ({err})") from err
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise ValueError(f"{path}: not a mepkg model file (no weights)")
-    return payload
 
 
 def spot_frame_skip(video_fps: float, train_fps: float, train_frame_skip: int) -> int:
