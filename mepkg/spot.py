@@ -157,12 +157,12 @@ def plot_timeline(video: Path, scores, intervals: pd.DataFrame, crop_boxes: np.n
         colour = emotion_colour(row.emotion)
         ax.axvspan(row.onset_s, row.offset_s, color=colour, alpha=0.3)
         ax.axvline(row.apex_s, color=colour, lw=1.2)
-        ax.text(row.apex_s, 1.02, row.emotion, color=colour, ha="center", va="bottom",
+        ax.text(row.apex_s, 0.98, row.emotion, color=colour, ha="center", va="top",
                 fontsize=8, transform=ax.get_xaxis_transform())
     ax.set(xlabel="time (s)", ylabel="spot score", xlim=(0, max(t[-1], 1e-3) if len(t) else 1),
            title=f"{video.name}: {len(intervals)} micro-expressions "
                  f"(k'={k_p}, p={priors.p:.2f})")
-    ax.margins(y=0.15)
+    ax.set_ylim(-0.05, 1.2)   # room for the emotion labels above the scores
     for j, row in enumerate(thumbs.itertuples()):
         window = min(int(row.apex) // skip // half, len(crop_boxes) - 1)
         top, bottom, left, right = (int(v) for v in crop_boxes[max(window, 0)])
