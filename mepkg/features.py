@@ -30,10 +30,12 @@ import numpy as np
 from tqdm import tqdm
 
 from mepkg import __version__
+from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import FeatureSet, LandmarkTrack, read_landmarks, write_features
-from mepkg.landmarks import detect_video_landmarks, get_backend, n_windows
+from mepkg.landmarks import detect_video_landmarks, get_backend
 from mepkg.roi import (MOTION_NAMES, Roi, build_rois, crop_box_from_landmarks, crop_gray,
                        crop_scale, robust_motion, roi_motions, to_crop_coords, to_frame_coords)
+from mepkg.targets import n_windows
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +243,9 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
     else:
         frames = source
     n_needed = (n_win + 1) * half   # sampled frames the last window reaches
-    if n_frames and n_win != n_windows(-(-n_frames // skip), k):
-        raise ValueError(f"{name}: {n_frames} frames give {n_windows(-(-n_frames // skip), k)} "
+    expected = n_windows(sampled_count(n_frames, skip), k) if n_frames else n_win
+    if n_win != expected:
+        raise ValueError(f"{name}: {n_frames} frames give {expected} "
                          f"windows but the landmarks have {n_win}; they belong to another video")
 
     refs = _References(track, config, name)

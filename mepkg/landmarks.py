@@ -28,7 +28,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import LandmarkTrack
+from mepkg.targets import n_windows
 
 log = logging.getLogger(__name__)
 
@@ -174,13 +176,6 @@ def get_backend(name: str = "dlib") -> LandmarkBackend:
 
 
 # ---------------------------------------------------------------- videos
-def n_windows(n_sampled: int, k: int) -> int:
-    """Windows of k sampled frames, stride k/2, in n sampled frames (SPEC 2)."""
-    if k < 2 or k % 2:
-        raise ValueError(f"window length k={k} must be an even number >= 2")
-    return max(n_sampled // (k // 2) - 1, 0)
-
-
 def _video_name(source) -> str:
     return str(source) if isinstance(source, (str, os.PathLike)) else getattr(
         source, "path", "<frames in memory>")
@@ -209,11 +204,11 @@ def detect_video_landmarks(source: str | os.PathLike | Iterable[tuple[int, np.nd
 
         frames = open_frames(source, frame_skip=frame_skip * half, fps=fps)   # references only
         n_frames, fps = int(frames.n_frames), float(frames.fps or 0.0)
-        total = n_windows(-(-n_frames // frame_skip), k)
+        total = n_windows(sampled_count(n_frames, frame_skip), k)
     else:
         frames, n_frames = source, getattr(source, "n_frames", None)
         fps = float(fps or getattr(source, "fps", 0.0) or 0.0)
-        total = None if n_frames is None else n_windows(-(-n_frames // frame_skip), k)
+        total = None if n_frames is None else n_windows(sampled_count(n_frames, frame_skip), k)
 
     refs, boxes, points, found = [], [], [], []
     last = -1
@@ -236,7 +231,7 @@ def detect_video_landmarks(source: str | os.PathLike | Iterable[tuple[int, np.nd
     bar.close()
     if n_frames is None:
         n_frames = last + 1
-    w = n_windows(-(-n_frames // frame_skip), k)
+    w = n_windows(sampled_count(n_frames, frame_skip), k)
     if len(refs) < w:
         raise ValueError(f"{name}: {len(refs)} reference frames read, {w} windows expected "
                          f"from {n_frames} frames; the video is truncated or unreadable")

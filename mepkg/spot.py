@@ -77,11 +77,12 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
                out_dir: str | os.PathLike = "spot_out", fps: float | None = None,
                device: str = "auto", progress: bool = False) -> pd.DataFrame:
     """Spot and recognise the micro-expressions of one video; returns the intervals."""
-    from mepkg.datasets.frames import open_frames
+    from mepkg.datasets.frames import open_frames, sampled_count
     from mepkg.features import FeatureConfig, extract_features
-    from mepkg.landmarks import detect_video_landmarks, n_windows
+    from mepkg.landmarks import detect_video_landmarks
     from mepkg.model import load_model
     from mepkg.h5io import VideoScores
+    from mepkg.targets import n_windows
     from mepkg.train import predict_video, resolve_device
 
     video, out_dir = Path(video), Path(out_dir)
@@ -99,7 +100,7 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
     probe = open_frames(video, frame_skip=1, fps=fps)
     video_fps = float(fps or probe.fps)
     skip = spot_frame_skip(video_fps, train_fps or video_fps, train_skip)
-    n_sampled = -(-probe.n_frames // skip)
+    n_sampled = sampled_count(probe.n_frames, skip)
     if n_windows(n_sampled, k) < 1:
         need = k * skip
         raise ValueError(f"{video}: {probe.n_frames} frames is too short for one window of "

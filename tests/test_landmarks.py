@@ -10,7 +10,8 @@ import pytest
 from skimage import data
 
 from mepkg import landmarks as lm
-from mepkg.landmarks import detect_video_landmarks, get_backend, n_windows
+from mepkg.landmarks import detect_video_landmarks, get_backend
+from mepkg.targets import n_windows
 
 
 @pytest.fixture(scope="module")
