@@ -90,14 +90,19 @@ def _cmd_convert_checkpoint(args: argparse.Namespace) -> None:
 def _cmd_decode(args: argparse.Namespace) -> None:
     from mepkg.decode import run_decode
 
-    run_decode(args.scores, args.out, priors_file=args.priors, labels=args.labels)
+    run_decode(args.scores, args.out, priors_file=args.priors, labels=args.labels,
+               preset=args.preset, megc_out=args.megc_out)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from mepkg.metrics import run_evaluate
 
     emotions = tuple(e.strip() for e in args.emotions.split(",") if e.strip())
-    run_evaluate(args.pred, args.gt, args.out, mode=args.mode, emotions=emotions)
+    if args.mode == "release" and args.frame_skip is None:
+        raise ValueError("--mode release scores at the sampled rate: give the dataset's "
+                         "--frame-skip (SAMM-LV 7, CAS(ME)^3 1)")
+    run_evaluate(args.pred, args.gt, args.out, mode=args.mode, emotions=emotions,
+                 frame_skip=args.frame_skip)
 
 
 def _cmd_spot(args: argparse.Namespace) -> None:
@@ -197,12 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priors", help="YAML of decoding priors (default: the paper's)")
     p.add_argument("--labels", help="labels.csv of the training subjects (for k')")
     p.add_argument("--out", required=True, help="intervals.csv")
+    p.add_argument("--preset", choices=["megc_samm", "megc_casme3"],
+                   help="the release's MEGC test-set decoding (docs/method.md §9.3)")
+    p.add_argument("--megc-out", help="also write the MEGC submission CSV (1-based frames, "
+                                      "vetoed rows dropped)")
     p.set_defaults(func=_cmd_decode)
 
     p = sub.add_parser("evaluate", help="STRS of predictions against ground truth")
     p.add_argument("--pred", required=True)
     p.add_argument("--gt", required=True)
-    p.add_argument("--mode", default="official", choices=["official", "strict"])
+    p.add_argument("--mode", default="official", choices=["official", "strict", "release"],
+                   help="official (MEGC), strict, or release (the authors' scoring; "
+                        "docs/method.md §8)")
+    p.add_argument("--frame-skip", type=int,
+                   help="the dataset's frame_skip; required by --mode release")
     p.add_argument("--emotions", default="negative,positive,surprise")
     p.add_argument("--out", required=True, help="metrics.json")
     p.set_defaults(func=_cmd_evaluate)

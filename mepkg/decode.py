@@ -16,10 +16,10 @@ Entry points (docs/architecture.md):
 - ``run_decode(scores_files, out, priors_file, labels)``: the ``mepkg decode``
   stage.
 - ``megc_submission`` / ``write_megc_submission``: the MEGC submission CSV
-  (vetoed rows dropped, frames 1-based; docs/method.md §7.3).
+  (vetoed rows dropped, frames 1-based; docs/method.md §9.3).
 
 The release's ablation switches and its MEGC test-set settings are fields of
-:class:`DecodePriors` too (docs/method.md §7): ``interval`` (prior | fixed),
+:class:`DecodePriors` too (docs/method.md §9): ``interval`` (prior | fixed),
 ``synergy`` (0 | 1 | 2) and the presets ``megc_samm`` / ``megc_casme3``.
 
 The neutral veto (step 6) is recorded, not applied: the output keeps every
@@ -30,10 +30,11 @@ result with the veto, scoring all rows the result without it; both come from
 one decode output (``mepkg.metrics.evaluate(..., veto=...)``). Use
 :func:`apply_veto` before handing a CSV to an external evaluator.
 
-Decisions where the method leaves room (docs/method.md §6.8): ME durations for k' are measured on
-sampled label indices (``offset // skip - onset // skip``); k' is at least 1;
-a constant curve gives no interval; a curve shorter than the smoothing width
-keeps its length (centred slice of the full convolution).
+Decisions where the method leaves room (docs/method.md §6.9): ME durations
+for k' are measured on sampled label indices (``offset // skip - onset //
+skip``); k' is at least 1; a constant curve gives no interval; a curve
+shorter than the smoothing width keeps its length (centred slice of the full
+convolution).
 """
 
 from __future__ import annotations
@@ -56,12 +57,12 @@ NEUTRAL_INDEX = CLASS_NAMES.index("neutral")  # 4 (docs/method.md §3)
 NEGATIVE_INDEX = CLASS_NAMES.index("negative")  # 0
 OUTPUT_COLUMNS = ["subject", "video", "onset", "offset", "emotion",
                   "apex", "score", "vote", "vetoed"]
-MEGC_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]   # 1-based frames (§7.3)
+MEGC_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]   # 1-based frames (§9.3)
 K_RULES = ("train", "dataset")
-INTERVAL_STRATEGIES = ("prior", "fixed")       # docs/method.md §7.1
-SYNERGY_LEVELS = (0, 1, 2)                     # docs/method.md §7.2
+INTERVAL_STRATEGIES = ("prior", "fixed")       # docs/method.md §9.1
+SYNERGY_LEVELS = (0, 1, 2)                     # docs/method.md §9.2
 
-# The release's MEGC test-set settings (docs/method.md §7.3). A preset replaces
+# The release's MEGC test-set settings (docs/method.md §9.3). A preset replaces
 # the fields it names; every other field keeps its configured value.
 DECODE_PRESETS: dict[str, dict] = {
     # SAMM test set: p 0.65; step 4 with fixed levels t1 = 0.2, t2 = 0.8 instead
@@ -76,53 +77,49 @@ DECODE_PRESETS: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class DecodePriors:
-    """Every prior of the decoding (docs/method.md §6, §7); ``config.yaml``'s ``decode`` group.
+    """Every prior of the decoding (docs/method.md §6, §9); ``config.yaml``'s ``decode`` group.
 
     k' comes from the labels (``k_rule``) unless ``k_prime`` fixes it (or it
     is given explicitly to :func:`decode_videos` / in the priors YAML).
-    ``preset`` (non-empty) overwrites the fields named in
-    ``DECODE_PRESETS[preset]`` when the object is built.
+    ``preset`` names the test-set preset the priors were built from:
+    :meth:`from_dict` (the config / priors-file path) and :func:`apply_preset`
+    overwrite the fields named in ``DECODE_PRESETS[preset]``; the constructor
+    and ``dataclasses.replace`` do not, so a field changed afterwards (the
+    threshold sweep's p) stays changed.
     """
 
-    p: float = 0.55                # §6 step 2: threshold = mean + p (max - mean) of the smoothed curve
-    smooth_factor: int = 2         # §6 step 1: moving-average width = 2 k'
-    t1_divisor: float = 1.5        # §6 step 4: onset/offset search level t1 = mean(raw) / 1.5
-    t2_factor: float = 1.0         # §6 step 4: extension level t2 = mean(raw) (x 1.0)
-    extend_factor: int = 5         # §6 step 4: extensions walk at most 5 k' from the peak
-    iou_threshold: float = 0.2     # §6 step 5: keep only if IoU < 0.2 with every kept interval
-    apex_factor: float = 1.0       # §6 step 5: ... and apexes more than 1 x k' apart
-    drop_neutral: bool = True      # §6 step 6: synergy veto, intervals voted neutral are removed
-    k_rule: str = "train"          # §6.1: k' from the fold's training subjects ('train')
+    p: float = 0.55                # §6.2: threshold = mean + p (max - mean) of the smoothed curve
+    smooth_factor: int = 2         # §6.1: moving-average width = 2 k'
+    t1_divisor: float = 1.5        # §6.4: onset/offset search level t1 = mean(raw) / 1.5
+    t2_factor: float = 1.0         # §6.4: extension level t2 = mean(raw) (x 1.0)
+    extend_factor: int = 5         # §6.4: extensions walk at most 5 k' from the peak
+    iou_threshold: float = 0.2     # §6.5: keep only if IoU < 0.2 with every kept interval
+    apex_factor: float = 1.0       # §6.5: ... and apexes more than 1 x k' apart
+    drop_neutral: bool = True      # §6.6: synergy veto, intervals voted neutral are removed
+    k_rule: str = "train"          # §6.8: k' from the fold's training subjects ('train')
                                    # or the whole dataset ('dataset', the release's test-label leak)
-    interval: str = "prior"        # §7.1 ablation: 'prior' (step 4 boundary search) or
+    interval: str = "prior"        # §9.1 ablation: 'prior' (step 4 boundary search) or
                                    # 'fixed' (peak +- k', the release's fixed-window baseline)
-    synergy: int = 1               # §7.2 ablation, per-frame class: 1 neutral logit set to 0 then
+    synergy: int = 1               # §9.2 ablation, per-frame class: 1 neutral logit set to 0 then
                                    # argmax over 5 (paper); 0 plain argmax over the 5 raw logits
                                    # (train with train.neutral_factor 0); 2 argmax over the 4 emotions
-    t1_level: float | None = None  # §7.3: fixed onset/offset search level instead of mean/t1_divisor
+    t1_level: float | None = None  # §9.3: fixed onset/offset search level instead of mean/t1_divisor
                                    # (None: from the curve mean; megc_samm: 0.2)
-    t2_level: float | None = None  # §7.3: fixed extension level instead of t2_factor x mean
+    t2_level: float | None = None  # §9.3: fixed extension level instead of t2_factor x mean
                                    # (None: from the curve mean; megc_samm: 0.8)
-    suppression: bool = True       # §6 step 5 on/off (megc_samm: off)
-    negative_penalty: float = 0.0  # §7.3: subtracted from the negative logit before the
+    suppression: bool = True       # §6.5 on/off (megc_samm: off)
+    negative_penalty: float = 0.0  # §9.3: subtracted from the negative logit before the
                                    # per-frame argmax (megc_samm: 1)
-    non_negative_share: float | None = None  # §7.3: vote leaves `negative` only when more than this
+    non_negative_share: float | None = None  # §9.3: vote leaves `negative` only when more than this
                                    # share of the span is not negative, then the majority of those
                                    # frames wins (None: plain majority; megc_samm: 0.2)
-    k_prime: int | None = None     # §7.3: fixed k' (None: from the labels by k_rule; megc_casme3: 6)
-    preset: str = ""               # §7.3: '' (none), 'megc_samm' or 'megc_casme3'
+    k_prime: int | None = None     # §9.3: fixed k' (None: from the labels by k_rule; megc_casme3: 6)
+    preset: str = ""               # §9.3: '' (none), 'megc_samm' or 'megc_casme3'
 
     def __post_init__(self):
-        if self.preset:
-            if self.preset not in DECODE_PRESETS:
-                raise ValueError(f"decode prior preset={self.preset!r}: expected '' or one of "
-                                 f"{sorted(DECODE_PRESETS)}")
-            for name, value in DECODE_PRESETS[self.preset].items():
-                object.__setattr__(self, name, value)     # frozen: set once, at build time
-        self._check()
-
-    def _check(self):
         checks = [
+            ("preset", self.preset == "" or self.preset in DECODE_PRESETS,
+             f"'' or one of {sorted(DECODE_PRESETS)}"),
             ("p", 0.0 <= self.p <= 1.0, "a number in [0, 1]"),
             ("smooth_factor", self.smooth_factor >= 1, "at least 1"),
             ("t1_divisor", self.t1_divisor > 0, "positive"),
@@ -155,21 +152,35 @@ class DecodePriors:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "priors") -> "DecodePriors":
-        """Build from a mapping; an unknown key is an error naming it."""
+        """Build from a mapping, its ``preset`` applied; an unknown key is an error naming it."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{source}: unknown decode prior(s) {unknown}; "
                              f"known: {sorted(known)}")
-        return cls(**values)
+        try:
+            return apply_preset(cls(**values), values.get("preset") or "")
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from err
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def apply_preset(priors: DecodePriors, preset: str) -> DecodePriors:
+    """``priors`` with the fields of ``DECODE_PRESETS[preset]`` overwritten
+    (docs/method.md §9.3); ``preset`` '' returns ``priors`` unchanged."""
+    if not preset:
+        return priors
+    if preset not in DECODE_PRESETS:
+        raise ValueError(f"decode prior preset={preset!r}: expected '' or one of "
+                         f"{sorted(DECODE_PRESETS)}")
+    return replace(priors, preset=preset, **DECODE_PRESETS[preset])
+
+
 # ---------------------------------------------------------------- k' (duration prior)
 def estimate_k_prime(durations: Iterable[int]) -> int:
-    """k' = floor((median + 1) / 2), median = sorted(durations)[n // 2] (docs/method.md §6.1).
+    """k' = floor((median + 1) / 2), median = sorted(durations)[n // 2] (docs/method.md §6.8).
 
     ``durations`` are ``offset - onset`` in sampled frames.
     """
@@ -326,7 +337,7 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
     plateau peak in the zero-padded smoothed curve of a constant c > 0).
     ``interval="fixed"`` replaces step 4 by ``[peak - k', peak + k']`` (clipped);
     ``t1_level`` / ``t2_level`` replace the mean-based levels of step 4;
-    ``suppression=False`` skips step 5 (docs/method.md §7).
+    ``suppression=False`` skips step 5 (docs/method.md §9).
     """
     if interval not in INTERVAL_STRATEGIES:
         raise ValueError(f"interval must be one of {INTERVAL_STRATEGIES}, got {interval!r}")
@@ -359,12 +370,12 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
 
 # ---------------------------------------------------------------- step 6: recognition
 def frame_classes(logits, synergy: int = 1, negative_penalty: float = 0.0) -> np.ndarray:
-    """Class index per frame from ``(n, 5)`` logits (docs/method.md §5.5, §7.2).
+    """Class index per frame from ``(n, 5)`` logits (docs/method.md §5.5, §9.2).
 
     ``synergy`` 1 (the paper): the neutral logit is set to 0 (not removed),
     then argmax over all 5; 0: plain argmax over the 5 raw logits; 2: argmax
     over the 4 emotions only (never neutral, so the veto never fires).
-    ``negative_penalty`` is subtracted from the negative logit first (§7.3).
+    ``negative_penalty`` is subtracted from the negative logit first (§9.3).
     Ties go to the lower class index (numpy's argmax).
     """
     if synergy not in SYNERGY_LEVELS:
@@ -385,12 +396,12 @@ def frame_classes(logits, synergy: int = 1, negative_penalty: float = 0.0) -> np
 
 def recognise(classes: np.ndarray, start: int, end: int,
               non_negative_share: float | None = None) -> tuple[int, float]:
-    """Majority vote of ``classes[start+1 .. end-2]`` (docs/method.md §6 step 6).
+    """Majority vote of ``classes[start+1 .. end-2]`` (docs/method.md §6.6).
 
     Ties go to the class met first in the span; an empty span votes neutral.
     Returns ``(class_index, vote)`` with ``vote`` the fraction of the span's
     frames that voted for the winner (0.0 for an empty span).
-    ``non_negative_share`` (the release's SAMM test vote, §7.3): the winner is
+    ``non_negative_share`` (the release's SAMM test vote, §9.3): the winner is
     ``negative`` unless more than this share of the span's frames are not
     negative; then the majority of those frames wins (same tie rule).
     """
@@ -457,7 +468,7 @@ def apply_veto(intervals: pd.DataFrame) -> pd.DataFrame:
 
 
 def megc_submission(intervals: pd.DataFrame) -> pd.DataFrame:
-    """The MEGC submission table of decoded intervals (docs/method.md §7.3).
+    """The MEGC submission table of decoded intervals (docs/method.md §9.3).
 
     Rows the neutral veto removes are dropped (:func:`apply_veto`); columns
     ``subject, video, onset, offset, emotion`` in file order, with onset and
@@ -528,7 +539,7 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
         scores_files = [scores_files]
     priors, k_p = read_priors(priors_file)
     if preset:
-        priors = replace(priors, preset=preset)
+        priors = apply_preset(priors, preset)
         k_p = priors.k_prime if priors.k_prime is not None else k_p
     videos = [v for f in scores_files for v in read_scores(f)]
     skips = {int(v.frame_skip) for v in videos}

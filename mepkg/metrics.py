@@ -1,6 +1,6 @@
 """Spot-then-recognise evaluation: official, strict and release STRS, UF1, UAR, bootstrap.
 
-docs/method.md §8 (scoring) and §9 (the table of protocol differences).
+docs/method.md §7 (scoring) and §8 (the table of protocol differences).
 
 Pure numpy/pandas, separate from the model (as ActionFormer's evaluation).
 Intervals are ``subject, video, onset, offset, emotion`` in original 0-based
@@ -51,9 +51,9 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]
-DEFAULT_EMOTIONS = ("negative", "positive", "surprise")   # docs/method.md §8: `others` excluded
-IOU_THRESHOLD = 0.5                                       # docs/method.md §8
-MODES = ("official", "strict", "release")                 # docs/method.md §9
+DEFAULT_EMOTIONS = ("negative", "positive", "surprise")   # docs/method.md §7: `others` excluded
+IOU_THRESHOLD = 0.5                                       # docs/method.md §7
+MODES = ("official", "strict", "release")                 # docs/method.md §8
 
 
 # ---------------------------------------------------------------- input
@@ -261,7 +261,7 @@ def _summary(counts: dict, emotions, quirk) -> dict:
 def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = "official",
              emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True,
              frame_skip: int | None = None) -> dict:
-    """Spotting, recognition and STRS of ``pred`` against ``gt`` (docs/method.md §8).
+    """Spotting, recognition and STRS of ``pred`` against ``gt`` (docs/method.md §7).
 
     ``veto``: drop prediction rows whose ``vetoed`` column is True (decode's
     neutral veto); ``veto=False`` scores every row. Returns a dict with
@@ -460,7 +460,7 @@ def _summary_release(counts: dict, emotions) -> dict:
 
 def evaluate_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | None,
                      emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True) -> dict:
-    """STRS as the authors' release scores it (docs/method.md §8.3; ``evaluate(mode="release")``).
+    """STRS as the authors' release scores it (docs/method.md §7.3; ``evaluate(mode="release")``).
 
     Same layout as :func:`evaluate`'s result, plus ``frame_skip``. Pooled
     over every fold; ``per_subject`` scores each LOSO fold alone.

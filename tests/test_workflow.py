@@ -147,13 +147,14 @@ def test_tiny_run_writes_metrics_plots_and_summary(tiny_run):
     run = work / RUN
     assert 0.0 <= metrics["strs"] <= 1.0
     assert metrics["headline_mode"] == "official"
-    for mode in ("official", "strict"):
+    for mode in ("official", "strict", "release"):
         assert 0.0 <= metrics[mode]["strs"] <= 1.0
         assert "strs" in metrics[mode]["without_veto"]
     table = pd.read_csv(run / "metrics.csv", dtype={"scope": str})
     pooled = table[table.scope == "pooled"]
     assert set(zip(pooled["mode"], pooled["veto"])) == {
-        ("official", True), ("official", False), ("strict", True), ("strict", False)}
+        ("official", True), ("official", False), ("strict", True), ("strict", False),
+        ("release", True), ("release", False)}
     assert pooled.set_index(["mode", "veto"]).loc[("official", True), "strs"] == pytest.approx(
         metrics["strs"])
     for name in ("confusion", "fold_strs", "threshold_sweep"):
