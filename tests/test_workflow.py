@@ -82,7 +82,7 @@ def test_dry_run_default_config_plans_every_fold(tmp_path):
     assert jobs["train_fold"] == len(plan.folds())
     assert jobs["decode_fold"] == len(plan.folds())
     assert jobs["extract_features"] == jobs["detect_landmarks"] >= len(plan.folds())
-    assert jobs["train_all_subjects"] == 1 and jobs["evaluate"] == 2
+    assert jobs["train_all_subjects"] == 1 and jobs["evaluate"] == 3  # official, strict, release
 
 
 def test_dry_run_slurm_profile(tmp_path):
