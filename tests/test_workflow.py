@@ -180,7 +180,7 @@ def test_changing_a_decode_prior_reruns_only_decoding_and_evaluation(tiny_run):
     run = work / RUN
     change = ["--config", "decode={p: 0.6}"]
     jobs = planned_jobs(work, *TINY, *change)
-    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 2
+    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 3
     assert set(jobs) <= DECODE_AND_AFTER, f"upstream jobs re-planned: {set(jobs) - DECODE_AND_AFTER}"
 
     upstream = [*run.glob("landmarks/*.h5"), *run.glob("features/*.h5"),
@@ -209,7 +209,7 @@ def test_changing_a_feature_setting_reruns_features_and_everything_after(tiny_ru
     jobs = planned_jobs(work, *TINY, "--config", "features={flow: {winsize: 13}}")
     assert jobs["extract_features"] == 6
     assert jobs["train_fold"] == 3 and jobs["train_all_subjects"] == 1
-    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 2
+    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 3
     # landmarks depend on k, frame_skip and backend only; the data not at all
     assert not {"detect_landmarks", "generate_synthetic", "build_manifest"} & set(jobs)
     jobs = planned_jobs(work, *TINY, "--config", "features={k: 20}")
