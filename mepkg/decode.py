@@ -100,20 +100,22 @@ class DecodePriors:
                                    # or the whole dataset ('dataset', the release's test-label leak)
     interval: str = "prior"        # §9.1 ablation: 'prior' (step 4 boundary search) or
                                    # 'fixed' (peak +- k', the release's fixed-window baseline)
-    synergy: int = 1               # §9.2 ablation, per-frame class: 1 neutral logit set to 0 then
-                                   # argmax over 5 (paper); 0 plain argmax over the 5 raw logits
-                                   # (train with train.neutral_factor 0); 2 argmax over the 4 emotions
-    t1_level: float | None = None  # §9.3: fixed onset/offset search level instead of mean/t1_divisor
-                                   # (None: from the curve mean; megc_samm: 0.2)
+    synergy: int = 1               # §9.2 ablation, per-frame class: 1 neutral logit set to 0,
+                                   # then argmax over 5 (paper); 0 plain argmax over the 5 raw
+                                   # logits (train with train.neutral_factor 0); 2 argmax over
+                                   # the 4 emotions
+    t1_level: float | None = None  # §9.3: fixed onset/offset search level instead of
+                                   # mean / t1_divisor (None: from the curve mean; megc_samm: 0.2)
     t2_level: float | None = None  # §9.3: fixed extension level instead of t2_factor x mean
                                    # (None: from the curve mean; megc_samm: 0.8)
     suppression: bool = True       # §6.5 on/off (megc_samm: off)
     negative_penalty: float = 0.0  # §9.3: subtracted from the negative logit before the
                                    # per-frame argmax (megc_samm: 1)
-    non_negative_share: float | None = None  # §9.3: vote leaves `negative` only when more than this
-                                   # share of the span is not negative, then the majority of those
-                                   # frames wins (None: plain majority; megc_samm: 0.2)
-    k_prime: int | None = None     # §9.3: fixed k' (None: from the labels by k_rule; megc_casme3: 6)
+    non_negative_share: float | None = None  # §9.3: vote leaves `negative` only when more
+                                   # than this share of the span is not negative, then the majority
+                                   # of those frames wins (None: plain majority; megc_samm: 0.2)
+    k_prime: int | None = None     # §9.3: fixed k' (None: from the labels by k_rule;
+                                   # megc_casme3: 6)
     preset: str = ""               # §9.3: '' (none), 'megc_samm' or 'megc_casme3'
 
     def __post_init__(self):
@@ -138,11 +140,13 @@ class DecodePriors:
              or 0.0 <= self.non_negative_share < 1.0, "None or in [0, 1)"),
             ("k_prime", self.k_prime is None or (not isinstance(self.k_prime, bool)
                                                  and int(self.k_prime) == self.k_prime
-                                                 and self.k_prime >= 1), "None or an integer >= 1"),
+                                                 and self.k_prime >= 1),
+             "None or an integer >= 1"),
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise ValueError(f"decode prior {name}={getattr(self, name)!r}: expected {expected}")
+                raise ValueError(f"decode prior {name}={getattr(self, name)!r}: "
+                                 f"expected {expected}")
 
     def interval_kwargs(self) -> dict:
         """The keyword arguments of :func:`decode_intervals` (steps 1-5)."""

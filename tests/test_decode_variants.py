@@ -225,7 +225,8 @@ def test_megc_submission_is_one_based_without_vetoed_rows(tmp_path):
         "score": [0.9, 0.5, 0.7], "vote": [1.0, 0.5, 0.8], "vetoed": [False, True, False]})
     sub = megc_submission(intervals)
     assert list(sub.columns) == ["subject", "video", "onset", "offset", "emotion"]
-    assert sub.values.tolist() == [["s1", "v1", 1, 14, "negative"], ["s1", "v1", 36, 49, "positive"]]
+    assert sub.values.tolist() == [["s1", "v1", 1, 14, "negative"],
+                                   ["s1", "v1", 36, 49, "positive"]]
     src = tmp_path / "pred.csv"
     intervals.to_csv(src, index=False)
     write_megc_submission(src, tmp_path / "sub.csv")
