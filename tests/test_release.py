@@ -285,3 +285,29 @@ def test_metrics_table_takes_release_rows(csv_pair):
     assert pooled.loc[("release", True), "spot_f1"] == pytest.approx(2 / 3)
     # official at the original rate: |13..20|=8 / |6..27|=22 < 0.5 -> FP + FN; s2 not scored
     assert (pooled.loc[("official", True), "tp"], pooled.loc[("official", True), "fn"]) == (0, 1)
+
+
+def test_megc_readme_example_scores_the_same_in_release_mode():
+    # The evaluator README's example (docs/method.md §7.1), frame_skip 1, all its emotions:
+    # each prediction's best GT is the only one of its video with IoU >= 0.5 or none:
+    #   EP02_01f [10,70] vs [45,85]: |45..70|=26 / |10..85|=76 = 0.34 -> FP + FN
+    #   EP03_02 [100,170] vs [130,160]: 31/71 = 0.44 -> FP + FN
+    #   EP04_02 [0,70] vs [20,75]: 51/76 = 0.67 -> TP (others, others)
+    #   EP01_11f [20,90] vs [45,95]: 46/76 = 0.61 -> TP (repression, happiness)
+    #   EP02_04f [70,140] vs [30,140]: 71/111 = 0.64 -> TP (repression, happiness)
+    # spotting TP 3, FP 2, FN 2 -> F1 0.6. Classes: happiness TP 0 FP 2 FN 0 (P 0, R 0),
+    # others TP 1 (P = R = 1), repression FN 2 (P = R = 0); none single-valued -> P = R = 1/3,
+    # F1 1/3; STRS 0.6 x 1/3 = 0.2, as the official evaluator.
+    cols = ["subject", "video", "onset", "offset", "emotion"]
+    pred = pd.DataFrame([("1", "EP02_01f", 10, 70, "happiness"),
+                         ("1", "EP03_02", 100, 170, "others"),
+                         ("1", "EP04_02", 0, 70, "others"), ("2", "EP01_11f", 20, 90, "happiness"),
+                         ("2", "EP02_04f", 70, 140, "happiness")], columns=cols)
+    gt = pd.DataFrame([("1", "EP02_01f", 45, 85, "happiness"), ("1", "EP03_02", 130, 160, "others"),
+                       ("1", "EP04_02", 20, 75, "others"), ("2", "EP01_11f", 45, 95, "repression"),
+                       ("2", "EP02_04f", 30, 140, "repression")], columns=cols)
+    r = evaluate(pred, gt, mode="release", frame_skip=1,
+                 emotions=("happiness", "others", "repression"))
+    assert spot(r) == (3, 2, 2)
+    assert r["recognition"]["f1"] == pytest.approx(1 / 3)
+    assert r["strs"] == pytest.approx(0.2)
