@@ -129,9 +129,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_spot(args: argparse.Namespace) -> None:
+    _frame_rate(args.video, args.fps)
     from mepkg.spot import spot_video
 
-    _frame_rate(args.video, args.fps)
     spot_video(args.video, model=args.model, out_dir=args.out, fps=args.fps,
                device=args.device, progress=True)
 
@@ -271,11 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert-checkpoint", help="authors' released .pkl -> mepkg model .pt")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--k", type=POS_INT, required=True,
-                   help="window length the release was trained with (SAMM-LV 30, CAS(ME)^3 50)")
-    p.add_argument("--frame-skip", type=POS_INT, required=True,
+    p.add_argument("--k", type=POS_INT,
+                   help="window length the release was trained with (SAMM-LV 30, CAS(ME)^3 50)"
+                        "; required unless the file records it, as are the next two")
+    p.add_argument("--frame-skip", type=POS_INT,
                    help="frame skip of its training data (SAMM-LV 7, CAS(ME)^3 1)")
-    p.add_argument("--fps", type=POS_FLOAT, required=True,
+    p.add_argument("--fps", type=POS_FLOAT,
                    help="frame rate of its training videos (SAMM-LV 200, CAS(ME)^3 30)")
     p.set_defaults(func=_cmd_convert_checkpoint)
     outputs(p, ("output", "file", "OUTPUT"))

@@ -131,6 +131,23 @@ def scan_dataset(dataset: str, root: str | Path,
     return labels, manifest
 
 
+def plan_dataset(dataset: str, root: str | Path,
+                 label_files: Sequence[str | Path] | None = None,
+                 emotion_map: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(labels, manifest)`` for the workflow's parse-time plan: fails early, in one line.
+
+    A missing or frame-less data root, a corrupt label sheet and a labelled
+    video missing on disk are errors naming the root, the sheet or the video
+    (not failures of a job hours later). Cheap: frames are listed, not decoded.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset.data_root {root}: no such folder; set it to the root "
+                                f"of your {dataset} copy")
+    return scan_dataset(dataset, root, label_files=label_files or None,
+                        emotion_map=emotion_map or None, missing="error")
+
+
 def _warn_beyond_end(labels: pd.DataFrame, manifest: pd.DataFrame) -> None:
     """Warn (naming file and row) about events ending after their video's last frame."""
     n_frames = {(s, v): int(n) for s, v, n in
