@@ -4,6 +4,9 @@ Each case runs the real command (``python -m mepkg``) on small inputs made in
 tmp_path and checks the one error path: exit code 2, one line
 ``mepkg <command>: error: ...`` naming the offending file/row/value, no
 traceback, and no output file left behind (not even a hidden temporary).
+Cases of the commands that import PyTorch or SciPy (model files, decode,
+spot, landmarks) call ``mepkg.cli.main`` in this process instead (fixture
+``cli``): the same parser and error path, without paying those imports per case.
 """
 
 from __future__ import annotations
@@ -31,6 +34,21 @@ PRED_HEADER = "subject,video,onset,offset,emotion\n"
 def mepkg(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mepkg", *map(str, args)], cwd=cwd, env=ENV,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli(capsys):
+    """``mepkg`` in this process: ``cli(*args)`` -> CompletedProcess-like (code, out, err)."""
+    from mepkg.cli import main
+
+    def run(*args) -> subprocess.CompletedProcess:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:   # argparse errors
+            code = exit_.code
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+    return run
 
 
 def assert_one_line_error(proc, command: str, *expected: str, code: int = 2) -> str:
@@ -285,16 +303,16 @@ def test_input_missing(tmp_path, command):
     assert_one_line_error(proc, command, "nope.mp4")
 
 
-def test_landmarks_video_of_random_bytes(tmp_path):
+def test_landmarks_video_of_random_bytes(tmp_path, cli):
     video = write(tmp_path / "clip.mp4", os.urandom(2000))
-    proc = mepkg("landmarks", video, "--out", tmp_path / "out.h5")
+    proc = cli("landmarks", video, "--out", tmp_path / "out.h5")
     assert_one_line_error(proc, "landmarks", "clip.mp4", "OpenCV cannot open")
     assert_nothing_written(tmp_path / "out.h5")
 
 
-def test_landmarks_empty_frame_folder(tmp_path):
+def test_landmarks_empty_frame_folder(tmp_path, cli):
     (tmp_path / "frames").mkdir()
-    proc = mepkg("landmarks", tmp_path / "frames", "--fps", "30", "--out", tmp_path / "out.h5")
+    proc = cli("landmarks", tmp_path / "frames", "--fps", "30", "--out", tmp_path / "out.h5")
     assert_one_line_error(proc, "landmarks", "frames", "no numbered frame images")
     assert_nothing_written(tmp_path / "out.h5")
 
@@ -355,9 +373,9 @@ def models(tmp_path_factory):
     return {"raw": raw, "no_fps": no_fps, "release": release}
 
 
-def test_convert_checkpoint_random_bytes(tmp_path):
+def test_convert_checkpoint_random_bytes(tmp_path, cli):
     bad = write(tmp_path / "release.pkl", os.urandom(1000))
-    proc = mepkg("convert-checkpoint", bad, tmp_path / "m.pt", "--k", "30", "--frame-skip", "7",
+    proc = cli("convert-checkpoint", bad, tmp_path / "m.pt", "--k", "30", "--frame-skip", "7",
                  "--fps", "200")
     line = assert_one_line_error(proc, "convert-checkpoint", "release.pkl",
                                  "not a readable PyTorch checkpoint")
@@ -365,34 +383,34 @@ def test_convert_checkpoint_random_bytes(tmp_path):
     assert_nothing_written(tmp_path / "m.pt")
 
 
-def test_convert_checkpoint_needs_k_frame_skip_fps(tmp_path, models):
-    proc = mepkg("convert-checkpoint", models["release"], tmp_path / "m.pt", "--k", "30")
+def test_convert_checkpoint_needs_k_frame_skip_fps(tmp_path, models, cli):
+    proc = cli("convert-checkpoint", models["release"], tmp_path / "m.pt", "--k", "30")
     assert_one_line_error(proc, "convert-checkpoint", "release.pkl",
                           "records no --frame-skip, --fps")
     assert_nothing_written(tmp_path / "m.pt")
 
 
 @pytest.mark.parametrize("which", ["input-folder", "output-folder"])
-def test_convert_checkpoint_folders(tmp_path, models, which):
+def test_convert_checkpoint_folders(tmp_path, models, which, cli):
     src = tmp_path if which == "input-folder" else models["release"]
     dst = tmp_path / "m.pt" if which == "input-folder" else tmp_path
-    proc = mepkg("convert-checkpoint", src, dst, "--k", "30", "--frame-skip", "7", "--fps", "200")
+    proc = cli("convert-checkpoint", src, dst, "--k", "30", "--frame-skip", "7", "--fps", "200")
     assert_one_line_error(proc, "convert-checkpoint", f"{tmp_path}", "is a folder")
 
 
-def test_package_model_random_model_file(tmp_path):
+def test_package_model_random_model_file(tmp_path, cli):
     bad = write(tmp_path / "model.pt", os.urandom(1000))
     labels = write(tmp_path / "labels.csv", GENERIC_HEADER + GOOD_ROW)
-    proc = mepkg("package-model", "--model", bad, "--labels", labels, "--out", tmp_path / "p.pt")
+    proc = cli("package-model", "--model", bad, "--labels", labels, "--out", tmp_path / "p.pt")
     line = assert_one_line_error(proc, "package-model", "model.pt",
                                  "not a readable mepkg model file")
     assert "weights_only" not in line
     assert_nothing_written(tmp_path / "p.pt")
 
 
-def test_package_model_labels_lack_columns(tmp_path, models):
+def test_package_model_labels_lack_columns(tmp_path, models, cli):
     labels = write(tmp_path / "labels.csv", "subject,video\ns1,v1\n")
-    proc = mepkg("package-model", "--model", models["raw"], "--labels", labels,
+    proc = cli("package-model", "--model", models["raw"], "--labels", labels,
                  "--out", tmp_path / "p.pt")
     assert_one_line_error(proc, "package-model", "labels.csv", "missing column(s) onset")
     assert_nothing_written(tmp_path / "p.pt")
@@ -408,11 +426,11 @@ PRIORS_CASES = {
 
 
 @pytest.mark.parametrize("case", list(PRIORS_CASES))
-def test_package_model_bad_priors(tmp_path, models, case):
+def test_package_model_bad_priors(tmp_path, models, case, cli):
     body, expected = PRIORS_CASES[case]
     priors = write(tmp_path / "priors.yaml", body)
     labels = write(tmp_path / "labels.csv", GENERIC_HEADER + GOOD_ROW)
-    proc = mepkg("package-model", "--model", models["raw"], "--labels", labels, "--priors",
+    proc = cli("package-model", "--model", models["raw"], "--labels", labels, "--priors",
                  priors, "--out", tmp_path / "p.pt")
     assert_one_line_error(proc, "package-model", *expected)
     assert_nothing_written(tmp_path / "p.pt")
@@ -420,7 +438,7 @@ def test_package_model_bad_priors(tmp_path, models, case):
 
 # ---------------------------------------------------------------- decode
 @pytest.mark.parametrize("case", ["random-bytes", "missing", "bad-priors", "out-folder"])
-def test_decode_bad_inputs(tmp_path, case):
+def test_decode_bad_inputs(tmp_path, case, cli):
     scores = write(tmp_path / "scores.h5", os.urandom(300))
     args = ["decode", "--scores", scores, "--out", tmp_path / "i.csv"]
     expected = ["scores.h5"]
@@ -431,7 +449,7 @@ def test_decode_bad_inputs(tmp_path, case):
         expected = ["priors.yaml", "prior p"]
     elif case == "out-folder":
         args[-1], expected = tmp_path, [f"--out {tmp_path} is a folder"]
-    assert_one_line_error(mepkg(*args), "decode", *expected)
+    assert_one_line_error(cli(*args), "decode", *expected)
     assert_nothing_written(tmp_path / "i.csv")
 
 
@@ -499,32 +517,32 @@ def test_evaluate_megc_example_scores_as_the_evaluator(tmp_path, emotions, strs)
 
 
 # ---------------------------------------------------------------- spot
-def test_spot_frame_folder_needs_fps(tmp_path, models):
+def test_spot_frame_folder_needs_fps(tmp_path, models, cli):
     folder = frame_folder(tmp_path / "frames")
-    proc = mepkg("spot", folder, "--model", models["raw"], "--out", tmp_path / "out")
+    proc = cli("spot", folder, "--model", models["raw"], "--out", tmp_path / "out")
     assert_one_line_error(proc, "spot", "frames", "--fps")
     assert not (tmp_path / "out").exists()
 
 
-def test_spot_random_model_file(tmp_path):
+def test_spot_random_model_file(tmp_path, cli):
     folder = frame_folder(tmp_path / "frames")
     model = write(tmp_path / "model.pt", os.urandom(1000))
-    proc = mepkg("spot", folder, "--fps", "30", "--model", model, "--out", tmp_path / "out")
+    proc = cli("spot", folder, "--fps", "30", "--model", model, "--out", tmp_path / "out")
     line = assert_one_line_error(proc, "spot", "model.pt", "not a readable mepkg model file")
     assert "weights_only" not in line
 
 
-def test_spot_names_what_the_model_lacks(tmp_path, models):
+def test_spot_names_what_the_model_lacks(tmp_path, models, cli):
     folder = frame_folder(tmp_path / "frames")
-    proc = mepkg("spot", folder, "--fps", "30", "--model", models["no_fps"],
+    proc = cli("spot", folder, "--fps", "30", "--model", models["no_fps"],
                  "--out", tmp_path / "out")
     assert_one_line_error(proc, "spot", "no_fps.pt", "records no fps", "--fps")
     assert not (tmp_path / "out" / "intervals.csv").exists()
 
 
-def test_spot_unpackaged_model(tmp_path, models):
+def test_spot_unpackaged_model(tmp_path, models, cli):
     folder = frame_folder(tmp_path / "frames")
-    proc = mepkg("spot", folder, "--fps", "30", "--model", models["raw"],
+    proc = cli("spot", folder, "--fps", "30", "--model", models["raw"],
                  "--out", tmp_path / "out")
     assert_one_line_error(proc, "spot", "raw.pt", "mepkg package-model")
 
@@ -533,8 +551,8 @@ def test_spot_unpackaged_model(tmp_path, models):
     (["--device", "gpu0"], "argument --device: 'gpu0' is not a device"),
     (["--fps", "-30"], "argument --fps: '-30' must be > 0"),
 ])
-def test_spot_bad_options(tmp_path, models, args, expected):
-    proc = mepkg("spot", tmp_path, "--model", models["raw"], "--out", tmp_path / "out", *args)
+def test_spot_bad_options(tmp_path, models, args, expected, cli):
+    proc = cli("spot", tmp_path, "--model", models["raw"], "--out", tmp_path / "out", *args)
     assert_one_line_error(proc, "spot", expected)
 
 
