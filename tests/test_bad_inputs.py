@@ -335,6 +335,24 @@ def test_features_outputs_checked_first(tmp_path, option):
     assert_one_line_error(proc, "features", f"{option} {tmp_path} is a folder")
 
 
+@pytest.mark.parametrize("path, subject, expected", [
+    ("data/spNO.1/a/color", None, ("spNO.1", "a", "spNO.1_a")),      # CAS(ME)^3 frame folder
+    ("data/SAMM_longvideos/006_1", None, ("006", "006_1", "006_1")),
+    ("data/videos/s1/clip.mp4", None, ("s1", "clip", "s1_clip")),    # generic layout
+    ("clip.mp4", None, ("", "clip", "clip")),
+    ("clip.mp4", "s9", ("s9", "clip", "s9_clip")),                   # --subject wins
+])
+def test_video_ids_come_from_the_dataset_layout(tmp_path, path, subject, expected):
+    from mepkg.datasets import identify_video
+
+    target = tmp_path / path
+    if target.suffix == ".mp4":
+        write(target, b"")
+    else:
+        target.mkdir(parents=True)
+    assert identify_video(target, subject) == expected
+
+
 # ---------------------------------------------------------------- train-fold
 @pytest.mark.parametrize("args, expected", [
     (["--device", "gpu0"], "argument --device: 'gpu0' is not a device"),

@@ -176,12 +176,12 @@ def identify_video(path: str | Path, subject: str | None = None) -> tuple[str, s
     from mepkg.datasets.common import video_id
 
     path = Path(path).resolve() if str(path) else Path(path)
-    found_subject, video = "", path.stem if path.is_file() else path.name
+    found_subject, video = "", path.name if path.is_dir() else path.stem
     if path.name.lower() == "color" and path.parent.name:
         found_subject, video = path.parent.parent.name, path.parent.name.lower()
-    elif re.fullmatch(r"\d+_\d+", video):
-        found_subject = video.split("_")[0]
     elif path.parent.parent.name == generic.VIDEOS_DIR:
         found_subject = path.parent.name
+    elif re.fullmatch(r"\d+_\d+", video):
+        found_subject = video.split("_")[0]
     subject = subject if subject else found_subject
     return subject, video, video_id(subject, video) if subject else video
