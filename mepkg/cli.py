@@ -125,6 +125,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from mepkg.metrics import run_evaluate
 
     emotions = tuple(e.strip() for e in args.emotions.split(",") if e.strip())
+    if not emotions:
+        raise ValueError(f"--emotions {args.emotions!r} names no emotion; give a comma-separated "
+                         f"list such as negative,positive,surprise")
     run_evaluate(args.pred, args.gt, args.out, mode=args.mode, emotions=emotions)
 
 

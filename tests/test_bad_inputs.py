@@ -249,6 +249,27 @@ def test_manifest_damaged_list_malformed(tmp_path):
     assert_one_line_error(proc, "manifest", "error_info_damaged_image_partA.txt line 1")
 
 
+def test_manifest_damaged_list_not_utf8(tmp_path):
+    root = tmp_path / "root"
+    frame_folder(root / "spNO.1" / "a" / "color")
+    write(root / "error_info_damaged_image_partA.txt", "spNO.1 a 1.jpg \xe9\n".encode("latin-1"))
+    proc = mepkg("manifest", "--dataset", "casme3", "--root", root, "--out", tmp_path / "out")
+    assert_one_line_error(proc, "manifest", "error_info_damaged_image_partA.txt", "not UTF-8")
+
+
+def test_manifest_warns_about_a_label_past_the_last_frame(tmp_path):
+    root = tmp_path / "root"
+    frame_folder(root / "spNO.1" / "a" / "color", n=3)
+    casme3_sheet(root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx",
+                 [["spNO.1", "a", 1, 2, 3, "", "", "happy"],
+                  ["spNO.1", "a", 10, 12, 20, "", "", "happy"]])
+    proc = mepkg("manifest", "--dataset", "casme3", "--root", root, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "last frame" in line]
+    assert len(warning) == 1 and "JpgIndex_v2.xlsx row 3 (spNO.1 a)" in warning[0]
+    assert "frame 2" in warning[0]
+
+
 def test_manifest_out_is_a_file(tmp_path):
     root = tmp_path / "root"
     frame_folder(root / "spNO.1" / "a" / "color")
@@ -494,6 +515,10 @@ EVALUATE_CASES = {
                       ["pred.csv", "not UTF-8"]),
     "pred-half-frame": (PRED_HEADER + "001,v1,10,30.5,negative\n", GT, [],
                         ["pred.csv", "data row 1", "30.5"]),
+    "no-common-video": (PRED_HEADER + "001,v9,10,30,negative\n", GT, [],
+                        ["pred.csv", "no prediction names a (subject, video)"]),
+    "emotions-empty": (PRED_HEADER + "001,v1,10,30,negative\n", GT, ["--emotions", ","],
+                       ["--emotions ','", "names no emotion"]),
 }
 
 
