@@ -334,6 +334,14 @@ def _one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _anticipated(err: Exception) -> bool:
+    """Bad input, reported in one line: mepkg's ValueError / FileNotFoundError / OSError
+    naming a file, and KeyError with a sentence (a bare missing key is a bug)."""
+    if isinstance(err, KeyError):
+        return bool(err.args) and " " in str(err.args[0])
+    return isinstance(err, (ValueError, OSError))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -353,14 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, KeyError, OSError) as err:
+    except Exception as err:
         if args.verbose:
             raise
-        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except Exception as err:   # a bug, or a failure nobody anticipated
-        if args.verbose:
-            raise
+        if _anticipated(err):
+            print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        # a bug, or a failure nobody anticipated
         print(f"{prog}: error: unexpected {type(err).__name__}: {_one_line(err)}; run "
               f"`mepkg -v {args.command} ...` to see the traceback and report it",
               file=sys.stderr)
