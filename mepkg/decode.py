@@ -505,6 +505,22 @@ def write_megc_submission(intervals: pd.DataFrame | str | os.PathLike,
 
 
 # ---------------------------------------------------------------- the stage
+def _check_prior_types(values: dict, path) -> None:
+    """ValueError naming the key when a prior's value has the wrong type (``p: abc``)."""
+    defaults = {f.name: f.default for f in fields(DecodePriors)}
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(default, bool) or default is None:
+            ok = isinstance(value, bool) if isinstance(default, bool) else True
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ValueError(f"{path}: prior {key}: {value!r} is not a "
+                             f"{type(default).__name__}; e.g. `{key}: {default}`")
+
+
 def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | None]:
     """Priors YAML (keys = DecodePriors fields) -> ``(priors, priors.k_prime)``."""
     if path is None:
@@ -514,12 +530,22 @@ def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | Non
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such priors file")
-    values = yaml.safe_load(path.read_text()) or {}
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the priors YAML file itself")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', None) or err}); "
+                         f"a priors file holds lines like `p: 0.55`") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: a priors file is a mapping of prior: value, "
                          f"got {type(values).__name__}")
+    _check_prior_types(values, path)
     k_prime = values.get("k_prime")
-    if k_prime is not None and (int(k_prime) != k_prime or k_prime < 1):
+    if k_prime is not None and (isinstance(k_prime, bool) or not isinstance(k_prime, (int, float))
+                                or int(k_prime) != k_prime or k_prime < 1):
         raise ValueError(f"{path}: k_prime must be an integer >= 1, got {k_prime!r}")
     priors = DecodePriors.from_dict(values, source=str(path))
     return priors, priors.k_prime

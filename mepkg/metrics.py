@@ -72,7 +72,8 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
         raise ValueError(f"{source}: {kind} intervals lack column(s) {missing}; "
                          f"expected at least {REQUIRED_COLUMNS}")
     out = df.copy()
-    if "_row" not in out.columns:           # keep the numbering of an already validated table
+    first_pass = "_row" not in out.columns   # warnings once, not at every re-validation
+    if first_pass:           # keep the numbering of an already validated table
         out["_row"] = np.arange(1, len(out) + 1)
     if kind == "gt" and "type" in out.columns:
         out = out[out["type"].astype(str) == "micro"]
@@ -90,7 +91,10 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
                              f"{bad[col].iloc[0]} is not a whole frame number")
         out[col] = values.astype(np.int64)
     bad = out[out["onset"] < 0]
-    if len(bad):
+    if len(bad) and kind == "pred":
+        if first_pass:
+            _warn_negative_onsets(bad, source)
+    elif len(bad):
         raise ValueError(f"{source}: data row {int(bad['_row'].iloc[0])}: negative onset "
                          f"{int(bad['onset'].iloc[0])}; frames are 0-based and >= 0")
     bad = out[out["offset"] < out["onset"]]
@@ -104,13 +108,66 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
     return out.reset_index(drop=True)
 
 
+def _warn_negative_onsets(bad: pd.DataFrame, source: str) -> None:
+    """Predictions may start before frame 0: scored as given, as the MEGC evaluator does."""
+    log.warning("%s: %d prediction(s) with a negative onset, first: data row %d onset %d; "
+                "scored as given (as the MEGC evaluator does)", source, len(bad),
+                int(bad["_row"].iloc[0]), int(bad["onset"].iloc[0]))
+
+
 def read_intervals_csv(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     """Read and validate a predictions or ground-truth CSV (labels.csv accepted)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such {kind} CSV")
-    df = pd.read_csv(path, dtype={"subject": str, "video": str, "emotion": str})
+    from mepkg.datasets.common import read_csv_file
+
+    what = "predictions" if kind == "pred" else "ground-truth"
+    df = read_csv_file(path, what, dtype={"subject": str, "video": str, "emotion": str})
     return validate_intervals(df, kind, source=str(path))
+
+
+def check_matchable(pred: pd.DataFrame, gt: pd.DataFrame, emotions: Sequence[str],
+                    pred_source: str = "predictions", gt_source: str = "ground truth") -> None:
+    """Say, once and by name, what in ``pred`` and ``gt`` can never match.
+
+    Warns about prediction emotions found neither in the ground truth nor in
+    the analysed set, analysed emotions found on neither side, and subjects
+    that differ only by zero-padding (``1`` vs ``001``). Raises ValueError
+    when nothing can match at all: no prediction names a ground-truth video,
+    no analysed emotion occurs in the ground truth, or no prediction emotion
+    is known to either. Takes validated tables (``validate_intervals``).
+    """
+    emotions = [str(e).strip().lower() for e in emotions]
+    gt_emotions, pred_emotions = set(gt["emotion"]) - {""}, set(pred["emotion"]) - {""}
+    hint = (f"the ground truth has {', '.join(sorted(gt_emotions)) or 'none'}; "
+            f"choose --emotions among them")
+    if gt_emotions and not set(emotions) & gt_emotions:
+        raise ValueError(f"{gt_source}: none of the analysed emotions "
+                         f"{', '.join(emotions)} occurs in the ground truth: {hint}")
+    unused = sorted(set(emotions) - gt_emotions - pred_emotions)
+    if unused:
+        log.warning("analysed emotion(s) %s occur in neither %s nor %s; %s",
+                    ", ".join(unused), pred_source, gt_source, hint)
+    foreign = sorted(pred_emotions - gt_emotions - set(emotions))
+    if foreign and foreign == sorted(pred_emotions):
+        raise ValueError(f"{pred_source}: prediction emotion(s) {', '.join(foreign)} occur "
+                         f"neither in the ground truth nor in the analysed set, so no "
+                         f"prediction can be recognised; {hint}, and name predictions alike")
+    if foreign:
+        log.warning("%s: prediction emotion(s) %s occur neither in the ground truth nor in "
+                    "the analysed set; they never count as recognised (%s)", pred_source,
+                    ", ".join(foreign), hint)
+    gt_subjects, pred_subjects = set(gt["subject"]), set(pred["subject"])
+    stripped = {s.lstrip("0") or "0": s for s in gt_subjects}
+    padded = sorted(f"{s!r} vs {stripped[s.lstrip('0') or '0']!r}"
+                    for s in pred_subjects - gt_subjects if (s.lstrip("0") or "0") in stripped)
+    padding = (f"subject ids differ only by zero-padding ({', '.join(padded[:5])}); write "
+               f"them alike in both files") if padded else ""
+    keys = set(zip(gt["subject"], gt["video"]))
+    if len(pred) and not any(k in keys for k in zip(pred["subject"], pred["video"])):
+        raise ValueError(f"{pred_source}: no prediction names a (subject, video) of "
+                         f"{gt_source}; " + (padding or "check the subject and video columns "
+                                                        "of both files"))
+    if padding:
+        log.warning("%s: %s", pred_source, padding)
 
 
 # ---------------------------------------------------------------- matching
@@ -529,6 +586,7 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
 
     pred = read_intervals_csv(pred_csv, "pred")
     gt = read_intervals_csv(gt_csv, "gt")
+    check_matchable(pred, gt, emotions, str(pred_csv), str(gt_csv))
     result = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True, frame_skip=frame_skip)
     without = evaluate(pred, gt, mode=mode, emotions=emotions, veto=False, frame_skip=frame_skip)
     result["without_veto"] = {k: without[k] for k in ("spotting", "recognition", "strs")}

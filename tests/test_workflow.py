@@ -25,7 +25,7 @@ WORKFLOW = ["Snakefile", "config.yaml", "config", "rules", "workflow_scripts", "
             "envs", "report"]
 TINY = ["--configfile", "config/tiny.yaml"]
 RUN = "results/synthetic-tiny"
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+from conftest import FIXTURES  # noqa: E402
 # what a decode prior change may re-run (SPEC 6: "decoding and evaluation only")
 DECODE_AND_AFTER = {"decode_fold", "collect_predictions", "evaluate", "tabulate_metrics",
                     "plot_curves", "plot_confusion", "plot_fold_strs", "plot_threshold_sweep",
@@ -119,6 +119,10 @@ def test_dry_run_casme3_plans_folds_from_the_label_sheet(tmp_path):
     sheet = FIXTURES / "casme3" / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
     labels = read_labels("casme3", sheet)
     me = labels[(labels.type == "micro") & (labels.emotion != "")]
+    for subject, video in set(zip(labels.subject, labels.video)):   # planning needs frames
+        color = tmp_path / "casme3" / subject / video / "color"
+        color.mkdir(parents=True)
+        (color / "0.jpg").touch()   # listed, never decoded by a dry run
     work = copy_workflow(tmp_path)
     args = ["--config",
             f"dataset={{name: casme3, data_root: {tmp_path / 'casme3'}, label_files: [{sheet}]}}"]
