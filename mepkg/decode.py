@@ -49,12 +49,10 @@ import numpy as np
 import pandas as pd
 from scipy.signal import find_peaks
 
-from mepkg.datasets.common import CLASS_NAMES
+from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
 
 log = logging.getLogger(__name__)
 
-NEUTRAL_INDEX = CLASS_NAMES.index("neutral")  # 4 (docs/method.md §3)
-NEGATIVE_INDEX = CLASS_NAMES.index("negative")  # 0
 OUTPUT_COLUMNS = ["subject", "video", "onset", "offset", "emotion",
                   "apex", "score", "vote", "vetoed"]
 MEGC_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]   # 1-based frames (§9.3)

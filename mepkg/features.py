@@ -30,10 +30,11 @@ import numpy as np
 from tqdm import tqdm
 
 from mepkg import __version__
+from mepkg.constants import N_CHANNELS, N_LANDMARKS
 from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import FeatureSet, LandmarkTrack, read_landmarks, write_features
 from mepkg.landmarks import detect_video_landmarks, get_backend
-from mepkg.roi import (MOTION_NAMES, Roi, build_rois, crop_box_from_landmarks, crop_gray,
+from mepkg.roi import (Roi, build_rois, crop_box_from_landmarks, crop_gray,
                        crop_scale, robust_motion, roi_motions, to_crop_coords, to_frame_coords)
 from mepkg.targets import n_windows
 
@@ -45,7 +46,6 @@ REDETECT_FAILED = 2    # no face on the crop: frame landmarks mapped into crop c
 ALIGNMENT_CAPPED = 4   # nose bridge still moved > threshold after the last re-alignment
 QUALITY_FLAGS = {"reused_crop": REUSED_CROP, "redetect_failed": REDETECT_FAILED,
                  "alignment_capped": ALIGNMENT_CAPPED}
-N_CHANNELS = 2 * len(MOTION_NAMES)   # 36 (SPEC 2 step 7)
 
 
 @dataclass(frozen=True)
@@ -251,7 +251,7 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
     refs = _References(track, config, name)
     features = np.zeros((n_win, N_CHANNELS, k), np.float32)
     crop_boxes = np.zeros((n_win, 4), np.int32)
-    landmarks = np.zeros((n_win, 68, 2), np.float32)
+    landmarks = np.zeros((n_win, N_LANDMARKS, 2), np.float32)
     quality = np.zeros(n_win, np.uint8)
     active: list[_Window] = []
     seen = 0

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from mepkg.atomic import atomic_output
+from mepkg.constants import N_CHANNELS, N_LANDMARKS
 
 N_CLASSES = 5  # 4 emotions + neutral (SPEC 3)
 
@@ -102,7 +103,7 @@ def _check_schema(h5: h5py.File, schema: str, kind: str, attrs: tuple[str, ...])
 def write_landmarks(path: str | os.PathLike, track: LandmarkTrack) -> Path:
     """Write a :class:`LandmarkTrack` to landmarks/<video_id>.h5 atomically."""
     w = len(track.ref_frame)
-    if track.face_box.shape != (w, 4) or track.landmarks.shape != (w, 68, 2) \
+    if track.face_box.shape != (w, 4) or track.landmarks.shape != (w, N_LANDMARKS, 2) \
             or track.detected.shape != (w,):
         raise ValueError(f"{path}: inconsistent landmark track: ref_frame ({w},), face_box "
                          f"{track.face_box.shape}, landmarks {track.landmarks.shape}, "
@@ -126,7 +127,7 @@ def read_landmarks(path: str | os.PathLike) -> LandmarkTrack:
         track = LandmarkTrack(
             ref_frame=ref,
             face_box=_require_shape(h5, "face_box", "landmarks", (w, 4), np.float32),
-            landmarks=_require_shape(h5, "landmarks", "landmarks", (w, 68, 2), np.float32),
+            landmarks=_require_shape(h5, "landmarks", "landmarks", (w, N_LANDMARKS, 2), np.float32),
             detected=_require_shape(h5, "detected", "landmarks", (w,), bool),
             attrs=attrs)
     bad = track.detected & ~np.isfinite(track.landmarks).all(axis=(1, 2))
@@ -160,7 +161,7 @@ class FeatureSet:
 FEATURES_SCHEMA = "mepkg.features/1"
 FEATURE_ATTRS = ("video_id", "subject", "video", "fps", "frame_skip", "k", "n_frames",
                  "landmark_backend", "flow_params", "mepkg_version")
-N_FEATURE_CHANNELS = 36  # 18 ROI motions x (dx, dy), SPEC 2 step 7
+N_FEATURE_CHANNELS = N_CHANNELS  # 36 (mepkg.constants), kept for compatibility
 
 
 def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
@@ -168,7 +169,7 @@ def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
     w = fs.features.shape[0]
     shapes = {"features": (fs.features.shape, (w, N_FEATURE_CHANNELS, fs.features.shape[-1])),
               "window_start": (fs.window_start.shape, (w,)),
-              "landmarks": (fs.landmarks.shape, (w, 68, 2)),
+              "landmarks": (fs.landmarks.shape, (w, N_LANDMARKS, 2)),
               "crop_box": (fs.crop_box.shape, (w, 4)), "quality": (fs.quality.shape, (w,))}
     for name, (got, want) in shapes.items():
         if tuple(got) != want or fs.features.ndim != 3:
@@ -195,7 +196,7 @@ def read_features(path: str | os.PathLike) -> FeatureSet:
         fs = FeatureSet(
             features=feats,
             window_start=_require_shape(h5, "window_start", "features", (w,), np.int64),
-            landmarks=_require_shape(h5, "landmarks", "features", (w, 68, 2), np.float32),
+            landmarks=_require_shape(h5, "landmarks", "features", (w, N_LANDMARKS, 2), np.float32),
             crop_box=_require_shape(h5, "crop_box", "features", (w, 4), np.int32),
             quality=_require_shape(h5, "quality", "features", (w,), np.uint8),
             attrs=attrs)

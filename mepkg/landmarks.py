@@ -28,13 +28,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mepkg.constants import N_LANDMARKS
 from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import LandmarkTrack
 from mepkg.targets import n_windows
 
 log = logging.getLogger(__name__)
 
-N_LANDMARKS = 68
 BACKENDS = ("dlib", "face_alignment")
 
 

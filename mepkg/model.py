@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from mepkg import __version__
 from mepkg.atomic import atomic_output
-from mepkg.datasets.common import CLASS_NAMES
+from mepkg.constants import CLASS_NAMES, N_CHANNELS, N_CLASSES
 from mepkg.mamba import Mamba
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ MODEL_FILE_KEYS = ("format_version", "state_dict", "model_config", "k", "frame_s
 
 @dataclass
 class ModelConfig:
-    in_channels: int = 36        # 18 ROI motions x (dx, dy) (SPEC 2 step 7)
-    num_classes: int = 5         # 4 emotions + neutral (SPEC 3)
+    in_channels: int = N_CHANNELS    # 36: 18 ROI motions x (dx, dy) (SPEC 2 step 7)
+    num_classes: int = N_CLASSES     # 5: 4 emotions + neutral (SPEC 3)
     d_model: int = 128           # D, fast-path width; slow path 2D (SPEC 4)
     depth: int = 4               # Mamba blocks per stage and path (SPEC 4)
     d_state: int = 64            # Mamba N (SPEC 4)
@@ -102,7 +102,7 @@ class SlowFastMamba(nn.Module):
 
     n_stages = 3
 
-    def __init__(self, in_channels: int = 36, num_classes: int = 5, d_model: int = 128,
+    def __init__(self, in_channels: int = N_CHANNELS, num_classes: int = N_CLASSES, d_model: int = 128,
                  depth: int = 4, d_state: int = 64, d_conv: int = 4, expand: int = 2,
                  drop_path_max: float = 0.2, keep_mamba_dt_init: bool = False):
         super().__init__()

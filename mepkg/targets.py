@@ -15,11 +15,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from mepkg.datasets.common import CLASS_INDEX, CLASS_NAMES, NEUTRAL
+from mepkg.constants import CLASS_INDEX, CLASS_NAMES, NEUTRAL_INDEX
 
 log = logging.getLogger(__name__)
 
-NEUTRAL_INDEX = CLASS_INDEX[NEUTRAL]
 # Class target of an ME frame whose emotion is not one of CLASS_NAMES: ignored by the loss.
 NO_CLASS = -1
 

@@ -21,14 +21,10 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-log = logging.getLogger(__name__)
+# Classes of the recognition head: mepkg.constants (re-exported here for compatibility).
+from mepkg.constants import CLASS_INDEX, CLASS_NAMES, EMOTIONS, NEUTRAL  # noqa: F401
 
-# Classes of the recognition head, in index order (SPEC 3). Index 4 is the
-# "neutral" (no ME) class of the per-frame targets.
-EMOTIONS: tuple[str, ...] = ("negative", "positive", "surprise", "others")
-NEUTRAL = "neutral"
-CLASS_NAMES: tuple[str, ...] = EMOTIONS + (NEUTRAL,)
-CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
+log = logging.getLogger(__name__)
 
 EVENT_TYPES: tuple[str, ...] = ("micro", "macro")
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mepkg.datasets.common import EMOTIONS, LABEL_COLUMNS, Event
+from mepkg.constants import EMOTIONS
+from mepkg.datasets.common import LABEL_COLUMNS, Event
 
 # ---------------------------------------------------------------- presets
 
