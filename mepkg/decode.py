@@ -50,6 +50,7 @@ import pandas as pd
 from scipy.signal import find_peaks
 
 from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
+from mepkg.intervals import apply_veto, interval_iou  # apply_veto: re-exported here
 
 log = logging.getLogger(__name__)
 
@@ -253,10 +254,12 @@ def smooth(curve: np.ndarray, width: int) -> np.ndarray:
 
 
 def segment_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    """IoU of two intervals with lengths ``end - start`` (step 5)."""
-    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
-    return inter / union if union > 0 else 0.0
+    """IoU of two half-open intervals, lengths ``end - start`` (step 5, as the release).
+
+    Built on :func:`mepkg.intervals.interval_iou`: ``[start, end)`` is the
+    inclusive ``[start, end - 1]``.
+    """
+    return interval_iou((a[0], a[1] - 1), (b[0], b[1] - 1))
 
 
 def _validate_curve(curve) -> np.ndarray:
@@ -460,13 +463,6 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
                 "vetoed": bool(priors.drop_neutral and cls == NEUTRAL_INDEX),
             })
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
-
-
-def apply_veto(intervals: pd.DataFrame) -> pd.DataFrame:
-    """The rows the synergy veto keeps (all rows when there is no ``vetoed`` column)."""
-    if "vetoed" not in intervals.columns:
-        return intervals
-    return intervals[~intervals["vetoed"].astype(bool)].reset_index(drop=True)
 
 
 def megc_submission(intervals: pd.DataFrame) -> pd.DataFrame:

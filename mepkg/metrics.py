@@ -48,6 +48,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mepkg.intervals import iou_matrix, vetoed_mask
+
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]
@@ -171,18 +173,6 @@ def check_matchable(pred: pd.DataFrame, gt: pd.DataFrame, emotions: Sequence[str
 
 
 # ---------------------------------------------------------------- matching
-def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Frame-inclusive IoU of every (prediction, ground truth) pair.
-
-    pred (P, 2), gt (G, 2) of onset, offset -> (P, G).
-    """
-    p = np.asarray(pred, dtype=np.int64).reshape(-1, 1, 2)   # P x 1 x 2
-    g = np.asarray(gt, dtype=np.int64).reshape(1, -1, 2)     # 1 x G x 2
-    inter = np.clip(np.minimum(p[..., 1], g[..., 1]) - np.maximum(p[..., 0], g[..., 0]) + 1, 0, None)
-    union = (p[..., 1] - p[..., 0] + 1) + (g[..., 1] - g[..., 0] + 1) - inter
-    return inter / union
-
-
 def match_official(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
     """Predictions in order; each takes every unmatched GT with IoU >= threshold."""
     taken = np.zeros(iou.shape[1], dtype=bool)
@@ -271,8 +261,8 @@ def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, mode: str, veto: bool):
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     pred = validate_intervals(pred, "pred")       # idempotent: cheap to repeat
     gt = validate_intervals(gt, "gt")
-    if veto and "vetoed" in pred.columns:
-        pred = pred[~pred["vetoed"].astype(str).str.lower().isin(["true", "1"])]
+    if veto:
+        pred = pred[~vetoed_mask(pred)]
     gt_videos = set(zip(gt["subject"], gt["video"]))
     outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
                        dtype=bool)
@@ -419,12 +409,6 @@ def match_release(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tup
     return pairs
 
 
-def _is_vetoed(pred: pd.DataFrame) -> np.ndarray:
-    if "vetoed" not in pred.columns:
-        return np.zeros(len(pred), dtype=bool)
-    return pred["vetoed"].astype(str).str.strip().str.lower().isin(["true", "1"]).to_numpy()
-
-
 def _prepare_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | None, veto: bool):
     """Release-mode counterpart of :func:`_prepare`: ``(subjects, per_subject)``.
 
@@ -449,7 +433,7 @@ def _prepare_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | Non
     for table in (pred, gt):
         table["onset"] = table["onset"] // frame_skip
         table["offset"] = table["offset"] // frame_skip
-    pred["_vetoed"] = _is_vetoed(pred)
+    pred["_vetoed"] = vetoed_mask(pred)
     gt_videos = set(zip(gt["subject"], gt["video"]))
     outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
                        dtype=bool)
