@@ -35,7 +35,7 @@ from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import FeatureSet, LandmarkTrack, read_landmarks, write_features
 from mepkg.landmarks import detect_video_landmarks, get_backend
 from mepkg.roi import (Roi, build_rois, crop_box_from_landmarks, crop_gray,
-                       crop_scale, robust_motion, roi_motions, to_crop_coords, to_frame_coords)
+                       crop_scale, robust_motion, roi_motions, to_crop_coords)
 from mepkg.targets import n_windows
 
 log = logging.getLogger(__name__)
@@ -278,8 +278,10 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
             active.append(_Window(i, s, ref, crop, config))
             if debug_figure is not None and i == 0:
                 t_fig = time.perf_counter()
-                save_debug_figure(bgr, ref.crop_box, ref.landmarks, (ref.nose,) + ref.rois,
-                                  debug_figure, crop_size=config.crop_size)
+                from mepkg.plots import plot_feature_debug
+
+                plot_feature_debug(bgr, ref.crop_box, ref.landmarks, (ref.nose,) + ref.rois,
+                                   debug_figure, crop_size=config.crop_size)
                 t0 += time.perf_counter() - t_fig   # not part of the throughput
         for win in [w for w in active if s - w.start == k - 1]:   # window complete
             i = win.index
@@ -335,53 +337,3 @@ def run_features(input: str | os.PathLike, out: str | os.PathLike,
              *(int((fs.quality & f != 0).sum()) for f in QUALITY_FLAGS.values()),
              rate, out)
     return fs
-
-
-# ---------------------------------------------------------------- debug figure
-def save_debug_figure(frame: np.ndarray, crop_box, landmarks: np.ndarray, rois, path,
-                      crop_size: int = FeatureConfig.crop_size) -> Path:
-    """PNG: the frame with the crop box and landmarks (left), the crop with ROIs (right).
-
-    ``landmarks`` and ``rois`` are in crop coordinates, ``crop_box`` in frame
-    pixels (top, bottom, left, right).
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    from mepkg.atomic import atomic_output
-
-    size = crop_size
-    top, bottom, left, right = (int(v) for v in crop_box)
-    rgb = frame[..., ::-1] if frame.ndim == 3 else frame
-    crop = crop_gray(frame, (top, bottom, left, right), size)
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 5))
-    a0.imshow(rgb, cmap="gray")
-    a0.add_patch(Rectangle((left, top), right - left, bottom - top, fill=False, ec="yellow"))
-    pts = to_frame_coords(landmarks, (top, bottom, left, right), size)
-    a0.plot(pts[:, 0], pts[:, 1], ".", ms=3, color="cyan")
-    a0.set_title("reference frame: crop box, landmarks")
-    a1.imshow(crop, cmap="gray", vmin=0, vmax=255)
-    a1.plot(landmarks[:, 0], landmarks[:, 1], ".", ms=3, color="cyan")
-    colours = {"R1": "red", "R3": "orange", "R4": "magenta", "R5": "lime", "R6": "deepskyblue",
-               "R7": "blue", "R2": "yellow"}
-    for roi in rois:
-        t, b, l, r = roi.box
-        col = colours.get(roi.name, "white")
-        a1.add_patch(Rectangle((l - .5, t - .5), r - l, b - t, fill=False, ec=col, lw=1.5))
-        a1.text(l, t - 2, roi.name, color=col, fontsize=8)
-        for p in roi.patches:
-            if "/" in p.name:
-                a1.add_patch(Rectangle((l + p.cols.start - .5, t + p.rows.start - .5),
-                                       p.cols.stop - p.cols.start, p.rows.stop - p.rows.start,
-                                       fill=False, ec=col, lw=0.7, ls="--"))
-    a1.set_title(f"{size}x{size} crop: ROIs (dashed: sub-patches)")
-    for a in (a0, a1):
-        a.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path

@@ -1,4 +1,4 @@
-"""Figures of the decoding and evaluation stages (matplotlib, Agg backend, PNG).
+"""Every figure of the package (matplotlib's object API, PNG, written atomically).
 
 - ``plot_score_curve``: one video's spot score over time with the smoothed
   curve, the decoding threshold, ground truth shaded by emotion and the
@@ -8,8 +8,15 @@
   bootstrap interval.
 - ``threshold_sweep`` / ``plot_threshold_sweep``: spotting F1, recognition F1
   and STRS against the threshold prior p, from saved curves (no model).
+- ``plot_feature_debug``: ``mepkg features --debug-figure``, the reference
+  frame with its crop box and landmarks, and the crop with its ROIs.
+- ``plot_spot_timeline``: ``mepkg spot``'s timeline.png, the score curve with
+  the spotted intervals and a face thumbnail at each apex.
 
-Each emotion has one colour in every figure (``EMOTION_COLOURS``).
+Figures are ``matplotlib.figure.Figure`` objects saved with ``fig.savefig``:
+no global figure state and no backend switch (``matplotlib.use``), so the
+package never changes the backend of a program that imports it. Each emotion
+has one colour in every figure (``EMOTION_COLOURS``).
 """
 
 from __future__ import annotations
@@ -19,17 +26,15 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from mepkg.atomic import atomic_output  # noqa: E402
-from mepkg.decode import DecodePriors, decode_videos, detect_peaks  # noqa: E402
-from mepkg.metrics import DEFAULT_EMOTIONS, evaluate  # noqa: E402
+from mepkg.atomic import atomic_output
+from mepkg.decode import DecodePriors, decode_videos, detect_peaks
+from mepkg.metrics import DEFAULT_EMOTIONS, evaluate
 
 EMOTION_COLOURS: dict[str, str] = {
     "negative": "#d62728",   # red
@@ -45,12 +50,18 @@ def emotion_colour(name: str) -> str:
     return EMOTION_COLOURS.get(str(name).lower(), OTHER_COLOUR)
 
 
-def _save(fig, path) -> Path:
+def _save(fig: Figure, path, **savefig) -> Path:
+    """Write ``fig`` as a PNG atomically (default: 120 dpi, tight bounding box)."""
     path = Path(path)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+        fig.savefig(tmp, format="png", **({"dpi": 120, "bbox_inches": "tight"} | savefig))
     return path
+
+
+def _figure_axes(figsize, nrows: int = 1, ncols: int = 1):
+    """A figure of its own (no global state) and its axes (``Figure.subplots``)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def _intervals(rows) -> pd.DataFrame:
@@ -79,7 +90,7 @@ def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: 
     t = np.arange(len(s)) * frame_skip * scale
     gt, pred = _intervals(gt_intervals), _intervals(pred_intervals)
 
-    fig, ax = plt.subplots(figsize=(12, 4.2))
+    fig, ax = _figure_axes((12, 4.2))
     handles = []
     for row in gt.itertuples():
         ax.axvspan(row.onset * scale, row.offset * scale, color=emotion_colour(row.emotion),
@@ -122,7 +133,7 @@ def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: 
         if "vetoed" in pred.columns and pred["vetoed"].astype(bool).any():
             handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", lw=0.5,
                                  label="vetoed (neutral)"))
-        handles.append(plt.Line2D([], [], marker="v", color="black", ls="", label="apex"))
+        handles.append(Line2D([], [], marker="v", color="black", ls="", label="apex"))
     ax.legend(handles=handles, loc="upper right", fontsize=8, ncol=2, framealpha=0.9)
     return _save(fig, path)
 
@@ -143,7 +154,7 @@ def plot_confusion(pairs: Sequence[Sequence[str]], classes: Sequence[str],
     for g, p in pairs:
         counts[rows.index(str(g)), cols.index(str(p))] += 1
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(2.4 + 0.9 * len(cols), 1.2 + 0.9 * len(rows)))
+    fig, ax = _figure_axes((2.4 + 0.9 * len(cols), 1.2 + 0.9 * len(rows)))
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(rows)):
         for j in range(len(cols)):
@@ -170,7 +181,7 @@ def plot_fold_strs(per_fold: Mapping, pooled: float, interval: Sequence[float] |
     names = sorted(per_fold, key=str)
     values = [float(v["strs"] if isinstance(v, Mapping) else v) for v in
               (per_fold[n] for n in names)]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(names) + 2), 4))
+    fig, ax = _figure_axes((max(6.0, 0.35 * len(names) + 2), 4))
     x = np.arange(len(names))
     ax.bar(x, values, color="#1f77b4", label="fold STRS", zorder=2)
     if len(names) <= 30:
@@ -228,7 +239,7 @@ def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
 def plot_threshold_sweep(sweep: pd.DataFrame, path: str | os.PathLike,
                          chosen: float | None = 0.55, title: str = "") -> Path:
     """Spotting F1, recognition F1 and STRS against p (from ``threshold_sweep``)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure_axes((7, 4))
     # STRS underneath: it equals spotting F1 whenever recognition is perfect
     ax.plot(sweep["p"], sweep["strs"], marker="D", ms=8, color="#d62728", lw=3, alpha=0.8,
             label="STRS", zorder=2)
@@ -250,3 +261,93 @@ def plot_threshold_sweep(sweep: pd.DataFrame, path: str | os.PathLike,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left", framealpha=0.9)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------- features
+ROI_COLOURS = {"R1": "red", "R3": "orange", "R4": "magenta", "R5": "lime", "R6": "deepskyblue",
+               "R7": "blue", "R2": "yellow"}
+
+
+def plot_feature_debug(frame: np.ndarray, crop_box, landmarks: np.ndarray, rois,
+                       path: str | os.PathLike, crop_size: int = 320) -> Path:
+    """PNG: the frame with the crop box and landmarks (left), the crop with ROIs (right).
+
+    ``landmarks`` and ``rois`` are in crop coordinates, ``crop_box`` in frame
+    pixels (top, bottom, left, right); ``crop_size`` is the feature crop's side
+    (``FeatureConfig.crop_size``).
+    """
+    from mepkg.roi import crop_gray, to_frame_coords
+
+    size = crop_size
+    top, bottom, left, right = (int(v) for v in crop_box)
+    rgb = frame[..., ::-1] if frame.ndim == 3 else frame
+    crop = crop_gray(frame, (top, bottom, left, right), size)
+    fig, (a0, a1) = _figure_axes((10, 5), 1, 2)
+    a0.imshow(rgb, cmap="gray")
+    a0.add_patch(Rectangle((left, top), right - left, bottom - top, fill=False, ec="yellow"))
+    pts = to_frame_coords(landmarks, (top, bottom, left, right), size)
+    a0.plot(pts[:, 0], pts[:, 1], ".", ms=3, color="cyan")
+    a0.set_title("reference frame: crop box, landmarks")
+    a1.imshow(crop, cmap="gray", vmin=0, vmax=255)
+    a1.plot(landmarks[:, 0], landmarks[:, 1], ".", ms=3, color="cyan")
+    for roi in rois:
+        t, b, l, r = roi.box
+        col = ROI_COLOURS.get(roi.name, "white")
+        a1.add_patch(Rectangle((l - .5, t - .5), r - l, b - t, fill=False, ec=col, lw=1.5))
+        a1.text(l, t - 2, roi.name, color=col, fontsize=8)
+        for p in roi.patches:
+            if "/" in p.name:
+                a1.add_patch(Rectangle((l + p.cols.start - .5, t + p.rows.start - .5),
+                                       p.cols.stop - p.cols.start, p.rows.stop - p.rows.start,
+                                       fill=False, ec=col, lw=0.7, ls="--"))
+    a1.set_title(f"{size}x{size} crop: ROIs (dashed: sub-patches)")
+    for a in (a0, a1):
+        a.axis("off")
+    fig.tight_layout()
+    return _save(fig, path, dpi=100, bbox_inches=None)
+
+
+# ---------------------------------------------------------------- spot
+def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame,
+                       crop_boxes: np.ndarray, k_p: int, priors: DecodePriors,
+                       path: str | os.PathLike) -> Path:
+    """``mepkg spot``: score curve with the spotted intervals and a face thumbnail at each apex.
+
+    ``scores``: the video's ``VideoScores``; ``intervals``: spot's table
+    (onset_s, apex_s, offset_s in seconds, apex in original frames);
+    ``crop_boxes``: the feature crop box of each window.
+    """
+    from mepkg.datasets.frames import read_frame
+
+    video = Path(video)
+    fps, skip, half = scores.fps, scores.frame_skip, scores.k // 2
+    thumbs = intervals.head(8)   # at most 8 thumbnails keep the figure readable
+    n_thumbs = len(thumbs)
+    fig = Figure(figsize=(12, 4.2 if n_thumbs else 3.2))
+    grid = fig.add_gridspec(2 if n_thumbs else 1, max(n_thumbs, 1),
+                            height_ratios=[2.2, 1] if n_thumbs else [1])
+    ax = fig.add_subplot(grid[0, :])
+    t = np.arange(len(scores.spot)) * skip / fps
+    ax.plot(t, scores.spot, color="0.25", lw=1, label="spot score")
+    for row in intervals.itertuples():
+        colour = emotion_colour(row.emotion)
+        ax.axvspan(row.onset_s, row.offset_s, color=colour, alpha=0.3)
+        ax.axvline(row.apex_s, color=colour, lw=1.2)
+        ax.text(row.apex_s, 0.98, row.emotion, color=colour, ha="center", va="top",
+                fontsize=8, transform=ax.get_xaxis_transform())
+    ax.set(xlabel="time (s)", ylabel="spot score", xlim=(0, max(t[-1], 1e-3) if len(t) else 1),
+           title=f"{video.name}: {len(intervals)} micro-expressions "
+                 f"(k'={k_p}, p={priors.p:.2f})")
+    ax.set_ylim(-0.05, 1.2)   # room for the emotion labels above the scores
+    for j, row in enumerate(thumbs.itertuples()):
+        window = min(int(row.apex) // skip // half, len(crop_boxes) - 1)
+        top, bottom, left, right = (int(v) for v in crop_boxes[max(window, 0)])
+        frame = read_frame(video, int(row.apex))
+        face = frame[top:bottom, left:right]
+        tax = fig.add_subplot(grid[1, j])
+        tax.imshow(face[..., ::-1] if face.ndim == 3 else face, cmap="gray")
+        tax.set_title(f"{row.apex_s:.2f} s {row.emotion}", fontsize=8,
+                      color=emotion_colour(row.emotion))
+        tax.axis("off")
+    fig.tight_layout()
+    return _save(fig, path, dpi=110, bbox_inches=None)

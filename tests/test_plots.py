@@ -94,3 +94,32 @@ def test_threshold_sweep_rescoring_saved_curves(tmp_path):
     pd.testing.assert_frame_equal(per_fold, sweep)
     with pytest.raises(ValueError, match=r"no k' for subject\(s\) \['s2'\]"):
         threshold_sweep(videos, {"s0": K_P, "s1": K_P}, gt, [0.5])
+
+
+def test_only_plots_uses_matplotlib_and_nothing_switches_the_backend():
+    # issue 13: every figure lives in mepkg/plots.py, on matplotlib's object API.
+    import re
+    from pathlib import Path
+
+    import mepkg
+
+    root = Path(mepkg.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        code = path.read_text()
+        where = path.relative_to(root)
+        assert "matplotlib.use(" not in code, f"{where} switches matplotlib's backend"
+        assert "pyplot" not in code, f"{where} uses matplotlib.pyplot"
+        if path.name != "plots.py":
+            assert not re.search(r"^\s*(import|from)\s+matplotlib", code, re.M), \
+                f"{where} imports matplotlib: figures belong in mepkg/plots.py"
+
+
+def test_figures_leave_pyplot_unimported(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from mepkg.plots import plot_confusion; "
+            f"plot_confusion([('negative', 'negative')], ['negative'], r'{tmp_path / 'c.png'}'); "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert image.imread(tmp_path / "c.png").ndim == 3
