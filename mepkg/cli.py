@@ -146,7 +146,7 @@ def _cmd_spot(args: argparse.Namespace) -> None:
 
 def _cmd_package_model(args: argparse.Namespace) -> None:
     from mepkg.decode import read_priors
-    from mepkg.spot import package_model
+    from mepkg.package import package_model
 
     priors, k_prime = read_priors(args.priors)
     package_model(args.model, args.labels, args.out, priors=priors, k_prime=k_prime)

@@ -10,7 +10,7 @@
 
 With the paper's sizes the model has 8,359,686 parameters.
 
-Model files (``save_model_file`` / ``load_model``) are torch pickles of plain
+Model files (``save_model_file`` -> ``write_model_file`` / ``load_model``) are torch pickles of plain
 types: the state dict, the model's constructor arguments and the metadata a
 later stage needs (k, frame_skip, class names, training config, checksums).
 """
@@ -189,6 +189,18 @@ def save_model_file(path: str | os.PathLike, model: SlowFastMamba, *, k: int | N
         "input_checksum": input_checksum,
         "source": source,
     }
+    return write_model_file(path, payload)
+
+
+def write_model_file(path: str | os.PathLike, payload: dict) -> Path:
+    """The one writer of model files: ``payload`` (see :func:`save_model_file`) saved atomically.
+
+    Used by training and ``convert-checkpoint`` (through :func:`save_model_file`)
+    and by ``package-model`` (a read payload with the decoding priors added).
+    """
+    missing = [key for key in MODEL_FILE_KEYS if key not in payload]
+    if missing:
+        raise ValueError(f"{path}: a model file needs {missing}")
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)

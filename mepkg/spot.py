@@ -3,8 +3,8 @@
 Reads   a video file or frame folder, and a *packaged* model file: the
         weights of ``mepkg train-fold --subject all`` (the workflow's
         ``train_all_subjects`` rule) plus the decoding priors and k' added by
-        :func:`package_model` (the workflow's ``package_model`` rule, or
-        ``mepkg package-model``).
+        :func:`mepkg.package.package_model` (the workflow's ``package_model``
+        rule, or ``mepkg package-model``).
 Writes  <out>/intervals.csv  one row per spotted ME: MEGC columns (subject,
                              video, onset, offset, emotion; original 0-based
                              frames) + apex, score, vote and times in seconds
@@ -23,65 +23,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from mepkg.atomic import atomic_output, write_csv
-from mepkg.decode import DecodePriors, apply_veto, decode_videos, k_prime_from_labels
+from mepkg.atomic import write_csv
+from mepkg.decode import DecodePriors, apply_veto, decode_videos
+# packaging lives in mepkg.package; package_model re-exported for compatibility (one release)
+from mepkg.package import check_model_settings, package_model  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 SPOT_COLUMNS = ["subject", "video", "onset", "offset", "emotion", "apex", "score", "vote",
                 "onset_s", "apex_s", "offset_s"]
-
-
-# ---------------------------------------------------------------- packaging
-def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.DataFrame,
-                  out: str | os.PathLike, priors: DecodePriors | dict | None = None,
-                  k_prime: int | None = None) -> Path:
-    """Add the decoding priors and k' to a trained model file, for ``mepkg spot``.
-
-    k' comes from the micro-expressions of ``labels`` (the subjects the model
-    was trained on) at the model's frame_skip, unless given.
-    """
-    import torch
-
-    from mepkg.model import read_model_file
-
-    from mepkg.datasets.common import read_csv_file
-
-    priors = priors if isinstance(priors, DecodePriors) else DecodePriors.from_dict(priors or {})
-    payload = read_model_file(model_file)
-    check_model_settings(payload, model_file)
-    if k_prime is None:
-        table = labels if isinstance(labels, pd.DataFrame) else read_csv_file(
-            labels, "labels", dtype={"subject": str, "video": str})
-        check_columns(table, ["subject", "video", "onset", "offset", "type"], labels)
-        k_prime = k_prime_from_labels(table, int(payload["frame_skip"]))
-    payload["decode"] = {"priors": asdict(priors), "k_prime": int(k_prime)}
-    with atomic_output(out) as tmp:
-        torch.save(payload, tmp)
-    log.info("%s: model with decoding priors (k'=%d, p=%.2f)", out, k_prime, priors.p)
-    return Path(out)
-
-
-def check_model_settings(meta: dict, path) -> None:
-    """ValueError naming what a model file lacks for ``spot``: k, frame_skip, fps."""
-    lacking = [key for key in ("k", "frame_skip", "fps") if not meta.get(key)]
-    if lacking:
-        raise ValueError(f"{path}: the model file records no {', '.join(lacking)}; a converted "
-                         f"release needs `mepkg convert-checkpoint --k K --frame-skip S --fps F`, "
-                         f"a trained model comes from `mepkg train-fold` with its features")
-
-
-def check_columns(table: pd.DataFrame, columns, source) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{source}: missing column(s) {', '.join(missing)}; give the labels.csv "
-                         f"of `mepkg labels` or `mepkg manifest`")
 
 
 def spot_frame_skip(video_fps: float, train_fps: float, train_frame_skip: int) -> int:
@@ -154,57 +108,12 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(intervals, out_dir / "intervals.csv")
-    plot_timeline(video, scores, intervals, features.crop_box, k_p, priors,
-                  out_dir / "timeline.png")
+    from mepkg.plots import plot_spot_timeline
+
+    plot_spot_timeline(video, scores, intervals, features.crop_box, k_p, priors,
+                       out_dir / "timeline.png")
     counts = intervals["emotion"].value_counts().to_dict()
     log.info("%s: %d micro-expressions %s in %.1f s of video; %s, %s (%.1f s)",
              video.name, len(intervals), counts, probe.n_frames / video_fps,
              out_dir / "intervals.csv", out_dir / "timeline.png", time.perf_counter() - t0)
     return intervals
-
-
-def plot_timeline(video: Path, scores, intervals: pd.DataFrame, crop_boxes: np.ndarray,
-                  k_p: int, priors: DecodePriors, path: Path) -> Path:
-    """Score curve with the spotted intervals and a face thumbnail at each apex."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mepkg.datasets.frames import read_frame
-    from mepkg.plots import emotion_colour
-
-    fps, skip, half = scores.fps, scores.frame_skip, scores.k // 2
-    thumbs = intervals.head(8)   # at most 8 thumbnails keep the figure readable
-    n_thumbs = len(thumbs)
-    fig = plt.figure(figsize=(12, 4.2 if n_thumbs else 3.2))
-    grid = fig.add_gridspec(2 if n_thumbs else 1, max(n_thumbs, 1),
-                            height_ratios=[2.2, 1] if n_thumbs else [1])
-    ax = fig.add_subplot(grid[0, :])
-    t = np.arange(len(scores.spot)) * skip / fps
-    ax.plot(t, scores.spot, color="0.25", lw=1, label="spot score")
-    for row in intervals.itertuples():
-        colour = emotion_colour(row.emotion)
-        ax.axvspan(row.onset_s, row.offset_s, color=colour, alpha=0.3)
-        ax.axvline(row.apex_s, color=colour, lw=1.2)
-        ax.text(row.apex_s, 0.98, row.emotion, color=colour, ha="center", va="top",
-                fontsize=8, transform=ax.get_xaxis_transform())
-    ax.set(xlabel="time (s)", ylabel="spot score", xlim=(0, max(t[-1], 1e-3) if len(t) else 1),
-           title=f"{video.name}: {len(intervals)} micro-expressions "
-                 f"(k'={k_p}, p={priors.p:.2f})")
-    ax.set_ylim(-0.05, 1.2)   # room for the emotion labels above the scores
-    for j, row in enumerate(thumbs.itertuples()):
-        window = min(int(row.apex) // skip // half, len(crop_boxes) - 1)
-        top, bottom, left, right = (int(v) for v in crop_boxes[max(window, 0)])
-        frame = read_frame(video, int(row.apex))
-        face = frame[top:bottom, left:right]
-        tax = fig.add_subplot(grid[1, j])
-        tax.imshow(face[..., ::-1] if face.ndim == 3 else face, cmap="gray")
-        tax.set_title(f"{row.apex_s:.2f} s {row.emotion}", fontsize=8,
-                      color=emotion_colour(row.emotion))
-        tax.axis("off")
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
