@@ -14,9 +14,7 @@ which dlib would take for a second face).
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -54,24 +52,14 @@ class FaceTemplate:
         return 9 * self.g / 320
 
 
-def predictor_path() -> Path:
-    """The 68-point shape predictor shipped by ``face-recognition-models``."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("face-recognition-models is not installed; "
-                                "`pip install face-recognition-models` (dlib landmarks)")
-    path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; reinstall face-recognition-models")
-    return path
-
-
 @functools.lru_cache(maxsize=1)
 def dlib_models():
     """(frontal face detector, 68-point predictor), loaded once."""
     import dlib
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
+    from mepkg.landmarks import dlib_predictor_path   # the one lookup of the predictor file
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(dlib_predictor_path()))
 
 
 # dlib's 68 landmarks of skimage.data.astronaut() (frontal detector upsampled once,
