@@ -17,6 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from mepkg.constants import CASME3_COLOR_DIR
 from mepkg.datasets import casme3, generic, sammlv
 from mepkg.datasets.common import LABEL_COLUMNS, MANIFEST_COLUMNS, find_file
 
@@ -177,7 +178,7 @@ def identify_video(path: str | Path, subject: str | None = None) -> tuple[str, s
 
     path = Path(path).resolve() if str(path) else Path(path)
     found_subject, video = "", path.name if path.is_dir() else path.stem
-    if path.name.lower() == "color" and path.parent.name:
+    if path.name.lower() == CASME3_COLOR_DIR and path.parent.name:
         found_subject, video = path.parent.parent.name, path.parent.name.lower()
     elif path.parent.parent.name == generic.VIDEOS_DIR:
         found_subject = path.parent.name

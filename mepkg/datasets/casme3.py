@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mepkg.constants import CASME3_COLOR_DIR, CASME3_LABEL_SHEET
 from mepkg.datasets.common import (
     CASME3_EMOTION_MAP, clean_events, map_emotions, merged_emotion_map, read_sheet_table,
     trailing_number, video_id,
@@ -28,7 +29,7 @@ from mepkg.datasets.frames import list_frame_folder
 
 log = logging.getLogger(__name__)
 
-LABEL_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+LABEL_FILE = CASME3_LABEL_SHEET     # layout names: mepkg.constants
 DAMAGED_LIST = "error_info_damaged_image_partA.txt"
 FPS = 30.0
 # Flag (not drop) micro intervals longer than this many frames: on the real
@@ -92,7 +93,7 @@ def scan_casme3(root: str | Path) -> pd.DataFrame:
     damaged_file = root / DAMAGED_LIST
     damaged = read_damaged_list(damaged_file) if damaged_file.is_file() else set()
     rows = []
-    for color in sorted(root.glob("*/*/color")):
+    for color in sorted(root.glob(f"*/*/{CASME3_COLOR_DIR}")):
         if not color.is_dir():
             continue
         subject, video = color.parent.parent.name, color.parent.name.lower()

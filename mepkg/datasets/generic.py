@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mepkg.constants import GENERIC_LABEL_FILE, GENERIC_VIDEOS_DIR
 from mepkg.datasets.common import (
     GENERIC_EMOTION_MAP, check_columns, clean_events, read_csv_file, event_type, map_emotions,
     merged_emotion_map, video_id,
@@ -31,8 +32,8 @@ from mepkg.datasets.frames import DEFAULT_FOLDER_FPS, list_frame_folder, video_p
 
 log = logging.getLogger(__name__)
 
-LABEL_FILE = "labels.csv"
-VIDEOS_DIR = "videos"
+LABEL_FILE = GENERIC_LABEL_FILE     # layout names: mepkg.constants
+VIDEOS_DIR = GENERIC_VIDEOS_DIR
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 CSV_COLUMNS = ("subject", "video", "onset", "apex", "offset", "type", "emotion")
 

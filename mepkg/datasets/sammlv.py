@@ -23,6 +23,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from mepkg.constants import SAMM_EMOTION_SHEET, SAMM_FRAMES_DIR, SAMM_INTERVAL_SHEET
 from mepkg.datasets.common import (
     SAMM_EMOTION_MAP, check_columns, clean_events, event_type, map_emotions, merged_emotion_map,
     read_sheet_table, video_id,
@@ -31,9 +32,9 @@ from mepkg.datasets.frames import list_frame_folder
 
 log = logging.getLogger(__name__)
 
-INTERVAL_FILE = "SAMM_LongVideos_V3_Release.xlsx"
-EMOTION_FILE = "SAMM_Micro_FACS_Codes_v2.xlsx"
-FRAMES_DIR = "SAMM_longvideos"
+INTERVAL_FILE = SAMM_INTERVAL_SHEET   # layout names: mepkg.constants
+EMOTION_FILE = SAMM_EMOTION_SHEET
+FRAMES_DIR = SAMM_FRAMES_DIR
 FPS = 200.0
 # Flag (not drop) micro intervals longer than this many frames (2.5 s at 200 fps).
 MAX_DURATION = 500

@@ -29,6 +29,8 @@ from tqdm import tqdm
 
 from mepkg import __version__
 from mepkg.atomic import write_csv
+from mepkg.constants import (CASME3_COLOR_DIR, GENERIC_VIDEOS_DIR, SAMM_FRAMES_DIR,
+                             TRUTH_FILE)
 from mepkg.synth import sheets
 from mepkg.synth.faces import render_identity
 from mepkg.synth.motion import VideoRenderer
@@ -43,10 +45,10 @@ COMPLETE = ".complete"   # marker written last
 def frame_dir(root: Path, layout: str, video: VideoPlan) -> Path:
     """Folder of a video's frames (sammlv / casme3) or its video file (generic)."""
     if layout == "sammlv":
-        return root / "SAMM_longvideos" / video.video
+        return root / SAMM_FRAMES_DIR / video.video
     if layout == "casme3":
-        return root / video.subject / video.video / "color"
-    return root / "videos" / video.subject / f"{video.video}.avi"
+        return root / video.subject / video.video / CASME3_COLOR_DIR
+    return root / GENERIC_VIDEOS_DIR / video.subject / f"{video.video}.avi"
 
 
 def frame_name(layout: str, video: VideoPlan, t: int) -> str:
@@ -145,7 +147,7 @@ def generate_benchmark(out: str | os.PathLike, size: str = "tiny", layout: str =
             sheets.write_casme3_sheet(plan, tmp)
         else:
             sheets.write_generic_labels(plan, tmp)
-        write_csv(plan.truth(), tmp / "truth.csv")
+        write_csv(plan.truth(), tmp / TRUTH_FILE)
         (tmp / COMPLETE).write_text(json.dumps(_marker(plan), sort_keys=True) + "\n")
         if out.exists():
             out.rmdir()

@@ -16,13 +16,16 @@ import openpyxl
 import pandas as pd
 
 from mepkg.atomic import atomic_output
+from mepkg.constants import (CASME3_LABEL_SHEET, GENERIC_LABEL_FILE, SAMM_EMOTION_SHEET,
+                             SAMM_INTERVAL_SHEET)
 from mepkg.synth.motion import PATTERN_AUS
 from mepkg.synth.plan import BenchmarkPlan
 
-SAMM_LV_SHEET = "SAMM_LongVideos_V3_Release.xlsx"
-SAMM_MICRO_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
-CASME3_SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
-GENERIC_LABELS = "labels.csv"
+# the names the adapters read (mepkg.constants)
+SAMM_LV_SHEET = SAMM_INTERVAL_SHEET
+SAMM_MICRO_SHEET = SAMM_EMOTION_SHEET
+CASME3_SHEET = CASME3_LABEL_SHEET
+GENERIC_LABELS = GENERIC_LABEL_FILE
 
 _AU_HELP = [
     '"L2 or R2" = Unilateral AU 2 on left side of face / right side of face',
