@@ -237,30 +237,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
     outputs(p, ("out", "dir", "--out"))
 
-    p = sub.add_parser("landmarks", help="video -> reference-frame landmarks (HDF5)")
-    p.add_argument("input", help="video file or frame folder")
-    p.add_argument("--out", required=True)
-    p.add_argument("--fps", type=POS_FLOAT,
-                   help="frame rate (required for a frame folder; default: the video file's)")
-    p.add_argument("--subject", help="subject id recorded in the file (default: from the path)")
-    p.add_argument("--k", type=POS_INT, default=30, help="window length in sampled frames")
-    p.add_argument("--frame-skip", type=POS_INT, default=7)
-    p.add_argument("--backend", default="dlib", choices=["dlib", "face_alignment"])
+    def video_stage(name: str, help: str) -> argparse.ArgumentParser:
+        """The arguments landmarks and features share: one video in, one HDF5 out."""
+        p = sub.add_parser(name, help=help)
+        p.add_argument("input", help="video file or frame folder")
+        p.add_argument("--out", required=True)
+        p.add_argument("--fps", type=POS_FLOAT,
+                       help="frame rate (required for a frame folder; default: the video file's)")
+        p.add_argument("--subject", help="subject id recorded in the file (default: from the path)")
+        p.add_argument("--k", type=POS_INT, default=30, help="window length in sampled frames")
+        p.add_argument("--frame-skip", type=POS_INT, default=7)
+        p.add_argument("--backend", default="dlib", choices=["dlib", "face_alignment"])
+        return p
+
+    p = video_stage("landmarks", "video -> reference-frame landmarks (HDF5)")
     p.set_defaults(func=_cmd_landmarks)
     outputs(p, ("out", "file", "--out"))
 
-    p = sub.add_parser("features", help="video -> ROI optical-flow window features (HDF5)")
-    p.add_argument("input", help="video file or frame folder")
-    p.add_argument("--out", required=True)
-    p.add_argument("--fps", type=POS_FLOAT,
-                   help="frame rate (required for a frame folder; default: the video file's)")
-    p.add_argument("--subject", help="subject id recorded in the file (default: from the path)")
+    p = video_stage("features", "video -> ROI optical-flow window features (HDF5)")
     p.add_argument("--video-id", help="video id recorded in the file (default: from the path, "
                                       "e.g. spNO.1_a for .../spNO.1/a/color)")
     p.add_argument("--landmarks", help="landmarks HDF5 from `mepkg landmarks` (else detected)")
-    p.add_argument("--k", type=POS_INT, default=30)
-    p.add_argument("--frame-skip", type=POS_INT, default=7)
-    p.add_argument("--backend", default="dlib", choices=["dlib", "face_alignment"])
     p.add_argument("--debug-figure", help="PNG: crop box, landmarks and ROIs on a frame")
     p.set_defaults(func=_cmd_features)
     outputs(p, ("out", "file", "--out"), ("debug_figure", "file", "--debug-figure"))

@@ -521,11 +521,9 @@ def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | Non
         return DecodePriors(), None
     import yaml
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such priors file")
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give the priors YAML file itself")
+    from mepkg.datasets.common import require_file
+
+    path = require_file(path, "priors", "YAML")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:

@@ -36,8 +36,15 @@ def _open_checked(path: str | os.PathLike, kind: str) -> h5py.File:
                          f"delete it and re-run the stage that writes it") from err
 
 
-def _write_h5(path, schema: str, attrs: dict, datasets: dict[str, np.ndarray]) -> Path:
-    """Write one HDF5 file atomically: schema tag, attributes, datasets."""
+def _write_h5(path, schema: str, attrs: dict, datasets: dict[str, np.ndarray],
+              required: tuple = (), what: str = "") -> Path:
+    """Write one HDF5 file atomically: schema tag, attributes, datasets.
+
+    ``required``: attributes ``attrs`` must hold (ValueError naming ``what`` otherwise).
+    """
+    missing = [a for a in required if a not in attrs]
+    if missing:
+        raise ValueError(f"{path}: {what} lacks attribute(s) {', '.join(missing)}")
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.attrs["schema"] = schema
@@ -108,14 +115,11 @@ def write_landmarks(path: str | os.PathLike, track: LandmarkTrack) -> Path:
         raise ValueError(f"{path}: inconsistent landmark track: ref_frame ({w},), face_box "
                          f"{track.face_box.shape}, landmarks {track.landmarks.shape}, "
                          f"detected {track.detected.shape}")
-    missing = [a for a in LANDMARK_ATTRS if a not in track.attrs]
-    if missing:
-        raise ValueError(f"{path}: landmark track lacks attribute(s) {', '.join(missing)}")
     return _write_h5(path, LANDMARKS_SCHEMA, track.attrs, {
         "ref_frame": np.asarray(track.ref_frame, np.int64),
         "face_box": np.asarray(track.face_box, np.float32),
         "landmarks": np.asarray(track.landmarks, np.float32),
-        "detected": np.asarray(track.detected, bool)})
+        "detected": np.asarray(track.detected, bool)}, LANDMARK_ATTRS, "landmark track")
 
 
 def read_landmarks(path: str | os.PathLike) -> LandmarkTrack:
@@ -174,15 +178,12 @@ def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
     for name, (got, want) in shapes.items():
         if tuple(got) != want or fs.features.ndim != 3:
             raise ValueError(f"{path}: feature set '{name}' has shape {got}, expected {want}")
-    missing = [a for a in FEATURE_ATTRS if a not in fs.attrs]
-    if missing:
-        raise ValueError(f"{path}: feature set lacks attribute(s) {', '.join(missing)}")
     return _write_h5(path, FEATURES_SCHEMA, fs.attrs, {
         "features": np.asarray(fs.features, np.float32),
         "window_start": np.asarray(fs.window_start, np.int64),
         "landmarks": np.asarray(fs.landmarks, np.float32),
         "crop_box": np.asarray(fs.crop_box, np.int32),
-        "quality": np.asarray(fs.quality, np.uint8)})
+        "quality": np.asarray(fs.quality, np.uint8)}, FEATURE_ATTRS, "feature set")
 
 
 def read_features(path: str | os.PathLike) -> FeatureSet:

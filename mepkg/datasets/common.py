@@ -197,13 +197,22 @@ def open_workbook(path: Path):
                          f"format (a CSV renamed .xlsx?): copy it again or save it as .xlsx") from None
 
 
-def read_csv_file(path: str | Path, what: str, **kwargs) -> pd.DataFrame:
-    """``pd.read_csv`` with one-line ValueErrors naming the file (empty, not text, malformed)."""
+def require_file(path: str | Path, what: str, kind: str) -> Path:
+    """``path`` as a Path; FileNotFoundError if absent, ValueError if it is a folder.
+
+    ``what``: what the file holds ("labels", "priors"); ``kind``: its format ("CSV", "YAML").
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such {what} file")
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; give the {what} CSV file itself")
+        raise ValueError(f"{path} is a folder; give the {what} {kind} file itself")
+    return path
+
+
+def read_csv_file(path: str | Path, what: str, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` with one-line ValueErrors naming the file (empty, not text, malformed)."""
+    path = require_file(path, what, "CSV")
     try:
         return pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError:
