@@ -12,12 +12,27 @@ import re
 from pathlib import Path
 
 from snakemake.logging import logger
+from snakemake.resources import Resource
 from snakemake.utils import min_version
+
+from mepkg.jobs import usable_cores
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+# Thread budget (docs/architecture.md): a local run never starts more threads
+# at once than the machine has usable cores, however large --cores is; rule
+# threads are scaled down to it too. Not on a cluster (--jobs/--profile
+# profiles/slurm: `nodes` is set), where each job gets its own CPUs.
+if workflow.nodes is None and (workflow.cores or 0) > usable_cores():
+    logger.info(
+        f"--cores {workflow.cores} > {usable_cores()} usable cores: "
+        f"running at most {usable_cores()} threads of jobs at once"
+    )
+    workflow.global_resources["_cores"] = Resource("_cores", usable_cores())
 
 
 include: "rules/common.smk"

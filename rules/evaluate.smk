@@ -17,7 +17,7 @@ ALL_PLOTS = [
 
 rule collect_predictions:
     message:
-        "Pooling the intervals of {params.n_folds} LOSO folds"
+        f"Pooling the intervals of {len(FOLDS)} LOSO folds"
     input:
         intervals=fold_outputs(rules.decode_fold.output.intervals),
     output:
@@ -26,8 +26,6 @@ rule collect_predictions:
             caption="../report/predictions.rst",
             category="Predictions",
         ),
-    params:
-        n_folds=len(FOLDS),
     log:
         f"{RES}/logs/collect_predictions.log",
     benchmark:
@@ -52,7 +50,9 @@ rule evaluate:
     output:
         metrics=f"{RES}/metrics/{{mode}}.json",
     params:
-        evaluate=config["evaluate"],
+        emotions=config["evaluate"]["emotions"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["evaluate"]["seed"],
     wildcard_constraints:
         mode="|".join(MODES),
     log:
@@ -82,7 +82,7 @@ rule tabulate_metrics:
             category="Metrics",
         ),
     params:
-        evaluate=config["evaluate"],
+        mode=config["evaluate"]["mode"],  # the headline mode
     log:
         f"{RES}/logs/tabulate_metrics.log",
     benchmark:
@@ -139,7 +139,7 @@ rule plot_confusion:
             category="Figures",
         ),
     params:
-        evaluate=config["evaluate"],
+        emotions=config["evaluate"]["emotions"],
     log:
         f"{RES}/logs/plot_confusion.log",
     benchmark:
@@ -166,8 +166,6 @@ rule plot_fold_strs:
             caption="../report/fold_strs.rst",
             category="Figures",
         ),
-    params:
-        evaluate=config["evaluate"],
     log:
         f"{RES}/logs/plot_fold_strs.log",
     benchmark:
@@ -184,7 +182,7 @@ rule plot_fold_strs:
 
 rule plot_threshold_sweep:
     message:
-        "Sweeping the decoding threshold p over {params.evaluate[sweep_p]}"
+        "Sweeping the decoding threshold p over {params.sweep_p}"
     input:
         scores=fold_outputs(rules.train_fold.output.scores),
         labels=rules.build_manifest.output.labels,
@@ -198,7 +196,9 @@ rule plot_threshold_sweep:
         table=f"{RES}/plots/threshold_sweep.csv",
     params:
         decode=config["decode"],
-        evaluate=config["evaluate"],
+        mode=config["evaluate"]["mode"],
+        emotions=config["evaluate"]["emotions"],
+        sweep_p=config["evaluate"]["sweep_p"],
     log:
         f"{RES}/logs/plot_threshold_sweep.log",
     benchmark:
@@ -223,7 +223,7 @@ rule summarise_run:
         summary=f"{RES}/summary.json",
     params:
         run=RUN,
-        config={k: v for k, v in config.items() if k != "compute"},
+        settings=metric_settings(config),
         folds=FOLDS,
         n_videos=len(VIDEOS),
     log:
