@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -378,6 +379,30 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
 
 
 # ---------------------------------------------------------------- the run's tables
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """config.yaml's ``evaluate`` group; the single source of its defaults (SPEC 7).
+
+    The schema and config.yaml mirror these (tests/test_workflow_config.py checks).
+    """
+
+    mode: str = "official"                  # headline numbers: official (MEGC) | strict
+    emotions: tuple[str, ...] = DEFAULT_EMOTIONS   # analysed classes (SPEC 7: `others` excluded)
+    bootstrap: int = 1000                   # subject-level bootstrap resamples (0: none)
+    seed: int = 0                           # bootstrap seed
+    sweep_p: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+                                            # threshold-sweep plot's p values
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"evaluate mode={self.mode!r}: expected one of {MODES}")
+        if self.bootstrap < 0 or self.seed < 0:
+            raise ValueError(f"evaluate bootstrap={self.bootstrap}, seed={self.seed}: "
+                             f"expected non-negative integers")
+        if not self.sweep_p or not all(0.0 <= p <= 1.0 for p in self.sweep_p):
+            raise ValueError(f"evaluate sweep_p={self.sweep_p}: expected values in [0, 1]")
+
+
 def tabulate_metrics(mode_files, headline: str, out_json, out_csv) -> dict:
     """Per-mode metrics JSONs -> metrics.json and metrics.csv (rule tabulate_metrics).
 
