@@ -73,9 +73,18 @@ include: "rules/evaluate.smk"
 report: "report/workflow.rst"
 
 
+# Cheap rules (seconds: tables, plots, summaries) run on the submitting host
+# rather than waiting in the SLURM queue. decode_fold and package_model stay
+# jobs: one per fold, they run in parallel on the cluster.
 localrules:
     all,
     collect_predictions,
+    evaluate,
+    tabulate_metrics,
+    plot_curves,
+    plot_confusion,
+    plot_fold_strs,
+    plot_threshold_sweep,
     summarise_run,
 
 
