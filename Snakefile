@@ -27,9 +27,10 @@ configfile: "config.yaml"
 # at once than the machine has usable cores, however large --cores is; rule
 # threads are scaled down to it too. Not on a cluster (--jobs/--profile
 # profiles/slurm: `nodes` is set), where each job gets its own CPUs.
-if workflow.nodes is None and (workflow.cores or 0) > usable_cores():
+CORES = workflow.global_resources["_cores"].value  # --cores; None when not given
+if workflow.nodes is None and (CORES or 0) > usable_cores():
     logger.info(
-        f"--cores {workflow.cores} > {usable_cores()} usable cores: "
+        f"--cores {CORES} > {usable_cores()} usable cores: "
         f"running at most {usable_cores()} threads of jobs at once"
     )
     workflow.global_resources["_cores"] = Resource("_cores", usable_cores())
