@@ -12,12 +12,28 @@ import re
 from pathlib import Path
 
 from snakemake.logging import logger
+from snakemake.resources import Resource
 from snakemake.utils import min_version
+
+from mepkg.jobs import usable_cores
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+# Thread budget (docs/architecture.md): a local run never starts more threads
+# at once than the machine has usable cores, however large --cores is; rule
+# threads are scaled down to it too. Not on a cluster (--jobs/--profile
+# profiles/slurm: `nodes` is set), where each job gets its own CPUs.
+CORES = workflow.global_resources["_cores"].value  # --cores; None when not given
+if workflow.nodes is None and (CORES or 0) > usable_cores():
+    logger.info(
+        f"--cores {CORES} > {usable_cores()} usable cores: "
+        f"running at most {usable_cores()} threads of jobs at once"
+    )
+    workflow.global_resources["_cores"] = Resource("_cores", usable_cores())
 
 
 include: "rules/common.smk"
@@ -58,9 +74,18 @@ include: "rules/evaluate.smk"
 report: "report/workflow.rst"
 
 
+# Cheap rules (seconds: tables, plots, summaries) run on the submitting host
+# rather than waiting in the SLURM queue. decode_fold and package_model stay
+# jobs: one per fold, they run in parallel on the cluster.
 localrules:
     all,
     collect_predictions,
+    evaluate,
+    tabulate_metrics,
+    plot_curves,
+    plot_confusion,
+    plot_fold_strs,
+    plot_threshold_sweep,
     summarise_run,
 
 

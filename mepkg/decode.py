@@ -587,3 +587,50 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
     log.info("%s: %d intervals in %d videos (%d vetoed as neutral), k'=%d",
              out, len(result), len(videos), int(result["vetoed"].sum()), k_p)
     return Path(out)
+
+
+# ---------------------------------------------------------------- the workflow's fold
+def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -> int:
+    """Decode one LOSO fold's held-out videos (rule decode_fold); returns the k' used.
+
+    k' comes from ``labels`` by ``priors.k_rule`` (train: the subjects not
+    held out in ``scores_file``). ``out``: the intervals CSV. ``record``: a
+    priors YAML of exactly what was used, k_prime included (it is a valid
+    ``mepkg decode --priors`` file, so the decoding can be replayed).
+    """
+    import yaml
+
+    from mepkg.atomic import atomic_output, write_csv
+    from mepkg.h5io import read_scores
+
+    if not isinstance(priors, DecodePriors):
+        priors = DecodePriors.from_dict(dict(priors), source="config.yaml decode")
+    videos = read_scores(scores_file)
+    table = pd.read_csv(labels, dtype={"subject": str, "video": str})
+    held_out = {str(v.subject) for v in videos}
+    subjects = None
+    if priors.k_rule == "train":
+        subjects = sorted(set(table["subject"].astype(str)) - held_out)
+    frame_skip = int(videos[0].frame_skip) if videos else 1
+    k_p = k_prime_from_labels(table, frame_skip, subjects)
+    result = decode_videos(videos, priors, k_p)
+    write_csv(result, out)
+    with atomic_output(record) as tmp:
+        tmp.write_text(yaml.safe_dump({**priors.to_dict(), "k_prime": k_p}, sort_keys=False))
+    log.info("fold %s: %d intervals in %d videos (%d vetoed as neutral), k'=%d (%s subjects)",
+             ",".join(sorted(held_out)), len(result), len(videos), int(result["vetoed"].sum()),
+             k_p, "training" if subjects is not None else "all")
+    return k_p
+
+
+def pool_intervals(files, out) -> pd.DataFrame:
+    """Concatenate the folds' interval CSVs, in the order given, into ``out`` (atomic)."""
+    from mepkg.atomic import write_csv
+
+    tables = [pd.read_csv(path, dtype={"subject": str, "video": str}) for path in files]
+    pooled = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=OUTPUT_COLUMNS)
+    write_csv(pooled, out)
+    log.info("%d intervals from %d folds (%d vetoed as neutral)", len(pooled), len(tables),
+             int(pooled["vetoed"].astype(bool).sum()) if len(pooled) else 0)
+    return pooled

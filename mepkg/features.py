@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import ClassVar, Iterable
 
 import cv2
 import numpy as np
@@ -50,7 +50,20 @@ QUALITY_FLAGS = {"reused_crop": REUSED_CROP, "redetect_failed": REDETECT_FAILED,
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Feature extraction settings; defaults are the paper's (SPEC 2 and its dataset table)."""
+    """Feature extraction settings; defaults are the paper's (SPEC 2 and its dataset table).
+
+    The single source of these defaults: config.yaml's ``features`` group and
+    rules/schemas/config.schema.yaml mirror them (tests/test_workflow_config.py
+    checks), with the Farneback fields nested under ``flow`` there
+    (:meth:`from_config`). The robust-motion constants (``FIXED``) are the
+    method's, not settings, and have no config key.
+    """
+
+    FLOW: ClassVar[tuple[str, ...]] = ("pyr_scale", "levels", "winsize", "iterations", "poly_n",
+                                       "poly_sigma")
+    FIXED: ClassVar[tuple[str, ...]] = ("top_nose", "trim_nose", "top_region", "trim_region",
+                                        "top_sub", "top_r3_sub", "top_lid", "trim_lid",
+                                        "align_threshold")
 
     k: int = 30                 # window length in sampled frames (SAMM-LV; CAS(ME)^3: 50)
     frame_skip: int = 7         # every frame_skip-th original frame (SAMM-LV; CAS(ME)^3: 1)
@@ -83,8 +96,13 @@ class FeatureConfig:
             raise ValueError(f"features frame_skip={self.frame_skip}: must be >= 1")
 
     def flow_params(self) -> dict:
-        return {f: getattr(self, f) for f in
-                ("pyr_scale", "levels", "winsize", "iterations", "poly_n", "poly_sigma")}
+        return {f: getattr(self, f) for f in self.FLOW}
+
+    @classmethod
+    def from_config(cls, group: dict) -> "FeatureConfig":
+        """From config.yaml's ``features`` group (Farneback fields nested under ``flow``)."""
+        group = dict(group)
+        return cls(**group.pop("flow", {}), **group)
 
 
 @dataclass

@@ -249,3 +249,17 @@ def detect_video_landmarks(source: str | os.PathLike | Iterable[tuple[int, np.nd
     log.info("%s: %d windows, face found at %d of %d reference frames", name, w,
              int(track.detected.sum()), w)
     return track
+
+
+def run_landmarks(source: str | os.PathLike, out: str | os.PathLike, k: int = 30,
+                  frame_skip: int = 7, backend: str = "dlib", fps: float | None = None,
+                  progress: bool = True) -> LandmarkTrack:
+    """Video -> landmarks/<video_id>.h5 (rule detect_landmarks; :func:`detect_video_landmarks`)."""
+    from mepkg.h5io import write_landmarks
+
+    track = detect_video_landmarks(source, k=k, frame_skip=frame_skip, backend=backend,
+                                   progress=progress, fps=fps)
+    write_landmarks(out, track)
+    log.info("%s: %d windows, %d with a face -> %s", source, len(track.detected),
+             int(track.detected.sum()), out)
+    return track

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -587,3 +588,82 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
              sp["fp"], sp["fn"], rc["f1"], rc["uf1"], rc["uar"],
              result["without_veto"]["strs"])
     return result
+
+
+# ---------------------------------------------------------------- the run's tables
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """config.yaml's ``evaluate`` group; the single source of its defaults (SPEC 7).
+
+    The schema and config.yaml mirror these (tests/test_workflow_config.py checks).
+    """
+
+    mode: str = "official"                  # headline numbers: official (MEGC) | strict
+    emotions: tuple[str, ...] = DEFAULT_EMOTIONS   # analysed classes (SPEC 7: `others` excluded)
+    bootstrap: int = 1000                   # subject-level bootstrap resamples (0: none)
+    seed: int = 0                           # bootstrap seed
+    sweep_p: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+                                            # threshold-sweep plot's p values
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"evaluate mode={self.mode!r}: expected one of {MODES}")
+        if self.bootstrap < 0 or self.seed < 0:
+            raise ValueError(f"evaluate bootstrap={self.bootstrap}, seed={self.seed}: "
+                             f"expected non-negative integers")
+        if not self.sweep_p or not all(0.0 <= p <= 1.0 for p in self.sweep_p):
+            raise ValueError(f"evaluate sweep_p={self.sweep_p}: expected values in [0, 1]")
+
+
+def tabulate_metrics(mode_files, headline: str, out_json, out_csv) -> dict:
+    """Per-mode metrics JSONs -> metrics.json and metrics.csv (rule tabulate_metrics).
+
+    metrics.json: the ``headline`` mode's result at the top level (plus
+    ``headline_mode``), every mode under its name. metrics.csv: one row per
+    mode x veto x scope (scope = pooled or a LOSO fold's subject).
+    """
+    from mepkg.atomic import atomic_output, write_csv
+
+    results = {}
+    for path in mode_files:
+        result = json.loads(Path(path).read_text())
+        results[result["mode"]] = result
+    if headline not in results:
+        raise ValueError(f"headline mode {headline!r}: no metrics among {sorted(results)}")
+    combined = {**results[headline], "headline_mode": headline, **results}
+    with atomic_output(out_json) as tmp:
+        Path(tmp).write_text(json.dumps(combined, indent=2) + "\n")
+    write_csv(metrics_table(results), out_csv)
+    for mode, m in results.items():
+        log.info("%s: STRS %.4f (without veto %.4f)", mode, m["strs"], m["without_veto"]["strs"])
+    return combined
+
+
+def summarise_run(metrics_json, labels_csv, out, *, run: str, folds: Sequence[str],
+                  n_videos: int, settings: dict) -> dict:
+    """A one-file record of a run (rule summarise_run): size, headline metrics, settings."""
+    import mepkg
+    from mepkg.atomic import atomic_output
+
+    metrics = json.loads(Path(metrics_json).read_text())
+    labels = pd.read_csv(labels_csv, dtype={"subject": str, "video": str})
+    summary = {
+        "run": run,
+        "mepkg_version": mepkg.__version__,
+        "folds": len(folds),
+        "videos": int(n_videos),
+        "micro_events": int((labels["type"] == "micro").sum()),
+        "headline_mode": metrics["headline_mode"],
+        "strs": metrics["strs"],
+        "strs_interval": [metrics["bootstrap"]["low"], metrics["bootstrap"]["high"]],
+        "spot_f1": metrics["spotting"]["f1"],
+        "recog_f1": metrics["recognition"]["f1"],
+        "strs_without_veto": metrics["without_veto"]["strs"],
+        "strict_strs": metrics["strict"]["strs"],
+        "release_strs": metrics["release"]["strs"],
+        "config": settings,
+    }
+    with atomic_output(out) as tmp:
+        Path(tmp).write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+    log.info("run %s: STRS %.4f over %d folds", run, summary["strs"], summary["folds"])
+    return summary

@@ -22,6 +22,7 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import torch
@@ -42,6 +43,15 @@ MODEL_FILE_KEYS = ("format_version", "state_dict", "model_config", "k", "frame_s
 
 @dataclass
 class ModelConfig:
+    """SlowFastMamba's settings; defaults are the paper's (SPEC 4).
+
+    The single source of these defaults: config.yaml's ``train.model`` group
+    and the schema mirror them (tests/test_workflow_config.py checks), except
+    ``STRUCTURAL`` fields, which the data fixes.
+    """
+
+    STRUCTURAL: ClassVar[tuple[str, ...]] = ("in_channels", "num_classes")
+
     in_channels: int = N_CHANNELS    # 36: 18 ROI motions x (dx, dy) (SPEC 2 step 7)
     num_classes: int = N_CLASSES     # 5: 4 emotions + neutral (SPEC 3)
     d_model: int = 128           # D, fast-path width; slow path 2D (SPEC 4)

@@ -351,3 +351,53 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
         tax.axis("off")
     fig.tight_layout()
     return _save(fig, path, dpi=110, bbox_inches=None)
+
+
+# ---------------------------------------------------------------- the workflow's plots
+def _read_table(path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"subject": str, "video": str})
+
+
+def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
+                     path: str | os.PathLike) -> Path:
+    """Score curve of held-out video ``video_id`` from its fold's files (rule plot_curves)."""
+    import logging
+
+    from mepkg.h5io import read_scores
+
+    video = next((v for v in read_scores(scores_file) if v.video_id == video_id), None)
+    if video is None:
+        raise ValueError(f"{scores_file}: no score curve for video {video_id}; re-run its fold")
+    labels, pred = _read_table(labels_csv), _read_table(intervals_csv)
+    same = lambda t: (t.subject == video.subject) & (t.video == video.video)  # noqa: E731
+    gt = labels[same(labels) & (labels.type == "micro")]
+    pred = pred[same(pred)]
+    logging.getLogger(__name__).info("%s: %d labelled MEs, %d decoded intervals", video_id,
+                                     len(gt), len(pred))
+    return plot_score_curve(video.spot, gt, pred, frame_skip=video.frame_skip, fps=video.fps,
+                            path=path, title=f"{video_id} (held out in fold {video.subject})")
+
+
+def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,
+                        p_values: Sequence[float], table_out, figure_out,
+                        mode: str = "official",
+                        emotions: Sequence[str] = DEFAULT_EMOTIONS) -> pd.DataFrame:
+    """Sweep p over every fold's saved curves, each with its fold's own k' as
+    decode_fold uses; write the table (one row per p) and the figure."""
+    from mepkg.atomic import write_csv
+    from mepkg.decode import fold_k_primes
+    from mepkg.h5io import read_scores
+
+    if not isinstance(priors, DecodePriors):
+        priors = DecodePriors.from_dict(dict(priors), source="config.yaml decode")
+    videos = [v for path in scores_files for v in read_scores(path)]
+    labels = _read_table(labels_csv)
+    k_p = fold_k_primes(labels, videos[0].frame_skip, sorted({v.subject for v in videos}),
+                        priors.k_rule)
+    sweep = threshold_sweep(videos, k_p, labels, p_values, priors=priors, mode=mode,
+                            emotions=emotions)
+    write_csv(sweep, table_out)
+    plot_threshold_sweep(sweep, figure_out, chosen=priors.p,
+                         title=f"threshold sweep ({mode}, k' per fold: "
+                               f"{min(k_p.values())}-{max(k_p.values())})")
+    return sweep

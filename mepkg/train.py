@@ -15,6 +15,7 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,17 @@ ALL_SUBJECTS = "all"
 
 @dataclass
 class TrainConfig:
+    """Training settings of one fold; defaults are the paper's (SPEC 5).
+
+    The single source of these defaults: config.yaml's ``train`` group and
+    the schema mirror them (tests/test_workflow_config.py checks), ``model``
+    holding :class:`mepkg.model.ModelConfig`'s settings. ``EXECUTION`` fields
+    change how fast, not what is computed: they come from the ``compute``
+    group (device, threads) or are internal (eval_batch_size).
+    """
+
+    EXECUTION: ClassVar[tuple[str, ...]] = ("device", "threads", "eval_batch_size")
+
     epochs: int = 50                    # SPEC 5
     lr: float = 3e-4                    # Adam lr (SPEC 5)
     max_lr: float = 3e-4                # one-cycle peak (SPEC 5)
@@ -48,16 +60,21 @@ class TrainConfig:
     neutral_factor: float = 6.0         # neutral class weight x 6 (SPEC 5)
     scale_augment: tuple[float, float] = (0.9, 1.1)  # window x U(0.9, 1.1) (SPEC 5)
     seed: int = 100                     # SPEC 5
-    device: str = "auto"                # auto: cuda when available
-    threads: int = 1                    # torch CPU threads
+    device: str = "auto"                # auto: cuda when available (config: compute.train_device)
+    threads: int = 1                    # torch CPU threads (config: compute.train_threads)
     eval_batch_size: int = 256          # windows per forward pass when predicting
-    model: dict = field(default_factory=dict)  # SlowFastMamba arguments (defaults: the paper's)
+    model: dict = field(default_factory=dict)  # ModelConfig settings; {}: the paper's (SPEC 4)
 
     def __post_init__(self):
         self.scale_augment = tuple(float(v) for v in self.scale_augment)
         if self.epochs < 1 or self.batch_size < 1 or self.threads < 1:
             raise ValueError(f"epochs, batch_size and threads must be >= 1, got {self.epochs}, "
                              f"{self.batch_size}, {self.threads}")
+
+    @classmethod
+    def from_config(cls, group: dict, **execution) -> "TrainConfig":
+        """From config.yaml's ``train`` group plus ``EXECUTION`` fields (threads=, device=)."""
+        return cls(**dict(group), **execution)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -145,9 +145,10 @@ def workflow_plan(config):
         events, manifest = plan_dataset(ds["name"], ds["data_root"], label_files(config),
                                         ds["emotion_map"])
         every_video = list(zip(manifest["subject"].astype(str), manifest["video"].astype(str)))
+    from mepkg.manifest import drop_long_events
+
+    events = drop_long_events(events, ds["max_duration"])
     me = events[(events["type"] == "micro") & (events["emotion"].astype(str) != "")]
-    if ds["max_duration"]:
-        me = me[(me["offset"] - me["onset"]) <= ds["max_duration"]]
     me_videos = sorted({(str(s), str(v)) for s, v in zip(me["subject"], me["video"])})
     kept = every_video if ds["evaluate_all_videos"] else me_videos
     videos = {video_id(s, v): s for s, v in sorted(kept)}
@@ -190,3 +191,16 @@ def all_features(wildcards):
 def fold_outputs(pattern):
     """One path per LOSO fold."""
     return expand(pattern, subject=FOLDS)
+
+
+# settings that change no metric: execution (compute) and the sweep plot's p values
+NOT_METRIC_SETTINGS = {"compute": None, "evaluate": ("sweep_p",)}
+
+
+def metric_settings(config):
+    """The config groups the metrics depend on, as summary.json records them."""
+    settings = {k: v for k, v in config.items() if k not in NOT_METRIC_SETTINGS}
+    for group, keys in NOT_METRIC_SETTINGS.items():
+        if keys:
+            settings[group] = {k: v for k, v in config[group].items() if k not in keys}
+    return settings

@@ -28,7 +28,7 @@ rule generate_synthetic:
 
 rule build_manifest:
     message:
-        "Scanning the {params.dataset[name]} dataset at {params.root}: manifest and labels"
+        "Scanning the {params.adapter} dataset at {params.root}: manifest and labels"
     input:
         # the synthetic benchmark when it is the dataset; a licensed copy is
         # read in place (raw data is assumed not to change under a run)
@@ -42,7 +42,6 @@ rule build_manifest:
         labels=f"{RES}/labels.csv",
         manifest=f"{RES}/manifest.csv",
     params:
-        dataset=config["dataset"],
         # the adapter that reads the root: the synthetic layout, or the dataset itself
         adapter=(
             config["synthetic"]["layout"]
@@ -52,6 +51,8 @@ rule build_manifest:
         root=manifest_root,
         # the planned videos (parse time): labels.csv keeps their events only
         videos=sorted(VIDEOS),
+        emotion_map=config["dataset"]["emotion_map"],
+        max_duration=config["dataset"]["max_duration"],
     log:
         f"{RES}/logs/build_manifest.log",
     benchmark:

@@ -13,7 +13,7 @@ rule decode_fold:
     input:
         scores=rules.train_fold.output.scores,
         labels=rules.build_manifest.output.labels,
-        code=module_file("mepkg.decode"),
+        code=[module_file("mepkg.decode"), module_file("mepkg.intervals")],
     output:
         intervals=f"{RES}/decode/folds/{{subject}}.csv",
         priors=f"{RES}/decode/folds/{{subject}}.priors.yaml",

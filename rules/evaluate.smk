@@ -17,7 +17,7 @@ ALL_PLOTS = [
 
 rule collect_predictions:
     message:
-        "Pooling the intervals of {params.n_folds} LOSO folds"
+        f"Pooling the intervals of {len(FOLDS)} LOSO folds"
     input:
         intervals=fold_outputs(rules.decode_fold.output.intervals),
     output:
@@ -26,8 +26,6 @@ rule collect_predictions:
             caption="../report/predictions.rst",
             category="Predictions",
         ),
-    params:
-        n_folds=len(FOLDS),
     log:
         f"{RES}/logs/collect_predictions.log",
     benchmark:
@@ -48,11 +46,13 @@ rule evaluate:
     input:
         predictions=rules.collect_predictions.output.predictions,
         labels=rules.build_manifest.output.labels,
-        code=module_file("mepkg.metrics"),
+        code=[module_file("mepkg.metrics"), module_file("mepkg.intervals")],
     output:
         metrics=f"{RES}/metrics/{{mode}}.json",
     params:
-        evaluate=config["evaluate"],
+        emotions=config["evaluate"]["emotions"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["evaluate"]["seed"],
         # release mode scores at the sampled rate (docs/method.md §7.3)
         frame_skip=config["features"]["frame_skip"],
     wildcard_constraints:
@@ -84,7 +84,7 @@ rule tabulate_metrics:
             category="Metrics",
         ),
     params:
-        evaluate=config["evaluate"],
+        mode=config["evaluate"]["mode"],  # the headline mode
     log:
         f"{RES}/logs/tabulate_metrics.log",
     benchmark:
@@ -161,7 +161,7 @@ rule plot_confusion:
             category="Figures",
         ),
     params:
-        evaluate=config["evaluate"],
+        emotions=config["evaluate"]["emotions"],
     log:
         f"{RES}/logs/plot_confusion.log",
     benchmark:
@@ -188,8 +188,6 @@ rule plot_fold_strs:
             caption="../report/fold_strs.rst",
             category="Figures",
         ),
-    params:
-        evaluate=config["evaluate"],
     log:
         f"{RES}/logs/plot_fold_strs.log",
     benchmark:
@@ -206,7 +204,7 @@ rule plot_fold_strs:
 
 rule plot_threshold_sweep:
     message:
-        "Sweeping the decoding threshold p over {params.evaluate[sweep_p]}"
+        "Sweeping the decoding threshold p over {params.sweep_p}"
     input:
         scores=fold_outputs(rules.train_fold.output.scores),
         labels=rules.build_manifest.output.labels,
@@ -220,7 +218,9 @@ rule plot_threshold_sweep:
         table=f"{RES}/plots/threshold_sweep.csv",
     params:
         decode=config["decode"],
-        evaluate=config["evaluate"],
+        mode=config["evaluate"]["mode"],
+        emotions=config["evaluate"]["emotions"],
+        sweep_p=config["evaluate"]["sweep_p"],
     log:
         f"{RES}/logs/plot_threshold_sweep.log",
     benchmark:
@@ -245,7 +245,7 @@ rule summarise_run:
         summary=f"{RES}/summary.json",
     params:
         run=RUN,
-        config={k: v for k, v in config.items() if k != "compute"},
+        settings=metric_settings(config),
         folds=FOLDS,
         n_videos=len(VIDEOS),
     log:

@@ -1,19 +1,23 @@
 # Training: one leave-one-subject-out fold per subject (SPEC 5), plus one
 # model on every subject, packaged with the decoding priors for `mepkg spot`. torch uses the rule's threads and
-# a GPU when present (train.device: auto); on SLURM set compute.train_gpus.
+# a GPU when present (compute.train_device: auto); on SLURM set compute.train_gpus.
 
 
+# Execution only (config group compute): resources, not params, so moving a
+# run from CPU to GPU (or changing threads) re-trains nothing.
 TRAIN_RESOURCES = dict(
     mem_mb=config["compute"]["train_mem_mb"],
     runtime=config["compute"]["train_runtime"],
     # snakemake-executor-plugin-slurm turns gpu > 0 into --gpus=<n>; 0 asks for none
     gpu=config["compute"]["train_gpus"],
+    # torch device: auto (cuda when present) | cpu | cuda[:n]; read by the script
+    device=config["compute"]["train_device"],
 )
 
 
 rule train_fold:
     message:
-        "Training LOSO fold {wildcards.subject} ({params.train[epochs]} epochs)"
+        "Training LOSO fold {wildcards.subject} ({params.train[epochs]} epochs, {threads} threads)"
     input:
         features=all_features,
         labels=rules.build_manifest.output.labels,
@@ -38,7 +42,7 @@ rule train_fold:
 
 rule train_all_subjects:
     message:
-        "Training one model on every subject (for `mepkg spot`)"
+        "Training one model on every subject (for `mepkg spot`, {threads} threads)"
     input:
         features=all_features,
         labels=rules.build_manifest.output.labels,
@@ -66,7 +70,7 @@ rule package_model:
     input:
         model=rules.train_all_subjects.output.model,
         labels=rules.build_manifest.output.labels,
-        code=module_file("mepkg.spot"),
+        code=module_file("mepkg.package"),
     output:
         model=f"{RES}/model_all.pt",
     params:

@@ -5,17 +5,10 @@ Writes: output.predictions (predictions.csv: every interval, fold order,
         with the `vetoed` column; mepkg.decode.apply_veto gives the MEGC CSV).
 """
 
-import logging
+from mepkg.jobs import setup_job
 
-import pandas as pd
+setup_job(snakemake)
 
-from mepkg.atomic import write_csv
+from mepkg.decode import pool_intervals  # noqa: E402
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-tables = [pd.read_csv(path, dtype={"subject": str, "video": str}) for path in snakemake.input.intervals]
-predictions = pd.concat(tables, ignore_index=True)
-write_csv(predictions, snakemake.output.predictions)
-logging.info("%d intervals from %d folds (%d vetoed as neutral)", len(predictions), len(tables),
-             int(predictions["vetoed"].sum()) if len(predictions) else 0)
+pool_intervals(snakemake.input.intervals, snakemake.output.predictions)

@@ -5,24 +5,14 @@ Reads:  input.manifest (where video wildcards.video_id lies), params.features
 Writes: output.landmarks (landmarks HDF5, mepkg.h5io schema).
 """
 
-import logging
+from mepkg.jobs import setup_job
 
-import pandas as pd
+setup_job(snakemake)
 
-from mepkg.h5io import write_landmarks
-from mepkg.landmarks import detect_video_landmarks
+from mepkg.landmarks import run_landmarks  # noqa: E402
+from mepkg.manifest import manifest_row  # noqa: E402
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-manifest = pd.read_csv(snakemake.input.manifest, dtype=str).set_index("video_id")
-vid = snakemake.wildcards.video_id
-if vid not in manifest.index:
-    raise FileNotFoundError(f"video {vid} is labelled but not on disk ({snakemake.input.manifest}); "
-                            f"check dataset.data_root")
+row = manifest_row(snakemake.input.manifest, snakemake.wildcards.video_id)
 feat = snakemake.params.features
-track = detect_video_landmarks(manifest.loc[vid, "path"], k=feat["k"],
-                               frame_skip=feat["frame_skip"], backend=feat["backend"],
-                               progress=True, fps=float(manifest.loc[vid, "fps"]))
-write_landmarks(snakemake.output.landmarks, track)
-logging.info("%s: %d windows, %d with a face", vid, len(track.detected), int(track.detected.sum()))
+run_landmarks(row["path"], snakemake.output.landmarks, k=feat["k"], frame_skip=feat["frame_skip"],
+              backend=feat["backend"], fps=float(row["fps"]))

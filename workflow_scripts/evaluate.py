@@ -1,21 +1,19 @@
 """STRS of the pooled predictions in one mode (rule evaluate).
 
 Reads:  input.predictions, input.labels (ground truth, micro rows), the
-        mode wildcard (official | strict | release), params.evaluate,
-        params.frame_skip (release mode scores at the sampled rate).
+        mode wildcard (official | strict | release), params (emotions,
+        bootstrap, seed; frame_skip: release mode scores at the sampled rate).
 Writes: output.metrics (JSON: spotting, recognition, STRS per subject and
         pooled, with and without the neutral veto, bootstrap interval).
 """
 
-import logging
+from mepkg.jobs import setup_job
 
-from mepkg.metrics import run_evaluate
+setup_job(snakemake)
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from mepkg.metrics import run_evaluate  # noqa: E402
 
-ev = snakemake.params.evaluate
 run_evaluate(snakemake.input.predictions, snakemake.input.labels, snakemake.output.metrics,
-             mode=snakemake.wildcards.mode, emotions=tuple(ev["emotions"]),
-             n_bootstrap=ev["bootstrap"], seed=ev["seed"],
+             mode=snakemake.wildcards.mode, emotions=tuple(snakemake.params.emotions),
+             n_bootstrap=snakemake.params.bootstrap, seed=snakemake.params.seed,
              frame_skip=snakemake.params.frame_skip)

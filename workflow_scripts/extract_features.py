@@ -1,24 +1,20 @@
 """ROI optical-flow window features of one video (rule extract_features).
 
-Reads:  input.manifest (path, subject, video of wildcards.video_id),
+Reads:  input.manifest (path, subject, video, fps of wildcards.video_id),
         input.landmarks, params.features (the whole features group).
 Writes: output.features (features HDF5, mepkg.h5io schema).
 """
 
-import logging
+from mepkg.jobs import setup_job
 
-import pandas as pd
+setup_job(snakemake)
 
-from mepkg.features import FeatureConfig, run_features
+from mepkg.features import FeatureConfig, run_features  # noqa: E402
+from mepkg.manifest import manifest_row  # noqa: E402
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-manifest = pd.read_csv(snakemake.input.manifest, dtype=str).set_index("video_id")
 vid = snakemake.wildcards.video_id
-row = manifest.loc[vid]
-feat = dict(snakemake.params.features)
-config = FeatureConfig(**{k: v for k, v in feat.items() if k != "flow"}, **feat["flow"])
-run_features(row["path"], snakemake.output.features, config=config,
+row = manifest_row(snakemake.input.manifest, vid)
+run_features(row["path"], snakemake.output.features,
+             config=FeatureConfig.from_config(snakemake.params.features),
              landmarks=snakemake.input.landmarks, progress=True,
              video_id=vid, subject=row["subject"], video=row["video"], fps=float(row["fps"]))

@@ -6,17 +6,12 @@ Writes: output.root, a dataset root in the chosen layout: frames, label
         rendered in a temporary folder and renamed into place when complete.
 """
 
-import logging
-from pathlib import Path
+from mepkg.jobs import setup_job
 
-from mepkg.synth import generate_benchmark
+threads = setup_job(snakemake)
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from mepkg.synth import generate_benchmark  # noqa: E402
 
 syn = snakemake.params.synthetic
-root = Path(snakemake.output.root)
-logging.info("rendering the %s synthetic benchmark (%s layout, seed %d) into %s",
-             syn["size"], syn["layout"], syn["seed"], root)
-generate_benchmark(root, size=syn["size"], layout=syn["layout"], seed=syn["seed"],
-                   progress=True, workers=snakemake.threads)
+generate_benchmark(snakemake.output.root, size=syn["size"], layout=syn["layout"],
+                   seed=syn["seed"], progress=True, workers=threads)

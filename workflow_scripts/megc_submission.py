@@ -5,11 +5,10 @@ Writes: output.submission (subject, video, onset, offset, emotion; vetoed rows
         dropped; onset/offset 1-based = 0-based + 1; docs/method.md §9.3).
 """
 
-import logging
+from mepkg.jobs import setup_job
 
-from mepkg.decode import write_megc_submission
+setup_job(snakemake)
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from mepkg.decode import write_megc_submission  # noqa: E402
 
 write_megc_submission(snakemake.input.predictions, snakemake.output.submission)

@@ -6,13 +6,11 @@ Writes: output.model (model_all.pt: weights + decoding priors + k').
 Only decode params: a prior change re-packages, never re-trains.
 """
 
-import logging
+from mepkg.jobs import setup_job
 
-from mepkg.decode import DecodePriors
-from mepkg.spot import package_model
+setup_job(snakemake)
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from mepkg.spot import package_model  # noqa: E402
 
-priors = DecodePriors.from_dict(dict(snakemake.params.decode), source="config.yaml decode")
-package_model(snakemake.input.model, snakemake.input.labels, snakemake.output.model, priors=priors)
+package_model(snakemake.input.model, snakemake.input.labels, snakemake.output.model,
+              priors=dict(snakemake.params.decode))

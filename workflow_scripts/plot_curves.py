@@ -6,24 +6,11 @@ Writes: output.figure (PNG: spot score, labelled MEs shaded, decoded
         intervals as bars, vetoed ones hatched).
 """
 
-import logging
+from mepkg.jobs import setup_job
 
-import pandas as pd
+setup_job(snakemake)
 
-from mepkg.h5io import read_scores
-from mepkg.plots import plot_score_curve
+from mepkg.plots import plot_video_curve  # noqa: E402
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-vid = snakemake.wildcards.video_id
-video = next((v for v in read_scores(snakemake.input.scores) if v.video_id == vid), None)
-if video is None:
-    raise ValueError(f"{snakemake.input.scores}: no score curve for video {vid}; re-run its fold")
-read = lambda path: pd.read_csv(path, dtype={"subject": str, "video": str})
-labels, pred = read(snakemake.input.labels), read(snakemake.input.intervals)
-gt = labels[(labels.subject == video.subject) & (labels.video == video.video) & (labels.type == "micro")]
-pred = pred[(pred.subject == video.subject) & (pred.video == video.video)]
-plot_score_curve(video.spot, gt, pred, frame_skip=video.frame_skip, fps=video.fps,
-                 path=snakemake.output.figure, title=f"{vid} (held out in fold {video.subject})")
-logging.info("%s: %d labelled MEs, %d decoded intervals", vid, len(gt), len(pred))
+plot_video_curve(snakemake.input.scores, snakemake.input.intervals, snakemake.input.labels,
+                 snakemake.wildcards.video_id, snakemake.output.figure)

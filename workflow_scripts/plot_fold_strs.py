@@ -5,18 +5,17 @@ Reads:  input.metrics (metrics.json: the headline mode's per-subject and
 Writes: output.figure (PNG).
 """
 
-import json
-import logging
-from pathlib import Path
+from mepkg.jobs import setup_job
 
-from mepkg.plots import plot_fold_strs
+setup_job(snakemake)
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from mepkg.plots import plot_fold_strs  # noqa: E402
 
 metrics = json.loads(Path(snakemake.input.metrics).read_text())
 boot = metrics["bootstrap"]
 plot_fold_strs(metrics["per_subject"], pooled=metrics["strs"],
                interval=(boot["low"], boot["high"]) if boot["n"] else None,
                path=snakemake.output.figure, title=f"STRS per LOSO fold ({metrics['mode']})")
-logging.info("%d folds plotted, pooled STRS %.4f", len(metrics["per_subject"]), metrics["strs"])

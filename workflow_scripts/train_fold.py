@@ -1,21 +1,23 @@
 """Train one leave-one-subject-out fold (rule train_fold).
 
 Reads:  input.features (features/<video_id>.h5 of every planned video),
-        input.labels, params.train (TrainConfig fields), threads.
+        input.labels, params.train (TrainConfig fields), threads and
+        resources.device (execution only: config group compute).
 Writes: output.model (model.pt), output.scores (score curves of the held-out
         subject's videos), output.train_log (per-epoch losses), all in the
         fold's folder.
 """
 
-import logging
-from pathlib import Path
+from mepkg.jobs import setup_job
 
-from mepkg.train import TrainConfig, run_fold
+threads = setup_job(snakemake)
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from pathlib import Path  # noqa: E402
 
-config = TrainConfig(**snakemake.params.train, threads=snakemake.threads)
+from mepkg.train import TrainConfig, run_fold  # noqa: E402
+
+config = TrainConfig.from_config(snakemake.params.train, threads=threads,
+                                 device=snakemake.resources.device)
 features = [Path(p) for p in snakemake.input.features]
 run_fold(features_dir=features[0].parent, labels=snakemake.input.labels,
          subject=snakemake.wildcards.subject, out_dir=Path(snakemake.output.model).parent,

@@ -1,0 +1,129 @@
+"""The setup every workflow job shares (workflow_scripts/*.py call :func:`setup_job` first).
+
+A job's compute threads, its log and its progress lines are set in one place:
+
+- threads: the rule's ``threads`` (Snakemake already scales them down to
+  ``--cores``; the Snakefile caps ``--cores`` at :func:`usable_cores`), and
+  never more than the CPUs this process may run on (its affinity mask: the
+  cores SLURM granted the job, or the machine's). The budget goes to every
+  thread pool a job can start: OpenMP/BLAS (env vars, read when numpy, torch
+  or numba load), torch intra- and inter-op, OpenCV and numba.
+- logging: to the rule's log file and to stderr; an uncaught exception is
+  written with its traceback into the log before the job fails.
+- progress: tqdm bars become a log line every ``PROGRESS_INTERVAL`` seconds
+  (a bar redrawn with carriage returns is unreadable in a log file).
+
+Call it before importing torch, numpy or cv2 where possible, so that the
+thread env vars apply from the start.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+# thread-count env vars of the pools a job may start: OpenMP (torch, OpenCV
+# builds with OpenMP), the BLAS libraries behind numpy/scipy, numexpr, numba
+# and OpenCV's own pool
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                   "GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+                   "NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
+PROGRESS_INTERVAL = 30.0   # seconds between progress lines in a job's log
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask (SLURM's grant, taskset), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # no affinity masks (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def limit_threads(threads: int) -> int:
+    """Cap every compute thread pool of this process at ``threads`` (and the usable cores).
+
+    Returns the number applied. Env vars cover libraries loaded later;
+    torch, OpenCV and numba are also set directly when already imported
+    (OpenCV always: it is cheap to import and ignores env vars set late).
+    """
+    n = max(1, min(int(threads), usable_cores()))
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(n)
+    import cv2
+
+    cv2.setNumThreads(n)
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.set_num_threads(n)
+        try:
+            torch.set_num_interop_threads(n)
+        except RuntimeError:   # only settable before torch's first parallel work
+            pass
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    return n
+
+
+class _LogStream(io.TextIOBase):
+    """A file for tqdm that turns each redraw into one log line."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.logger.info(line)
+        return len(text)
+
+
+def progress_to_log(interval: float = PROGRESS_INTERVAL) -> None:
+    """Make every tqdm bar of this process log a line each ``interval`` s instead of redrawing."""
+    import tqdm
+
+    if getattr(tqdm.tqdm.__init__, "_mepkg_job", False):
+        return
+    init = functools.partialmethod(tqdm.tqdm.__init__, file=_LogStream(logging.getLogger("progress")),
+                                   mininterval=interval, maxinterval=interval, ascii=True,
+                                   ncols=100)
+    init._mepkg_job = True
+    tqdm.tqdm.__init__ = init
+
+
+def log_to(path: str | os.PathLike | None, level: int = logging.INFO) -> None:
+    """Root logging to ``path`` (when given) and stderr; uncaught exceptions logged with traceback."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handlers.insert(0, logging.FileHandler(path))
+    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+    logging.captureWarnings(True)
+
+    def log_uncaught(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
+            return
+        logging.getLogger("job").critical("job failed: %s: %s", kind.__name__, value,
+                                          exc_info=(kind, value, tb))
+
+    sys.excepthook = log_uncaught
+
+
+def setup_job(smk) -> int:
+    """Set up a workflow job from its ``snakemake`` object; returns its thread budget.
+
+    Logging to ``smk.log[0]`` (and stderr), tracebacks into the log,
+    progress bars as log lines, every thread pool capped at ``smk.threads``.
+    """
+    log_to(smk.log[0] if len(smk.log) else None)
+    progress_to_log()
+    threads = limit_threads(smk.threads)
+    log.info("rule %s: %d thread(s) (%d usable cores)", smk.rule, threads, usable_cores())
+    return threads

@@ -1,0 +1,283 @@
+"""One declaration per setting, params = what a script reads, and the thread budget.
+
+Fast tests read config.yaml, the schema, the rule files and the scripts. The
+slow ones run the tiny workflow once (with --cores 64, more than this
+machine has) and dry-run changes against it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from mepkg.decode import DecodePriors
+from mepkg.features import FeatureConfig
+from mepkg.jobs import usable_cores
+from mepkg.metrics import EvaluateSettings
+from mepkg.model import ModelConfig
+from mepkg.train import TrainConfig
+from test_workflow import RUN, TINY, copy_workflow, planned_jobs, snakemake
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+SCHEMA = yaml.safe_load((ROOT / "rules" / "schemas" / "config.schema.yaml").read_text())
+
+
+def schema_of(*path: str) -> dict:
+    node = SCHEMA
+    for key in path:
+        node = node["properties"][key]
+    return node
+
+
+def config_of(*path: str):
+    node = CONFIG
+    for key in path:
+        node = node[key]
+    return node
+
+
+def settings(cls) -> dict:
+    """A dataclass's defaults, tuples as lists (as YAML reads them)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def drop(values: dict, names) -> dict:
+    return {k: v for k, v in values.items() if k not in set(names)}
+
+
+# (config path, the dataclass's defaults as config.yaml nests them)
+def _features():
+    values = drop(settings(FeatureConfig), FeatureConfig.FIXED)
+    return {**drop(values, FeatureConfig.FLOW), "flow": {k: values[k] for k in FeatureConfig.FLOW}}
+
+
+def _train():
+    values = drop(settings(TrainConfig), TrainConfig.EXECUTION)
+    values["model"] = drop(settings(ModelConfig), ModelConfig.STRUCTURAL)
+    return values
+
+
+STAGES = {
+    "features": _features,
+    "train": _train,
+    "decode": lambda: settings(DecodePriors),
+    "evaluate": lambda: settings(EvaluateSettings),
+}
+
+
+def schema_defaults(node: dict):
+    if node.get("type") == "object" and "properties" in node:
+        return {k: schema_defaults(sub) for k, sub in node["properties"].items()}
+    return node.get("default")
+
+
+# ---------------------------------------------------------------- one declaration (fast)
+@pytest.mark.parametrize("group", sorted(STAGES))
+def test_dataclass_config_and_schema_declare_the_same_settings(group):
+    """For every setting: config.yaml value == dataclass default == schema default."""
+    declared = STAGES[group]()
+    assert config_of(group) == declared, f"config.yaml {group} drifted from the dataclass"
+    assert schema_defaults(schema_of(group)) == declared, f"schema {group} drifted"
+
+
+def test_config_yaml_and_schema_agree_everywhere():
+    """Also the groups without a dataclass (dataset, synthetic, compute)."""
+    assert schema_defaults(SCHEMA) == CONFIG
+    assert Draft202012Validator(SCHEMA).is_valid(CONFIG)
+
+
+def test_execution_settings_live_in_compute():
+    assert CONFIG["compute"]["train_device"] == TrainConfig.device
+    assert not {"device", "threads"} & set(CONFIG["train"])
+
+
+def _probes(node: dict) -> list:
+    """Values around each bound of a numeric schema node (integers: every one within 3)."""
+    values = []
+    for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        if key in node:
+            bound = node[key]
+            values += (list(range(bound - 3, bound + 4)) if node.get("type") == "integer"
+                       else [bound - 0.01, bound, bound + 0.01])
+    return values
+
+
+def _accepts(cls, name, value) -> bool:
+    try:
+        cls(**{name: value})
+    except ValueError:
+        return False
+    return True
+
+
+BOUNDED = [(cls, group, name) for group, cls, path in [
+    ("features", FeatureConfig, ("features",)), ("train", TrainConfig, ("train",)),
+    ("decode", DecodePriors, ("decode",)), ("model", ModelConfig, ("train", "model"))]
+    for name in schema_of(*path)["properties"]
+    if name in {f.name for f in dataclasses.fields(cls)}
+    and schema_of(*path)["properties"][name].get("type") in ("integer", "number")]
+
+
+@pytest.mark.parametrize("cls,group,name", BOUNDED, ids=[f"{g}.{n}" for _, g, n in BOUNDED])
+def test_schema_bounds_agree_with_what_the_dataclass_validates(cls, group, name):
+    """Where a dataclass checks a setting, it accepts exactly what the schema accepts."""
+    path = ("train", "model") if group == "model" else (group,)
+    node = schema_of(*path)["properties"][name]
+    probes = _probes(node)
+    schema_ok = {v: Draft202012Validator(node).is_valid(v) for v in probes}
+    class_ok = {v: _accepts(cls, name, v) for v in probes}
+    if all(class_ok.values()):
+        return          # not validated by the dataclass: the schema is the only check
+    assert class_ok == schema_ok, f"{group}.{name}: schema {schema_ok} vs {cls.__name__} {class_ok}"
+
+
+# ---------------------------------------------------------------- params (fast)
+def rule_blocks() -> dict[str, dict]:
+    """rule name -> {"params": set of names, "script": path, "text": block} from rules/*.smk."""
+    rules = {}
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", text, re.M):
+            body = match.group(2)
+            params = re.search(r"^    params:\n((?:        .*\n|\s*\n)+)", body, re.M)
+            script = re.search(r"^    script:\n\s+\"\.\./(.+?)\"", body, re.M)
+            names = set(re.findall(r"^        (\w+)=", params.group(1), re.M)) if params else set()
+            rules[match.group(1)] = {"params": names, "text": body,
+                                     "script": script.group(1) if script else None}
+    return rules
+
+
+def script_reads(path: Path) -> set[str]:
+    """Names of snakemake.params.<name> (and params["name"]) a script uses."""
+    reads = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "params" and getattr(node.value.value, "id", "") == "snakemake":
+            reads.add(node.attr)
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "params" and isinstance(node.slice, ast.Constant):
+            reads.add(node.slice.value)
+    return reads
+
+
+RULES = {name: r for name, r in rule_blocks().items() if r["script"]}
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_rule_params_are_exactly_what_its_script_reads(rule):
+    block = RULES[rule]
+    script = ROOT / block["script"]
+    assert block["params"] == script_reads(script), (
+        f"rule {rule}: params {sorted(block['params'])}, {script.name} reads "
+        f"{sorted(script_reads(script))}")
+    source = script.read_text()
+    assert "snakemake.config" not in source, f"{script.name} reads the config around its params"
+    assert "setup_job(snakemake)" in source, f"{script.name} skips the shared job setup"
+
+
+def test_no_execution_setting_is_a_param():
+    for rule, block in RULES.items():
+        params = block["text"].split("    params:", 1)[-1].split("\n    log:", 1)[0]
+        if "    params:" in block["text"]:
+            assert 'config["compute"]' not in params, f"rule {rule}: compute setting in params"
+
+
+def test_every_rule_found():
+    assert len(RULES) == len(list((ROOT / "workflow_scripts").glob("*.py"))) == 17
+
+
+# ---------------------------------------------------------------- thread budget (fast)
+def test_dry_run_with_more_cores_than_the_machine_caps_threads(tmp_path):
+    work = copy_workflow(tmp_path)
+    proc = snakemake(work, "-n", "--cores", "64", *TINY, "--config", "compute={train_threads: 8}")
+    out = proc.stdout + proc.stderr
+    n = usable_cores()
+    if n < 64:
+        assert f"--cores 64 > {n} usable cores: running at most {n} threads of jobs at once" in out
+    threads = {int(t) for t in re.findall(r"Training LOSO fold \w+ \(\d+ epochs, (\d+) threads\)", out)}
+    assert threads == {min(8, n)}
+
+
+def test_slurm_dry_run_is_not_capped(tmp_path):
+    proc = snakemake(copy_workflow(tmp_path), "--profile", "profiles/slurm", "-n", *TINY)
+    assert "usable cores" not in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- the tiny run (slow)
+@pytest.fixture(scope="module")
+def tiny_64(tmp_path_factory):
+    """The tiny run with --cores 64; (workdir, seconds, snakemake output)."""
+    work = copy_workflow(tmp_path_factory.mktemp("tiny64"))
+    start = time.perf_counter()
+    proc = snakemake(work, "--cores", "64", *TINY)
+    return work, time.perf_counter() - start, proc.stdout + proc.stderr
+
+
+def job_spans(logs: Path) -> list[tuple[float, float, int, str]]:
+    """(start, end, threads, log) of every job, from its log's first and last timestamps."""
+    from datetime import datetime
+
+    spans = []
+    for path in logs.rglob("*.log"):
+        stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", path.read_text(), re.M)
+        threads = re.search(r"rule \w+: (\d+) thread", path.read_text())
+        if stamps and threads:
+            t = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f").timestamp() for s in stamps]
+            spans.append((t[0], t[-1], int(threads.group(1)), path.name))
+    return spans
+
+
+@pytest.mark.slow
+def test_more_cores_than_the_machine_never_oversubscribes(tiny_64):
+    work, seconds, out = tiny_64
+    n = usable_cores()
+    spans = job_spans(work / RUN / "logs")
+    assert len(spans) >= 30                     # every job logged its thread budget
+    assert all(threads <= n for *_, threads, _ in spans)
+    for start, *_ in spans:                     # threads of the jobs running at each start
+        running = [s for s in spans if s[0] <= start < s[1]]
+        assert sum(s[2] for s in running) <= n, f"at {start}: {running}"
+    print(f"tiny workflow with --cores 64 on {n} usable cores: {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_changing_the_sweep_reruns_only_the_sweep_plot(tiny_64):
+    work, _, _ = tiny_64
+    jobs = planned_jobs(work, *TINY, "--config", "evaluate={sweep_p: [0.5, 0.6]}")
+    assert jobs.get("plot_threshold_sweep") == 1
+    assert set(jobs) <= {"plot_threshold_sweep", "all"}, jobs
+
+
+@pytest.mark.slow
+def test_changing_compute_reruns_nothing(tiny_64):
+    work, _, _ = tiny_64
+    change = "compute={train_threads: 1, train_device: cpu, train_mem_mb: 4000, train_gpus: 1}"
+    assert planned_jobs(work, *TINY, "--config", change) == {}
+
+
+@pytest.mark.slow
+def test_decode_records_the_k_prime_it_used(tiny_64):
+    from mepkg.decode import fold_k_primes, read_priors
+
+    work, _, _ = tiny_64
+    run = work / RUN
+    import pandas as pd
+
+    labels = pd.read_csv(run / "labels.csv", dtype={"subject": str, "video": str})
+    folds = sorted(p.stem for p in (run / "decode" / "folds").glob("*.csv"))
+    expected = fold_k_primes(labels, 7, folds, "train")
+    for fold in folds:
+        priors, k_prime = read_priors(run / "decode" / "folds" / f"{fold}.priors.yaml")
+        assert k_prime == expected[fold] and priors == DecodePriors()
