@@ -593,8 +593,8 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
 def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -> int:
     """Decode one LOSO fold's held-out videos (rule decode_fold); returns the k' used.
 
-    k' comes from ``labels`` by ``priors.k_rule`` (train: the subjects not
-    held out in ``scores_file``). ``out``: the intervals CSV. ``record``: a
+    k' is ``priors.k_prime`` when fixed, else it comes from ``labels`` by
+    ``priors.k_rule`` (train: the subjects not held out in ``scores_file``). ``out``: the intervals CSV. ``record``: a
     priors YAML of exactly what was used, k_prime included (it is a valid
     ``mepkg decode --priors`` file, so the decoding can be replayed).
     """
@@ -612,7 +612,8 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
     if priors.k_rule == "train":
         subjects = sorted(set(table["subject"].astype(str)) - held_out)
     frame_skip = int(videos[0].frame_skip) if videos else 1
-    k_p = k_prime_from_labels(table, frame_skip, subjects)
+    # a fixed k' (priors.k_prime, e.g. the megc_casme3 preset) wins over the labels' estimate
+    k_p = priors.k_prime or k_prime_from_labels(table, frame_skip, subjects)
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
     with atomic_output(record) as tmp:

@@ -87,10 +87,21 @@ def test_decode_fold_records_the_priors_and_the_k_prime_it_used(tmp_path):
     # k' from the training subjects 001 and 002: durations 70, 4900, 70 -> median 70 -> 35
     assert k_p == 35
     priors, recorded = read_priors(record)                 # a valid --priors file
-    assert recorded == 35 and priors == DecodePriors(p=0.5)
+    assert recorded == 35 and priors == DecodePriors(p=0.5, k_prime=35)
     assert yaml.safe_load(record.read_text())["k_prime"] == 35
     intervals = pd.read_csv(out)
     assert len(intervals) >= 1 and set(intervals.emotion) == {"negative"}
+
+
+def test_decode_fold_uses_and_records_a_fixed_k_prime(tmp_path):
+    labels = tmp_path / "labels.csv"
+    LABELS.to_csv(labels, index=False)
+    record = tmp_path / "fold.priors.yaml"
+    # the megc_casme3 preset fixes k' = 6 instead of the labels' 35
+    k_p = decode_fold(_scores(tmp_path), labels, {"preset": "megc_casme3"},
+                      tmp_path / "fold.csv", record)
+    assert k_p == 6
+    assert read_priors(record)[1] == 6
 
 
 def test_pool_intervals_keeps_fold_order(tmp_path):
@@ -135,14 +146,15 @@ def test_tabulate_metrics_puts_the_headline_mode_on_top(tmp_path, monkeypatch):
 
 def test_summarise_run_records_size_metrics_and_settings(tmp_path):
     metrics = {**_mode("official", 0.5), "headline_mode": "official",
-               "strict": _mode("strict", 0.25)}
+               "strict": _mode("strict", 0.25), "release": _mode("release", 0.125)}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     LABELS.to_csv(tmp_path / "labels.csv", index=False)
     summary = summarise_run(tmp_path / "metrics.json", tmp_path / "labels.csv",
                             tmp_path / "summary.json", run="r", folds=["001", "002"],
                             n_videos=3, settings={"decode": {"p": 0.5}})
     assert summary["folds"] == 2 and summary["micro_events"] == 3
-    assert summary["strict_strs"] == 0.25 and summary["config"] == {"decode": {"p": 0.5}}
+    assert summary["strict_strs"] == 0.25 and summary["release_strs"] == 0.125
+    assert summary["config"] == {"decode": {"p": 0.5}}
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
 
