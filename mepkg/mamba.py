@@ -43,6 +43,23 @@ except Exception as err:  # ImportError, or a broken CUDA build raising at impor
     _CUDA_SCAN_ERROR = f"{type(err).__name__}: {err}"
 
 _logged_backends: set[str] = set()
+_fused: dict = {}          # "scan": the fused CPU scan, or "error": why it did not load
+
+
+def _fused_cpu_scan():
+    """The fused CPU scan (mepkg.scan_cpu), imported on first use; None where it cannot
+    load (numba missing or broken), logged once."""
+    if not _fused:
+        try:
+            from mepkg.scan_cpu import fused_selective_scan
+            _fused["scan"] = fused_selective_scan
+        except Exception as err:  # ImportError, or numba failing to set up
+            _fused["scan"] = None
+            _fused["error"] = f"{type(err).__name__}: {err}"
+            log.warning("Fused CPU selective scan unavailable (%s); using the pure-PyTorch "
+                        "loop, which is several times slower: pip install numba",
+                        _fused["error"])
+    return _fused["scan"]
 
 
 @dataclass
@@ -63,9 +80,12 @@ class MambaConfig:
 
 
 def scan_backend(device: torch.device | str) -> str:
-    """Name of the selective-scan implementation used for tensors on ``device``."""
-    if torch.device(device).type == "cuda" and _cuda_scan is not None:
+    """Name of the selective-scan implementation used for float tensors on ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda" and _cuda_scan is not None:
         return "mamba_ssm CUDA kernel"
+    if device.type == "cpu" and _fused_cpu_scan() is not None:
+        return "fused CPU scan (numba)"
     return "pure-PyTorch sequential scan"
 
 
@@ -107,14 +127,16 @@ def selective_scan_reference(u, delta, A, B, C, D, z=None, delta_bias=None,
     return y
 
 
-def selective_scan(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
-    """Selective scan, pure PyTorch: same arguments and result as the reference.
+def selective_scan_loop(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
+    """Selective scan, pure PyTorch on any device: same arguments and result as the reference.
 
     Still a loop over time, arranged for the CPU cache: every per-step operand
     is a contiguous slice, the first step skips the zero state, and the output
     contraction with C is one batched matmul per step. Materialising the
     (B, L, D, N) discretised tensors up front (as a parallel scan must) was
     3-15x slower on CPU at batch 32, L 15-50, N 64: they do not fit in cache.
+    No host sync per step (no .item(), no branching on tensor values), so it
+    also runs asynchronously on CUDA.
     """
     if delta_bias is not None:
         delta = delta + delta_bias[None, :, None]
@@ -138,6 +160,25 @@ def selective_scan(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus
     if z is not None:
         y = y * F.silu(z)
     return y
+
+
+def selective_scan(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
+    """Selective scan on the best path for the tensors' device (see the module docstring).
+
+    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D, delta_bias: (D,).
+    Returns y: (B, D, L), as ``selective_scan_reference``.
+    """
+    _log_backend_once(u.device)
+    if u.is_cuda and _cuda_scan is not None:
+        return _cuda_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
+                          delta_softplus=delta_softplus)
+    if u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64):
+        fused = _fused_cpu_scan()
+        if fused is not None:
+            return fused(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
+                         delta_softplus=delta_softplus)
+    return selective_scan_loop(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
+                               delta_softplus=delta_softplus)
 
 
 class Mamba(nn.Module):
@@ -184,8 +225,6 @@ class Mamba(nn.Module):
         B = B.transpose(1, 2).contiguous()                             # B x N x L
         C = C.transpose(1, 2).contiguous()                             # B x N x L
         A = -torch.exp(self.A_log.float())                             # D x N
-        _log_backend_once(hidden.device)
-        scan = _cuda_scan if (hidden.is_cuda and _cuda_scan is not None) else selective_scan
-        y = scan(x.contiguous(), delta.contiguous(), A, B, C, self.D.float(), z=z.contiguous(),
+        y = selective_scan(x.contiguous(), delta.contiguous(), A, B, C, self.D.float(), z=z.contiguous(),
                  delta_bias=self.dt_proj.bias.float(), delta_softplus=True)  # B x D x L
         return self.out_proj(y.transpose(1, 2))                        # B x L x d_model
