@@ -102,12 +102,13 @@ def _log_backend_once(device: torch.device) -> None:
         log.info("Mamba selective scan on %s: %s", device, name)
 
 
-def selective_scan_reference(u, delta, A, B, C, D, z=None, delta_bias=None,
+def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                              delta_softplus=False):
     """Selective scan as a plain loop over time (the reference).
 
-    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D: (D,); delta_bias: (D,).
-    Returns y: (B, D, L).
+    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D, delta_bias: (D,); each of
+    D, z, delta_bias may be None (mamba_ssm's signature). Returns y: (B, D, L):
+    h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t, y_t = (C_t . h_t + D u_t) silu(z_t).
     """
     if delta_bias is not None:
         delta = delta + delta_bias[None, :, None]
@@ -121,13 +122,15 @@ def selective_scan_reference(u, delta, A, B, C, D, z=None, delta_bias=None,
         dBu = delta[:, :, t, None] * B[:, None, :, t] * u[:, :, t, None]  # B x D x N
         h = dA * h + dBu                                               # B x D x N
         ys.append((h * C[:, None, :, t]).sum(-1))                      # B x D
-    y = torch.stack(ys, dim=-1) + u * D[None, :, None]                 # B x D x L
+    y = torch.stack(ys, dim=-1)                                        # B x D x L
+    if D is not None:
+        y = y + u * D[None, :, None]
     if z is not None:
         y = y * F.silu(z)
     return y
 
 
-def selective_scan_loop(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
+def selective_scan_loop(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
     """Selective scan, pure PyTorch on any device: same arguments and result as the reference.
 
     Still a loop over time, arranged for the CPU cache: every per-step operand
@@ -156,13 +159,15 @@ def selective_scan_loop(u, delta, A, B, C, D, z=None, delta_bias=None, delta_sof
             dA = torch.exp(delta_t[:, t, :, None] * A)                 # B x D x N
             h = torch.addcmul(dBu, dA, h)                              # B x D x N
         ys.append(torch.bmm(h, C_t[:, t]))                             # B x D x 1
-    y = torch.cat(ys, dim=-1) + u * D[None, :, None]                   # B x D x L
+    y = torch.cat(ys, dim=-1)                                          # B x D x L
+    if D is not None:
+        y = y + u * D[None, :, None]
     if z is not None:
         y = y * F.silu(z)
     return y
 
 
-def selective_scan(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
     """Selective scan on the best path for the tensors' device (see the module docstring).
 
     u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D, delta_bias: (D,).

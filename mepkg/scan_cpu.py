@@ -49,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 import torch
+import torch.nn.functional as F
 from llvmlite import ir
 from numba import types
 from numba.core.errors import NumbaWarning
@@ -110,119 +111,120 @@ def _jit(fn):
 
 
 @_jit
-def _softplus(x):
-    # torch.nn.functional.softplus with threshold 20
-    return x if x > 20 else math.log1p(math.exp(x))
+def fast_exp_array(x):
+    """The kernels' exp applied to a 1-D array (for tests)."""
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = _exp(x[i])
+    return out
 
 
 @_jit
-def _sigmoid(x, one):
-    # one: 1 in x's float type, so float32 stays float32 (a bare 1 promotes to float64)
-    return one / (one + math.exp(-x))
+def scan_forward_kernel(dt, u, A_t, Bt, Ct, ys, block, b0, b1):
+    """ys[b, t] = C_t . h_t for b in [b0, b1), where h_0 = 0 and
+    h_t[n, d] = exp(dt_t[d] A[d, n]) h_{t-1}[n, d] + dt_t[d] u_t[d] B_t[n].
 
-
-@_jit
-def scan_forward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, has_z, y, b0, b1):
-    """y[b, d, t] = (C_t . h_t + D_d u_t) * silu(z_t) for b in [b0, b1), h_0 = 0,
-    h_t = exp(delta_t A_d) * h_{t-1} + delta_t u_t B_t, delta_t = softplus?(delta + bias).
-
-    u, delta, z, y: (B, D, L); A: (D, N); Bt, Ct: (B, L, N) (time-major so the
-    loop over N is contiguous); D, delta_bias: (D,).
+    dt, u, ys: (B, L, D) time-major, channels last; A_t: (N, D); Bt, Ct: (B, L, N).
+    The innermost loop runs over ``block`` channels (vectorised), so the state
+    of one block, N x block, stays in L1 while the loop runs over time.
     """
-    _, n_chan, length = u.shape
-    n_state = A.shape[1]
-    h = np.empty(n_state, dtype=y.dtype)
-    zero, one = y.dtype.type(0), y.dtype.type(1)
+    _, length, n_chan = u.shape
+    n_state = A_t.shape[0]
+    h = np.empty((n_state, block), dtype=ys.dtype)
+    dtu = np.empty(block, dtype=ys.dtype)
+    acc = np.empty(block, dtype=ys.dtype)
     for b in range(b0, b1):
-        for d in range(n_chan):
+        for d0 in range(0, n_chan, block):
+            w = min(block, n_chan - d0)
             h[:] = 0
             for t in range(length):
-                dt = delta[b, d, t] + delta_bias[d]
-                if softplus:
-                    dt = _softplus(dt)
-                dtu = dt * u[b, d, t]
-                acc = zero
-                for n in range(n_state):              # vectorised over N
-                    h[n] = _exp(dt * A[d, n]) * h[n] + dtu * Bt[b, t, n]
-                    acc += Ct[b, t, n] * h[n]
-                out = acc + D[d] * u[b, d, t]
-                if has_z:
-                    zt = z[b, d, t]
-                    out *= zt * _sigmoid(zt, one)
-                y[b, d, t] = out
+                dtr = dt[b, t, d0:d0 + w]
+                ur = u[b, t, d0:d0 + w]
+                for j in range(w):
+                    dtu[j] = dtr[j] * ur[j]
+                    acc[j] = 0
+                for n in range(n_state):
+                    Bn = Bt[b, t, n]
+                    Cn = Ct[b, t, n]
+                    Ar = A_t[n, d0:d0 + w]
+                    hr = h[n]
+                    for j in range(w):                  # vectorised over channels
+                        hv = _exp(dtr[j] * Ar[j]) * hr[j] + dtu[j] * Bn
+                        hr[j] = hv
+                        acc[j] += Cn * hv
+                ys[b, t, d0:d0 + w] = acc[:w]
 
 
 @_jit
-def scan_backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, has_z, dy,
-                         du, ddelta, dA_b, dBt, dCt, dD_b, dz, dbias_b, b0, b1):
-    """Gradients of scan_forward_kernel's y for b in [b0, b1), given dy = dL/dy.
+def scan_backward_kernel(dt, u, A_t, Bt, Ct, dys, ddt, du, dA_b, dBt, dCt, block, b0, b1):
+    """Gradients of scan_forward_kernel's ys for b in [b0, b1), given dys = dL/dys.
 
-    Writes du, ddelta, dz (B, D, L), and the per-batch-element parts dA_b (B, D, N),
-    dD_b, dbias_b (B, D) (summed over B by the caller). Accumulates dBt, dCt
-    (B, L, N, zeroed by the caller) over channels. States are recomputed, not stored:
-    hs[t + 1] = h_t, dAs[t] = exp(delta_t A_d), ys[t] = C_t . h_t + D_d u_t, for one
-    channel at a time.
+    Writes ddt, du (B, L, D) and the per-batch-element dA_b (B, N, D) (summed over B
+    by the caller); accumulates dBt, dCt (B, L, N, zeroed by the caller) over
+    channels. Per block of channels the states are recomputed into hs (L + 1, N,
+    block), hs[t + 1] = h_t, not stored by the forward; then the adjoint runs
+    backwards in time: g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1} (g holds the
+    second term), dB_t += g_t dt_t u_t, dC_t += dy_t h_t, du_t = dt_t sum_n g_t B_t,
+    ddt_t = u_t sum_n g_t B_t + sum_n g_t exp(dt_t A) h_{t-1} A,
+    dA += g_t exp(dt_t A) h_{t-1} dt_t.
     """
-    _, n_chan, length = u.shape
-    n_state = A.shape[1]
-    zero, one = dy.dtype.type(0), dy.dtype.type(1)
-    hs = np.zeros((length + 1, n_state), dtype=dy.dtype)  # hs[0] = h_0 = 0
-    dAs = np.empty((length, n_state), dtype=dy.dtype)
-    dts = np.empty(length, dtype=dy.dtype)
-    ys = np.empty(length, dtype=dy.dtype)                 # y before the gate
-    g = np.empty(n_state, dtype=dy.dtype)
+    _, length, n_chan = u.shape
+    n_state = A_t.shape[0]
+    zero = dys.dtype.type(0)
+    hs = np.zeros((length + 1, n_state, block), dtype=dys.dtype)   # hs[0] = h_0 = 0
+    g = np.empty((n_state, block), dtype=dys.dtype)
+    dtu = np.empty(block, dtype=dys.dtype)
+    gB = np.empty(block, dtype=dys.dtype)
+    sA = np.empty(block, dtype=dys.dtype)
     for b in range(b0, b1):
-        for d in range(n_chan):
-            # recompute the states
-            for t in range(length):
-                dt = delta[b, d, t] + delta_bias[d]
-                if softplus:
-                    dt = _softplus(dt)
-                dts[t] = dt
-                dtu = dt * u[b, d, t]
-                acc = zero
+        for d0 in range(0, n_chan, block):
+            w = min(block, n_chan - d0)
+            for t in range(length):                     # recompute the states
+                dtr = dt[b, t, d0:d0 + w]
+                ur = u[b, t, d0:d0 + w]
+                for j in range(w):
+                    dtu[j] = dtr[j] * ur[j]
                 for n in range(n_state):
-                    a = _exp(dt * A[d, n])
-                    dAs[t, n] = a
-                    h = a * hs[t, n] + dtu * Bt[b, t, n]
-                    hs[t + 1, n] = h
-                    acc += Ct[b, t, n] * h
-                ys[t] = acc + D[d] * u[b, d, t]
-            # adjoint, backwards in time: g = dL/dh_t
+                    Bn = Bt[b, t, n]
+                    Ar = A_t[n, d0:d0 + w]
+                    h0 = hs[t, n]
+                    h1 = hs[t + 1, n]
+                    for j in range(w):
+                        h1[j] = _exp(dtr[j] * Ar[j]) * h0[j] + dtu[j] * Bn
             g[:] = 0
-            dD_acc = zero
-            dbias_acc = zero
-            for t in range(length - 1, -1, -1):
-                ut = u[b, d, t]
-                dt = dts[t]
-                dyt = dy[b, d, t]
-                if has_z:                               # y = y_ssm * silu(z)
-                    zt = z[b, d, t]
-                    sig = _sigmoid(zt, one)
-                    dz[b, d, t] = dyt * ys[t] * sig * (one + zt * (one - sig))
-                    dyt = dyt * zt * sig
-                dD_acc += dyt * ut
-                dtu = dt * ut
-                du_acc = dyt * D[d]
-                ddt_acc = zero
-                for n in range(n_state):                # vectorised over N
-                    gn = g[n] + dyt * Ct[b, t, n]       # C_t dy_t + dA_{t+1} g_{t+1}
-                    dCt[b, t, n] += dyt * hs[t + 1, n]
-                    dBt[b, t, n] += gn * dtu
-                    du_acc += gn * dt * Bt[b, t, n]
-                    via_a = gn * dAs[t, n] * hs[t, n]   # dL/d(delta_t A) per state
-                    ddt_acc += gn * ut * Bt[b, t, n] + via_a * A[d, n]
-                    dA_b[b, d, n] += via_a * dt
-                    g[n] = gn * dAs[t, n]
-                du[b, d, t] = du_acc
-                if softplus:
-                    x = delta[b, d, t] + delta_bias[d]
-                    if x <= 20:
-                        ddt_acc *= _sigmoid(x, one)
-                ddelta[b, d, t] = ddt_acc
-                dbias_acc += ddt_acc
-            dD_b[b, d] = dD_acc
-            dbias_b[b, d] = dbias_acc
+            for t in range(length - 1, -1, -1):         # adjoint, backwards in time
+                dtr = dt[b, t, d0:d0 + w]
+                ur = u[b, t, d0:d0 + w]
+                dyr = dys[b, t, d0:d0 + w]
+                for j in range(w):
+                    dtu[j] = dtr[j] * ur[j]
+                    gB[j] = 0
+                    sA[j] = 0
+                for n in range(n_state):
+                    Bn = Bt[b, t, n]
+                    Cn = Ct[b, t, n]
+                    Ar = A_t[n, d0:d0 + w]
+                    dAr = dA_b[b, n, d0:d0 + w]
+                    gr = g[n]
+                    h0 = hs[t, n]
+                    h1 = hs[t + 1, n]
+                    dC_acc = zero
+                    dB_acc = zero
+                    for j in range(w):                  # vectorised over channels
+                        gn = gr[j] + dyr[j] * Cn
+                        a = _exp(dtr[j] * Ar[j])
+                        via_a = gn * a * h0[j]          # dL/d(dt_t A) per state
+                        dC_acc += dyr[j] * h1[j]
+                        dB_acc += gn * dtu[j]
+                        gB[j] += gn * Bn
+                        sA[j] += via_a * Ar[j]
+                        dAr[j] += via_a * dtr[j]
+                        gr[j] = gn * a
+                    dCt[b, t, n] += dC_acc
+                    dBt[b, t, n] += dB_acc
+                for j in range(w):
+                    du[b, t, d0 + j] = dtr[j] * gB[j]
+                    ddt[b, t, d0 + j] = ur[j] * gB[j] + sA[j]
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -245,56 +247,87 @@ def _run_split(kernel, batch: int, *args) -> None:
         f.result()
 
 
-def _np(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    return t.detach().to(dtype).contiguous().numpy()
+BLOCK = 32  # channels per block: state + recomputed states of a block stay in L1/L2
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def _time_major(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t.detach().to(dtype).transpose(1, 2).contiguous()         # B x D x L -> B x L x D
+
+
+def _step_sizes(delta, delta_bias, delta_softplus):
+    """(delta + delta_bias, dt = softplus of it or itself), both B x D x L."""
+    x = delta if delta_bias is None else delta + delta_bias[None, :, None]
+    return x, (F.softplus(x) if delta_softplus else x)
 
 
 class FusedSelectiveScan(torch.autograd.Function):
-    """autograd Function around the kernels; inputs as ``fused_selective_scan``."""
+    """autograd Function around the kernels; inputs as ``fused_selective_scan``.
+
+    The kernels do the scan, ys = C . h; the O(B D L) parts (bias and softplus of
+    delta, the D skip, the silu(z) gate and their derivatives) are vectorised torch
+    ops here, inside the one autograd node.
+    """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         dtype = u.dtype
-        batch, n_chan, length = u.shape
-        arrs = _prepare(dtype, u, delta, A, B, C, D, z, delta_bias)
-        y = torch.empty(batch, n_chan, length, dtype=dtype)
-        _run_split(scan_forward_kernel, batch, *arrs, bool(delta_softplus), z is not None,
-                   y.numpy())
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
+        with torch.no_grad():
+            _, dt = _step_sizes(delta.to(dtype), delta_bias, delta_softplus)
+            ys = torch.empty(u.shape[0], u.shape[2], u.shape[1], dtype=dtype)  # B x L x D
+            _run_split(scan_forward_kernel, u.shape[0], _np(dt.transpose(1, 2)),
+                       _np(_time_major(u, dtype)), _np(A.detach().to(dtype).t()),
+                       _np(_time_major(B, dtype)), _np(_time_major(C, dtype)), ys.numpy(),
+                       min(BLOCK, u.shape[1]))
+            y = ys.transpose(1, 2)                                         # B x D x L
+            if D is not None:
+                y = y + u * D[None, :, None]
+            y_pre = y
+            if z is not None:
+                y = y * F.silu(z)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias,
+                              y_pre if z is not None else None)
         ctx.delta_softplus = bool(delta_softplus)
-        return y
+        return y.contiguous()
 
     @staticmethod
     def backward(ctx, dy):
-        u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias, y_pre = ctx.saved_tensors
         dtype = u.dtype
         batch, n_chan, length = u.shape
         n_state = A.shape[1]
-        arrs = _prepare(dtype, u, delta, A, B, C, D, z, delta_bias)
-        new = lambda *shape: torch.empty(*shape, dtype=dtype)  # noqa: E731
-        du, ddelta, dz = new(batch, n_chan, length), new(batch, n_chan, length), new(
-            batch, n_chan, length)
-        dA_b, dD_b, dbias_b = new(batch, n_chan, n_state), new(batch, n_chan), new(batch, n_chan)
-        dA_b.zero_()
-        dBt = torch.zeros(batch, length, n_state, dtype=dtype)
+        x, dt = _step_sizes(delta.to(dtype), delta_bias, ctx.delta_softplus)
+        dz = None
+        if z is not None:                               # y = y_pre * silu(z)
+            sig = torch.sigmoid(z)
+            dz = dy * y_pre * sig * (1 + z * (1 - sig))
+            dy = dy * z * sig
+        ddt = torch.empty(batch, length, n_chan, dtype=dtype)               # B x L x D
+        du = torch.empty(batch, length, n_chan, dtype=dtype)
+        dA_b = torch.zeros(batch, n_state, n_chan, dtype=dtype)             # B x N x D
+        dBt = torch.zeros(batch, length, n_state, dtype=dtype)              # B x L x N
         dCt = torch.zeros(batch, length, n_state, dtype=dtype)
-        _run_split(scan_backward_kernel, batch, *arrs, ctx.delta_softplus, z is not None,
-                   _np(dy, dtype), du.numpy(), ddelta.numpy(), dA_b.numpy(), dBt.numpy(),
-                   dCt.numpy(), dD_b.numpy(), dz.numpy(), dbias_b.numpy())
-        cast = lambda g, like: None if like is None else g.to(like.dtype)  # noqa: E731
-        return (cast(du, u), cast(ddelta, delta), cast(dA_b.sum(0), A),
+        _run_split(scan_backward_kernel, batch, _np(dt.transpose(1, 2)),
+                   _np(_time_major(u, dtype)), _np(A.detach().to(dtype).t()),
+                   _np(_time_major(B, dtype)), _np(_time_major(C, dtype)),
+                   _np(_time_major(dy, dtype)), ddt.numpy(), du.numpy(), dA_b.numpy(),
+                   dBt.numpy(), dCt.numpy(), min(BLOCK, n_chan))
+        du = du.transpose(1, 2)
+        ddelta = ddt.transpose(1, 2)
+        dD = None
+        if D is not None:
+            dD = (dy * u).sum((0, 2))
+            du = du + dy * D[None, :, None]
+        if ctx.delta_softplus:                          # F.softplus: threshold 20
+            ddelta = ddelta * torch.where(x > 20, torch.ones_like(x), torch.sigmoid(x))
+        dbias = ddelta.sum((0, 2)) if delta_bias is not None else None
+        cast = lambda g, like: None if g is None else g.to(like.dtype)  # noqa: E731
+        return (cast(du, u), cast(ddelta, delta), cast(dA_b.sum(0).t(), A),
                 cast(dBt.transpose(1, 2), B), cast(dCt.transpose(1, 2), C),
-                cast(dD_b.sum(0), D), cast(dz, z), cast(dbias_b.sum(0), delta_bias), None)
-
-
-def _prepare(dtype, u, delta, A, B, C, D, z, delta_bias):
-    n_chan = u.shape[1]
-    zeros = torch.zeros(n_chan, dtype=dtype)
-    return (_np(u, dtype), _np(delta, dtype), _np(A, dtype),
-            _np(B.transpose(1, 2), dtype), _np(C.transpose(1, 2), dtype),      # B x L x N
-            _np(D if D is not None else zeros, dtype),
-            _np(z, dtype) if z is not None else np.zeros((0, 0, 0), dtype=_np(zeros, dtype).dtype),
-            _np(delta_bias if delta_bias is not None else zeros, dtype))
+                cast(dD, D), cast(dz, z), cast(dbias, delta_bias), None)
 
 
 def fused_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
