@@ -247,21 +247,18 @@ def _run_split(kernel, batch: int, *args) -> None:
         f.result()
 
 
-BLOCK = 32  # channels per block: state + recomputed states of a block stay in L1/L2
+SCRATCH_BYTES = 256 * 1024  # recomputed states of one channel block: fits L2
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+def channel_block(n_chan: int, length: int, n_state: int, itemsize: int = 4) -> int:
+    """Channels per block: a multiple of 8 (one AVX register of float32) whose
+    recomputed states, (L + 1) x N x block, fit in SCRATCH_BYTES; at most n_chan."""
+    block = SCRATCH_BYTES // ((length + 1) * n_state * itemsize) // 8 * 8
+    return max(8, min(block, n_chan))
 
 
 def _time_major(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t.detach().to(dtype).transpose(1, 2).contiguous()         # B x D x L -> B x L x D
-
-
-def _step_sizes(delta, delta_bias, delta_softplus):
-    """(delta + delta_bias, dt = softplus of it or itself), both B x D x L."""
-    x = delta if delta_bias is None else delta + delta_bias[None, :, None]
-    return x, (F.softplus(x) if delta_softplus else x)
 
 
 class FusedSelectiveScan(torch.autograd.Function):
@@ -269,65 +266,71 @@ class FusedSelectiveScan(torch.autograd.Function):
 
     The kernels do the scan, ys = C . h; the O(B D L) parts (bias and softplus of
     delta, the D skip, the silu(z) gate and their derivatives) are vectorised torch
-    ops here, inside the one autograd node.
+    ops here, inside the one autograd node. Saved for the backward: the inputs in
+    the kernels' layout and y before the gate, all O(B L (D + N)); no states.
     """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         dtype = u.dtype
+        batch, n_chan, length = u.shape
         with torch.no_grad():
-            _, dt = _step_sizes(delta.to(dtype), delta_bias, delta_softplus)
-            ys = torch.empty(u.shape[0], u.shape[2], u.shape[1], dtype=dtype)  # B x L x D
-            _run_split(scan_forward_kernel, u.shape[0], _np(dt.transpose(1, 2)),
-                       _np(_time_major(u, dtype)), _np(A.detach().to(dtype).t()),
-                       _np(_time_major(B, dtype)), _np(_time_major(C, dtype)), ys.numpy(),
-                       min(BLOCK, u.shape[1]))
+            x = delta.to(dtype)
+            if delta_bias is not None:
+                x = x + delta_bias.to(dtype)[None, :, None]
+            dt = F.softplus(x) if delta_softplus else x                   # B x D x L
+            dt_t, u_t = _time_major(dt, dtype), _time_major(u, dtype)     # B x L x D
+            A_t = A.detach().to(dtype).t().contiguous()                   # N x D
+            B_t, C_t = _time_major(B, dtype), _time_major(C, dtype)       # B x L x N
+            ys = torch.empty(batch, length, n_chan, dtype=dtype)          # B x L x D
+            block = channel_block(n_chan, length, A.shape[1], ys.element_size())
+            _run_split(scan_forward_kernel, batch, dt_t.numpy(), u_t.numpy(), A_t.numpy(),
+                       B_t.numpy(), C_t.numpy(), ys.numpy(), block)
             y = ys.transpose(1, 2)                                         # B x D x L
             if D is not None:
                 y = y + u * D[None, :, None]
             y_pre = y
             if z is not None:
                 y = y * F.silu(z)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias,
+        ctx.save_for_backward(dt_t, u_t, A_t, B_t, C_t, D, z,
                               y_pre if z is not None else None)
-        ctx.delta_softplus = bool(delta_softplus)
+        ctx.flags = (delta_softplus, delta_bias is not None, block)
+        ctx.dtypes = [None if t is None else t.dtype for t in (u, delta, A, B, C, D, delta_bias)]
         return y.contiguous()
 
     @staticmethod
     def backward(ctx, dy):
-        u, delta, A, B, C, D, z, delta_bias, y_pre = ctx.saved_tensors
-        dtype = u.dtype
-        batch, n_chan, length = u.shape
-        n_state = A.shape[1]
-        x, dt = _step_sizes(delta.to(dtype), delta_bias, ctx.delta_softplus)
+        dt_t, u_t, A_t, B_t, C_t, D, z, y_pre = ctx.saved_tensors
+        delta_softplus, has_bias, block = ctx.flags
+        dtype = u_t.dtype
+        batch, length, n_chan = u_t.shape
+        n_state = A_t.shape[0]
         dz = None
         if z is not None:                               # y = y_pre * silu(z)
             sig = torch.sigmoid(z)
             dz = dy * y_pre * sig * (1 + z * (1 - sig))
             dy = dy * z * sig
+        dy_t = _time_major(dy, dtype)                                       # B x L x D
         ddt = torch.empty(batch, length, n_chan, dtype=dtype)               # B x L x D
         du = torch.empty(batch, length, n_chan, dtype=dtype)
         dA_b = torch.zeros(batch, n_state, n_chan, dtype=dtype)             # B x N x D
-        dBt = torch.zeros(batch, length, n_state, dtype=dtype)              # B x L x N
-        dCt = torch.zeros(batch, length, n_state, dtype=dtype)
-        _run_split(scan_backward_kernel, batch, _np(dt.transpose(1, 2)),
-                   _np(_time_major(u, dtype)), _np(A.detach().to(dtype).t()),
-                   _np(_time_major(B, dtype)), _np(_time_major(C, dtype)),
-                   _np(_time_major(dy, dtype)), ddt.numpy(), du.numpy(), dA_b.numpy(),
-                   dBt.numpy(), dCt.numpy(), min(BLOCK, n_chan))
-        du = du.transpose(1, 2)
-        ddelta = ddt.transpose(1, 2)
+        dB_t = torch.zeros(batch, length, n_state, dtype=dtype)             # B x L x N
+        dC_t = torch.zeros(batch, length, n_state, dtype=dtype)
+        _run_split(scan_backward_kernel, batch, dt_t.numpy(), u_t.numpy(), A_t.numpy(),
+                   B_t.numpy(), C_t.numpy(), dy_t.numpy(), ddt.numpy(), du.numpy(),
+                   dA_b.numpy(), dB_t.numpy(), dC_t.numpy(), block)
         dD = None
         if D is not None:
-            dD = (dy * u).sum((0, 2))
-            du = du + dy * D[None, :, None]
-        if ctx.delta_softplus:                          # F.softplus: threshold 20
-            ddelta = ddelta * torch.where(x > 20, torch.ones_like(x), torch.sigmoid(x))
-        dbias = ddelta.sum((0, 2)) if delta_bias is not None else None
-        cast = lambda g, like: None if g is None else g.to(like.dtype)  # noqa: E731
-        return (cast(du, u), cast(ddelta, delta), cast(dA_b.sum(0).t(), A),
-                cast(dBt.transpose(1, 2), B), cast(dCt.transpose(1, 2), C),
-                cast(dD, D), cast(dz, z), cast(dbias, delta_bias), None)
+            dD = (dy_t * u_t).sum((0, 1))
+            du += dy_t * D.to(dtype)
+        if delta_softplus:                              # softplus' = sigmoid = 1 - exp(-dt)
+            ddt *= -torch.expm1(-dt_t)
+        dbias = ddt.sum((0, 1)) if has_bias else None
+        grads = (du.transpose(1, 2), ddt.transpose(1, 2), dA_b.sum(0).t(), dB_t.transpose(1, 2),
+                 dC_t.transpose(1, 2), dD, dbias)
+        du, ddelta, dA, dB, dC, dD, dbias = (None if g is None else g.to(to)
+                                             for g, to in zip(grads, ctx.dtypes))
+        return du, ddelta, dA, dB, dC, dD, dz, dbias, None
 
 
 def fused_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
