@@ -120,91 +120,155 @@ def fast_exp_array(x):
 
 
 @_jit
-def scan_forward_kernel(dt, u, A_t, Bt, Ct, ys, block, b0, b1):
-    """ys[b, t] = C_t . h_t for b in [b0, b1), where h_0 = 0 and
+def _load_block(src, b, d0, w, dst):
+    """dst[t, j] = src[b, d0 + j, t]: one block of channels, time-major."""
+    for j in range(w):
+        for t in range(src.shape[2]):
+            dst[t, j] = src[b, d0 + j, t]
+
+
+@_jit
+def _transpose(A):
+    """A.T as a new C-contiguous array."""
+    out = np.empty((A.shape[1], A.shape[0]), dtype=A.dtype)
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            out[j, i] = A[i, j]
+    return out
+
+
+@_jit
+def scan_forward_kernel(u, dt, A, Bm, Cm, D, z, has_z, y, block, b0, b1):
+    """y[b] = (C_t . h_t + D u_t) * silu(z_t) for b in [b0, b1), where h_0 = 0 and
     h_t[n, d] = exp(dt_t[d] A[d, n]) h_{t-1}[n, d] + dt_t[d] u_t[d] B_t[n].
 
-    dt, u, ys: (B, L, D) time-major, channels last; A_t: (N, D); Bt, Ct: (B, L, N).
-    The innermost loop runs over ``block`` channels (vectorised), so the state
-    of one block, N x block, stays in L1 while the loop runs over time.
+    u, dt (softplus already applied), z, y: (B, D, L); A: (D, N); Bm, Cm: (B, N, L);
+    D: (D,). Channels are taken ``block`` at a time and made time-major in
+    scratch, so the innermost loop runs over contiguous channels (vectorised) and
+    the block's state, N x block, stays in L1 while the loop runs over time.
     """
-    _, length, n_chan = u.shape
-    n_state = A_t.shape[0]
-    h = np.empty((n_state, block), dtype=ys.dtype)
-    dtu = np.empty(block, dtype=ys.dtype)
-    acc = np.empty(block, dtype=ys.dtype)
+    _, n_chan, length = u.shape
+    n_state = A.shape[1]
+    zero, one = y.dtype.type(0), y.dtype.type(1)
+    A_t = _transpose(A)                                         # N x D
+    h = np.empty((n_state, block), dtype=y.dtype)
+    dts = np.empty((length, block), dtype=y.dtype)              # L x block
+    us = np.empty((length, block), dtype=y.dtype)
+    ys = np.empty((length, block), dtype=y.dtype)
+    dtu = np.empty(block, dtype=y.dtype)
     for b in range(b0, b1):
         for d0 in range(0, n_chan, block):
             w = min(block, n_chan - d0)
+            _load_block(dt, b, d0, w, dts)
+            _load_block(u, b, d0, w, us)
             h[:] = 0
             for t in range(length):
-                dtr = dt[b, t, d0:d0 + w]
-                ur = u[b, t, d0:d0 + w]
+                dtr = dts[t]
+                acc = ys[t]
                 for j in range(w):
-                    dtu[j] = dtr[j] * ur[j]
+                    dtu[j] = dtr[j] * us[t, j]
                     acc[j] = 0
                 for n in range(n_state):
-                    Bn = Bt[b, t, n]
-                    Cn = Ct[b, t, n]
+                    Bn = Bm[b, n, t]
+                    Cn = Cm[b, n, t]
                     Ar = A_t[n, d0:d0 + w]
                     hr = h[n]
                     for j in range(w):                  # vectorised over channels
                         hv = _exp(dtr[j] * Ar[j]) * hr[j] + dtu[j] * Bn
                         hr[j] = hv
                         acc[j] += Cn * hv
-                ys[b, t, d0:d0 + w] = acc[:w]
+            for j in range(w):
+                Dd = D[d0 + j]
+                for t in range(length):
+                    out = ys[t, j] + Dd * us[t, j]
+                    if has_z:
+                        zt = z[b, d0 + j, t]
+                        out *= zt / (one + _exp(-zt))
+                    y[b, d0 + j, t] = out
+    return zero
 
 
 @_jit
-def scan_backward_kernel(dt, u, A_t, Bt, Ct, dys, ddt, du, dA_b, dBt, dCt, block, b0, b1):
-    """Gradients of scan_forward_kernel's ys for b in [b0, b1), given dys = dL/dys.
+def scan_backward_kernel(u, dt, A, Bm, Cm, D, z, has_z, delta, delta_bias, softplus, dy,
+                         du, ddelta, dz, dA_b, dB, dC, dD_b, dbias_b, block, b0, b1):
+    """Gradients of scan_forward_kernel's y for b in [b0, b1), given dy = dL/dy.
 
-    Writes ddt, du (B, L, D) and the per-batch-element dA_b (B, N, D) (summed over B
-    by the caller); accumulates dBt, dCt (B, L, N, zeroed by the caller) over
-    channels. Per block of channels the states are recomputed into hs (L + 1, N,
-    block), hs[t + 1] = h_t, not stored by the forward; then the adjoint runs
-    backwards in time: g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1} (g holds the
-    second term), dB_t += g_t dt_t u_t, dC_t += dy_t h_t, du_t = dt_t sum_n g_t B_t,
+    delta, delta_bias: the step sizes before softplus (for its derivative).
+    Writes du, ddelta, dz (B, D, L) and the per-batch-element dA_b (B, D, N),
+    dD_b, dbias_b (B, D) (summed over B by the caller); accumulates dB, dC
+    (B, N, L, zeroed by the caller) over channels. Per block of channels the
+    states are recomputed into hs (L + 1, N, block), hs[t + 1] = h_t, not stored
+    by the forward; then the adjoint runs backwards in time:
+    g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}, dB_t += g_t dt_t u_t, dC_t += dy_t h_t,
+    du_t = dt_t sum_n g_t B_t + D dy_t,
     ddt_t = u_t sum_n g_t B_t + sum_n g_t exp(dt_t A) h_{t-1} A,
-    dA += g_t exp(dt_t A) h_{t-1} dt_t.
+    dA += g_t exp(dt_t A) h_{t-1} dt_t (dy_t here is the gradient before the gate).
     """
-    _, length, n_chan = u.shape
-    n_state = A_t.shape[0]
-    zero = dys.dtype.type(0)
-    hs = np.zeros((length + 1, n_state, block), dtype=dys.dtype)   # hs[0] = h_0 = 0
-    g = np.empty((n_state, block), dtype=dys.dtype)
-    dtu = np.empty(block, dtype=dys.dtype)
-    gB = np.empty(block, dtype=dys.dtype)
-    sA = np.empty(block, dtype=dys.dtype)
+    _, n_chan, length = u.shape
+    n_state = A.shape[1]
+    zero, one = dy.dtype.type(0), dy.dtype.type(1)
+    A_t = _transpose(A)                                          # N x D
+    hs = np.zeros((length + 1, n_state, block), dtype=dy.dtype)  # hs[0] = h_0 = 0
+    g = np.empty((n_state, block), dtype=dy.dtype)
+    dA_blk = np.empty((n_state, block), dtype=dy.dtype)
+    dts = np.empty((length, block), dtype=dy.dtype)              # L x block
+    us = np.empty((length, block), dtype=dy.dtype)
+    ys = np.empty((length, block), dtype=dy.dtype)               # C_t . h_t
+    dys = np.empty((length, block), dtype=dy.dtype)              # dL/d(C_t . h_t)
+    gB = np.empty((length, block), dtype=dy.dtype)               # sum_n g_t B_t
+    sA = np.empty((length, block), dtype=dy.dtype)               # sum_n g_t dA_t h_{t-1} A
+    dtu = np.empty(block, dtype=dy.dtype)
     for b in range(b0, b1):
         for d0 in range(0, n_chan, block):
             w = min(block, n_chan - d0)
+            _load_block(dt, b, d0, w, dts)
+            _load_block(u, b, d0, w, us)
             for t in range(length):                     # recompute the states
-                dtr = dt[b, t, d0:d0 + w]
-                ur = u[b, t, d0:d0 + w]
+                dtr = dts[t]
+                acc = ys[t]
                 for j in range(w):
-                    dtu[j] = dtr[j] * ur[j]
+                    dtu[j] = dtr[j] * us[t, j]
+                    acc[j] = 0
                 for n in range(n_state):
-                    Bn = Bt[b, t, n]
+                    Bn = Bm[b, n, t]
+                    Cn = Cm[b, n, t]
                     Ar = A_t[n, d0:d0 + w]
                     h0 = hs[t, n]
                     h1 = hs[t + 1, n]
                     for j in range(w):
-                        h1[j] = _exp(dtr[j] * Ar[j]) * h0[j] + dtu[j] * Bn
+                        hv = _exp(dtr[j] * Ar[j]) * h0[j] + dtu[j] * Bn
+                        h1[j] = hv
+                        acc[j] += Cn * hv
+            for j in range(w):                          # through the gate and the D skip
+                d = d0 + j
+                dD_acc = zero
+                for t in range(length):
+                    dyt = dy[b, d, t]
+                    if has_z:                           # y = y_pre * silu(z)
+                        zt = z[b, d, t]
+                        sig = one / (one + _exp(-zt))
+                        dz[b, d, t] = dyt * (ys[t, j] + D[d] * us[t, j]) * sig * (
+                            one + zt * (one - sig))
+                        dyt = dyt * zt * sig
+                    dys[t, j] = dyt
+                    dD_acc += dyt * us[t, j]
+                dD_b[b, d] = dD_acc
             g[:] = 0
+            dA_blk[:] = 0
             for t in range(length - 1, -1, -1):         # adjoint, backwards in time
-                dtr = dt[b, t, d0:d0 + w]
-                ur = u[b, t, d0:d0 + w]
-                dyr = dys[b, t, d0:d0 + w]
+                dtr = dts[t]
+                dyr = dys[t]
+                gBr = gB[t]
+                sAr = sA[t]
                 for j in range(w):
-                    dtu[j] = dtr[j] * ur[j]
-                    gB[j] = 0
-                    sA[j] = 0
+                    dtu[j] = dtr[j] * us[t, j]
+                    gBr[j] = 0
+                    sAr[j] = 0
                 for n in range(n_state):
-                    Bn = Bt[b, t, n]
-                    Cn = Ct[b, t, n]
+                    Bn = Bm[b, n, t]
+                    Cn = Cm[b, n, t]
                     Ar = A_t[n, d0:d0 + w]
-                    dAr = dA_b[b, n, d0:d0 + w]
+                    dAr = dA_blk[n]
                     gr = g[n]
                     h0 = hs[t, n]
                     h1 = hs[t + 1, n]
@@ -216,15 +280,28 @@ def scan_backward_kernel(dt, u, A_t, Bt, Ct, dys, ddt, du, dA_b, dBt, dCt, block
                         via_a = gn * a * h0[j]          # dL/d(dt_t A) per state
                         dC_acc += dyr[j] * h1[j]
                         dB_acc += gn * dtu[j]
-                        gB[j] += gn * Bn
-                        sA[j] += via_a * Ar[j]
+                        gBr[j] += gn * Bn
+                        sAr[j] += via_a * Ar[j]
                         dAr[j] += via_a * dtr[j]
                         gr[j] = gn * a
-                    dCt[b, t, n] += dC_acc
-                    dBt[b, t, n] += dB_acc
-                for j in range(w):
-                    du[b, t, d0 + j] = dtr[j] * gB[j]
-                    ddt[b, t, d0 + j] = ur[j] * gB[j] + sA[j]
+                    dC[b, n, t] += dC_acc
+                    dB[b, n, t] += dB_acc
+            for j in range(w):
+                d = d0 + j
+                for n in range(n_state):
+                    dA_b[b, d, n] = dA_blk[n, j]
+                dbias_acc = zero
+                for t in range(length):
+                    du[b, d, t] = dts[t, j] * gB[t, j] + D[d] * dys[t, j]
+                    ddt = us[t, j] * gB[t, j] + sA[t, j]
+                    if softplus:                        # softplus' = sigmoid (1 above 20)
+                        x = delta[b, d, t] + delta_bias[d]
+                        if x <= 20:
+                            ddt *= one / (one + _exp(-x))
+                    ddelta[b, d, t] = ddt
+                    dbias_acc += ddt
+                dbias_b[b, d] = dbias_acc
+    return zero
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -257,17 +334,21 @@ def channel_block(n_chan: int, length: int, n_state: int, itemsize: int = 4) -> 
     return max(8, min(block, n_chan))
 
 
-def _time_major(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return t.detach().to(dtype).transpose(1, 2).contiguous()         # B x D x L -> B x L x D
+def _arr(t: torch.Tensor | None, dtype: torch.dtype, zeros_shape: tuple = (0, 0, 0)
+         ) -> np.ndarray:
+    """``t`` as a C-contiguous numpy array of ``dtype``; where None, zeros of
+    ``zeros_shape`` (the default: an empty stand-in for a missing z)."""
+    if t is None:
+        return torch.zeros(zeros_shape, dtype=dtype).numpy()
+    return t.detach().to(dtype).contiguous().numpy()
 
 
 class FusedSelectiveScan(torch.autograd.Function):
     """autograd Function around the kernels; inputs as ``fused_selective_scan``.
 
-    The kernels do the scan, ys = C . h; the O(B D L) parts (bias and softplus of
-    delta, the D skip, the silu(z) gate and their derivatives) are vectorised torch
-    ops here, inside the one autograd node. Saved for the backward: the inputs in
-    the kernels' layout and y before the gate, all O(B L (D + N)); no states.
+    Only delta + delta_bias and its softplus are torch ops here (vectorised exp and
+    log1p); everything else runs in the two kernels. Saved for the backward: the
+    inputs and dt, all O(B D L + D N); no states.
     """
 
     @staticmethod
@@ -279,58 +360,38 @@ class FusedSelectiveScan(torch.autograd.Function):
             if delta_bias is not None:
                 x = x + delta_bias.to(dtype)[None, :, None]
             dt = F.softplus(x) if delta_softplus else x                   # B x D x L
-            dt_t, u_t = _time_major(dt, dtype), _time_major(u, dtype)     # B x L x D
-            A_t = A.detach().to(dtype).t().contiguous()                   # N x D
-            B_t, C_t = _time_major(B, dtype), _time_major(C, dtype)       # B x L x N
-            ys = torch.empty(batch, length, n_chan, dtype=dtype)          # B x L x D
-            block = channel_block(n_chan, length, A.shape[1], ys.element_size())
-            _run_split(scan_forward_kernel, batch, dt_t.numpy(), u_t.numpy(), A_t.numpy(),
-                       B_t.numpy(), C_t.numpy(), ys.numpy(), block)
-            y = ys.transpose(1, 2)                                         # B x D x L
-            if D is not None:
-                y = y + u * D[None, :, None]
-            y_pre = y
-            if z is not None:
-                y = y * F.silu(z)
-        ctx.save_for_backward(dt_t, u_t, A_t, B_t, C_t, D, z,
-                              y_pre if z is not None else None)
-        ctx.flags = (delta_softplus, delta_bias is not None, block)
-        ctx.dtypes = [None if t is None else t.dtype for t in (u, delta, A, B, C, D, delta_bias)]
-        return y.contiguous()
+            y = torch.empty(batch, n_chan, length, dtype=dtype)
+            block = channel_block(n_chan, length, A.shape[1], y.element_size())
+            _run_split(scan_forward_kernel, batch, _arr(u, dtype), _arr(dt, dtype),
+                       _arr(A, dtype), _arr(B, dtype), _arr(C, dtype),
+                       _arr(D, dtype, (n_chan,)), _arr(z, dtype),
+                       z is not None, y.numpy(), block)
+        ctx.save_for_backward(u, delta, dt, A, B, C, D, z, delta_bias)
+        ctx.delta_softplus = bool(delta_softplus)
+        ctx.block = block
+        return y
 
     @staticmethod
     def backward(ctx, dy):
-        dt_t, u_t, A_t, B_t, C_t, D, z, y_pre = ctx.saved_tensors
-        delta_softplus, has_bias, block = ctx.flags
-        dtype = u_t.dtype
-        batch, length, n_chan = u_t.shape
-        n_state = A_t.shape[0]
-        dz = None
-        if z is not None:                               # y = y_pre * silu(z)
-            sig = torch.sigmoid(z)
-            dz = dy * y_pre * sig * (1 + z * (1 - sig))
-            dy = dy * z * sig
-        dy_t = _time_major(dy, dtype)                                       # B x L x D
-        ddt = torch.empty(batch, length, n_chan, dtype=dtype)               # B x L x D
-        du = torch.empty(batch, length, n_chan, dtype=dtype)
-        dA_b = torch.zeros(batch, n_state, n_chan, dtype=dtype)             # B x N x D
-        dB_t = torch.zeros(batch, length, n_state, dtype=dtype)             # B x L x N
-        dC_t = torch.zeros(batch, length, n_state, dtype=dtype)
-        _run_split(scan_backward_kernel, batch, dt_t.numpy(), u_t.numpy(), A_t.numpy(),
-                   B_t.numpy(), C_t.numpy(), dy_t.numpy(), ddt.numpy(), du.numpy(),
-                   dA_b.numpy(), dB_t.numpy(), dC_t.numpy(), block)
-        dD = None
-        if D is not None:
-            dD = (dy_t * u_t).sum((0, 1))
-            du += dy_t * D.to(dtype)
-        if delta_softplus:                              # softplus' = sigmoid = 1 - exp(-dt)
-            ddt *= -torch.expm1(-dt_t)
-        dbias = ddt.sum((0, 1)) if has_bias else None
-        grads = (du.transpose(1, 2), ddt.transpose(1, 2), dA_b.sum(0).t(), dB_t.transpose(1, 2),
-                 dC_t.transpose(1, 2), dD, dbias)
-        du, ddelta, dA, dB, dC, dD, dbias = (None if g is None else g.to(to)
-                                             for g, to in zip(grads, ctx.dtypes))
-        return du, ddelta, dA, dB, dC, dD, dz, dbias, None
+        u, delta, dt, A, B, C, D, z, delta_bias = ctx.saved_tensors
+        dtype = u.dtype
+        batch, n_chan, length = u.shape
+        n_state = A.shape[1]
+        new = lambda *shape: torch.empty(*shape, dtype=dtype)  # noqa: E731
+        du, ddelta, dz = new(batch, n_chan, length), new(batch, n_chan, length), \
+            new(batch, n_chan, length)
+        dA_b, dD_b, dbias_b = new(batch, n_chan, n_state), new(batch, n_chan), new(batch, n_chan)
+        dB = torch.zeros(batch, n_state, length, dtype=dtype)
+        dC = torch.zeros(batch, n_state, length, dtype=dtype)
+        _run_split(scan_backward_kernel, batch, _arr(u, dtype), _arr(dt, dtype), _arr(A, dtype),
+                   _arr(B, dtype), _arr(C, dtype), _arr(D, dtype, (n_chan,)),
+                   _arr(z, dtype), z is not None, _arr(delta, dtype),
+                   _arr(delta_bias, dtype, (n_chan,)), ctx.delta_softplus,
+                   _arr(dy, dtype), du.numpy(), ddelta.numpy(), dz.numpy(), dA_b.numpy(),
+                   dB.numpy(), dC.numpy(), dD_b.numpy(), dbias_b.numpy(), ctx.block)
+        grads = (du, ddelta, dA_b.sum(0), dB, dC, dD_b.sum(0), dz, dbias_b.sum(0))
+        return tuple(None if like is None else g.to(like.dtype)
+                     for g, like in zip(grads, (u, delta, A, B, C, D, z, delta_bias))) + (None,)
 
 
 def fused_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
