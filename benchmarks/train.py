@@ -7,9 +7,10 @@ Prints, in one run (so that the ratios hold on a shared machine):
   CPU scan, mepkg's loop, the reference loop (and mambapy's pscan if installed);
 - training windows/s (forward + backward + Adam step, batch 32, k 30) of the
   paper's model and of the synthetic config's CPU model, for each --threads
-  value, with the fused scan, the loop and the reference loop swapped into
-  ``mepkg.mamba.selective_scan``; steps of the three alternate, warm-up
-  excluded, median of --steps; on CUDA when present (mamba_ssm if importable);
+  value, with the fused scan (+ the fused conv+SiLU), the loop and the reference
+  loop (+ torch's conv, i.e. the model before the fused path) swapped into
+  ``mepkg.mamba``; steps of the three alternate, warm-up excluded, median of
+  --steps; on CUDA when present (mamba_ssm if importable);
 - inference windows/s on CPU (prediction of held-out videos, ``mepkg spot``);
 - seconds per epoch for a SAMM-LV-sized fold: training windows = windows with
   an ME frame (other subjects) + background ratio x as many.
@@ -33,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from mepkg import mamba as mamba_mod
-from mepkg.mamba import scan_backend, selective_scan_loop, selective_scan_reference
+from mepkg.mamba import (conv1d_silu, scan_backend, selective_scan_loop,
+                         selective_scan_reference)
 from mepkg.model import SlowFastMamba, count_parameters
 
 CPU_MODEL = {"d_model": 32, "depth": 2, "d_state": 16}     # config/synthetic.yaml
@@ -50,6 +52,13 @@ def cpu_scans() -> dict:
     scans["loop"] = selective_scan_loop
     scans["reference"] = selective_scan_reference
     return scans
+
+
+def use_scan(name: str, scan) -> None:
+    """Swap ``scan`` into mepkg.mamba; the fused scan comes with the fused conv+SiLU, the
+    loops with the torch conv (so that "loop" is the model as it was before the fused path)."""
+    mamba_mod.selective_scan = scan
+    mamba_mod.conv1d_silu = conv1d_silu if name == "fused" else mamba_mod.conv1d_silu_torch
 
 
 def fused_compile_seconds() -> float:
@@ -142,20 +151,20 @@ def bench_training(device: torch.device, threads: int, batch: int, k: int, steps
     """Training windows/s per scan (median of ``steps`` timed steps after one warm-up;
     the scans' steps alternate so that load on a shared machine hits them alike)."""
     torch.set_num_threads(threads)
-    scans = scans or {"default": mamba_mod.selective_scan}
+    scans = scans or {"fused": mamba_mod.selective_scan}
     step = train_step_fn(device, batch, k, model_args)
     original = mamba_mod.selective_scan
     times = {name: [] for name in scans}
     try:
         for rep in range(steps + 1):
             for name, scan in scans.items():
-                mamba_mod.selective_scan = scan
+                use_scan(name, scan)
                 t0 = time.perf_counter()
                 step()
                 if rep:                                 # rep 0: warm-up
                     times[name].append(time.perf_counter() - t0)
     finally:
-        mamba_mod.selective_scan = original
+        use_scan("fused", original)
     return {name: batch / statistics.median(t) for name, t in times.items()}
 
 
@@ -233,7 +242,7 @@ def main() -> None:
                    for t in args.threads}
     if torch.cuda.is_available():
         rate = bench_training(torch.device("cuda"), 1, args.batch, args.k,
-                              max(args.steps, 10), args.model)["default"]
+                              max(args.steps, 10), args.model)["fused"]
         epoch_rates["CUDA"] = rate
         print(f"training CUDA ({scan_backend('cuda')}), paper model: {rate:.1f} windows/s")
 

@@ -46,6 +46,12 @@ _logged_backends: set[str] = set()
 _fused: dict = {}          # "scan": the fused CPU scan, or "error": why it did not load
 
 
+def _fused_cpu(u: torch.Tensor) -> bool:
+    """Whether the fused CPU kernels take ``u``: a CPU float32/float64 tensor, numba loaded."""
+    return (u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64)
+            and _fused_cpu_scan() is not None)
+
+
 def _fused_cpu_scan():
     """The fused CPU scan (mepkg.scan_cpu), imported on first use; None where it cannot
     load (numba missing or broken), logged once."""
@@ -177,13 +183,25 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     if u.is_cuda and _cuda_scan is not None:
         return _cuda_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
                           delta_softplus=delta_softplus)
-    if u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64):
-        fused = _fused_cpu_scan()
-        if fused is not None:
-            return fused(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
-                         delta_softplus=delta_softplus)
+    if _fused_cpu(u):
+        return _fused["scan"](u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
+                              delta_softplus=delta_softplus)
     return selective_scan_loop(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
                                delta_softplus=delta_softplus)
+
+
+def conv1d_silu_torch(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """silu(causal depthwise conv1d(x)): (B, D, L) -> (B, D, L), torch ops."""
+    return F.silu(conv(x)[..., :x.shape[-1]])
+
+
+def conv1d_silu(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """silu(causal depthwise conv1d(x)), (B, D, L) -> (B, D, L): fused on CPU where the
+    fused scan runs (mepkg.conv_cpu), ``conv1d_silu_torch`` elsewhere."""
+    if _fused_cpu(x):
+        from mepkg.conv_cpu import causal_conv1d_silu
+        return causal_conv1d_silu(x, conv.weight, conv.bias)
+    return conv1d_silu_torch(x, conv)
 
 
 class Mamba(nn.Module):
@@ -223,7 +241,7 @@ class Mamba(nn.Module):
         length = hidden.shape[1]
         xz = self.in_proj(hidden).transpose(1, 2)                      # B x 2D x L
         x, z = xz.chunk(2, dim=1)                                      # B x D x L each
-        x = F.silu(self.conv1d(x)[..., :length])                       # B x D x L, causal
+        x = conv1d_silu(x, self.conv1d)                                # B x D x L, causal
         x_dbl = self.x_proj(x.transpose(1, 2))                         # B x L x (R + 2N)
         dt, B, C = torch.split(x_dbl, [cfg.dt_rank, cfg.d_state, cfg.d_state], dim=-1)
         delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)         # B x D x L, bias in scan
