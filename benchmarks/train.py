@@ -147,16 +147,20 @@ def train_step_fn(device: torch.device, batch: int, k: int, model_args: dict):
 
 
 def bench_training(device: torch.device, threads: int, batch: int, k: int, steps: int,
-                   model_args: dict, scans: dict | None = None) -> dict:
-    """Training windows/s per scan (median of ``steps`` timed steps after one warm-up;
+                   model_args: dict, scans: dict | None = None, budget_s: float = 60) -> dict:
+    """Training windows/s per scan (median of ``steps`` timed steps after one warm-up,
+    fewer, but at least one, once a round of all scans has taken ``budget_s`` in all;
     the scans' steps alternate so that load on a shared machine hits them alike)."""
     torch.set_num_threads(threads)
     scans = scans or {"fused": mamba_mod.selective_scan}
     step = train_step_fn(device, batch, k, model_args)
     original = mamba_mod.selective_scan
     times = {name: [] for name in scans}
+    start = time.perf_counter()
     try:
         for rep in range(steps + 1):
+            if rep >= 2 and time.perf_counter() - start > budget_s:
+                break
             for name, scan in scans.items():
                 use_scan(name, scan)
                 t0 = time.perf_counter()
@@ -195,6 +199,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3,
                    help="timed training steps per setting and scan (median; the CPU model "
                         "takes 4x as many)")
+    p.add_argument("--budget", type=float, default=60,
+                   help="seconds per model and thread count after which fewer steps are timed")
     p.add_argument("--scan-repeats", type=int, default=2)
     p.add_argument("--no-scan", action="store_true", help="skip the scan-alone timings")
     p.add_argument("--model", type=json.loads, default={},
@@ -228,7 +234,7 @@ def main() -> None:
         steps = args.steps * (1 if label == "paper model" else 4)
         for threads in args.threads:
             r = bench_training(torch.device("cpu"), threads, args.batch, args.k, steps,
-                               model_args, scans)
+                               model_args, scans, args.budget)
             rates[(label, threads)] = r
             cells = "".join(f"{r[name]:11.2f}" for name in scans)
             ratio = (f"   {r['fused'] / r['loop']:9.1f}x {r['fused'] / r['reference']:8.1f}x"

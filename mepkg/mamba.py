@@ -1,23 +1,35 @@
-"""The Mamba mixer (selective state-space layer) with a pure-PyTorch scan.
+"""The Mamba mixer (selective state-space layer), with fused CPU kernels and a
+pure-PyTorch scan.
 
 Parameter names and initialisation follow ``mamba_ssm.Mamba`` (Gu & Dao,
 "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023), so
 state dicts move between the two unchanged: ``in_proj``, ``conv1d``,
 ``x_proj``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``.
 
-The selective scan runs on one of two paths, chosen per call and logged once
-per device:
+``Mamba.forward`` calls the module-level ``selective_scan`` (and ``conv1d_silu``),
+which pick a path per call, logged once per device:
 
-- ``mamba_ssm``'s CUDA kernel, when ``mamba_ssm`` imports and the tensor is
-  on a CUDA device;
-- ``selective_scan`` (pure PyTorch, any device): a cache-friendly loop over
-  time, h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t. For the short windows
-  of this model (k <= 50 steps) it beat a parallel (Hillis-Steele) scan and
-  mambapy's Blelloch ``pscan`` on CPU, both of which materialise
-  (B, L, D, N) tensors (numbers: ``python benchmarks/train.py``).
+- CUDA tensors: ``mamba_ssm``'s CUDA kernel when ``mamba_ssm`` imports, else the
+  pure-PyTorch loop (no host sync per step, so it stays asynchronous on a GPU);
+- CPU float32/float64 tensors: the fused scan of ``mepkg.scan_cpu`` (numba
+  kernels, one call per block for the forward and one for the backward, states
+  recomputed in the backward as in mamba_ssm's kernel) and the fused causal
+  conv + SiLU of ``mepkg.conv_cpu``. numba is a wheel (no compiler needed on the
+  user's machine); its kernels vectorise exp with a polynomial, see
+  ``mepkg.scan_cpu``. Where numba cannot load, the loop runs and one warning
+  says so;
+- anything else (other dtypes, other devices): ``selective_scan_loop``.
 
+Measured on a 2-vCPU shared machine, 1 thread, training step (forward +
+backward + Adam, batch 32, k 30): the paper's model 4.7-5.9x the windows/s it
+gets with ``selective_scan_reference`` swapped in, the synthetic config's CPU
+model 2.3-2.5x the loop's (``python benchmarks/train.py``; docs/benchmarks.md).
+
+``selective_scan_loop`` is a cache-friendly loop over time; for the short windows
+of this model (k <= 50) it beat a parallel (Hillis-Steele) scan and mambapy's
+Blelloch ``pscan``, which materialise (B, L, D, N) tensors.
 ``selective_scan_reference`` is a plain loop doing every step's arithmetic
-separately: the readable reference the fast path is tested against.
+separately: the readable reference both fast paths are tested against.
 
 Shapes use mamba_ssm's layout: B batch, L steps, D channels (d_inner),
 N state size.
