@@ -138,9 +138,27 @@ def test_fused_scan_same_for_any_thread_count():
     assert torch.equal(y1, y2) and all(torch.equal(g1[k], g2[k]) for k in g1)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_conv_silu_equals_torch_conv(dtype):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(40, 40, kernel_size=4, groups=40, padding=3).to(dtype)
+    x = torch.randn(3, 40, 15, dtype=dtype)
+    results = []
+    for fn in (mamba_mod.conv1d_silu, mamba_mod.conv1d_silu_torch):
+        conv.zero_grad()
+        xl = x.clone().requires_grad_()
+        y = fn(xl, conv)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=dtype).reshape(y.shape)).sum().backward()
+        results.append((y.detach(), xl.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for fused, torch_conv in zip(*results):
+        torch.testing.assert_close(fused, torch_conv, rtol=1e-5, atol=1e-6)
+
+
 def test_training_losses_do_not_depend_on_the_scan(monkeypatch):
-    def losses(scan):
+    def losses(scan):                                   # fused: fused conv too; loop: torch's
         monkeypatch.setattr(mamba_mod, "selective_scan", scan)
+        monkeypatch.setattr(mamba_mod, "conv1d_silu", mamba_mod.conv1d_silu
+                            if scan is fused_selective_scan else mamba_mod.conv1d_silu_torch)
         torch.manual_seed(0)
         model = SlowFastMamba(d_model=16, depth=1, d_state=8).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
