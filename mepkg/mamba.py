@@ -250,7 +250,6 @@ class Mamba(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        length = hidden.shape[1]
         xz = self.in_proj(hidden).transpose(1, 2)                      # B x 2D x L
         x, z = xz.chunk(2, dim=1)                                      # B x D x L each
         x = conv1d_silu(x, self.conv1d)                                # B x D x L, causal
@@ -260,6 +259,7 @@ class Mamba(nn.Module):
         B = B.transpose(1, 2).contiguous()                             # B x N x L
         C = C.transpose(1, 2).contiguous()                             # B x N x L
         A = -torch.exp(self.A_log.float())                             # D x N
-        y = selective_scan(x.contiguous(), delta.contiguous(), A, B, C, self.D.float(), z=z.contiguous(),
-                 delta_bias=self.dt_proj.bias.float(), delta_softplus=True)  # B x D x L
+        y = selective_scan(x.contiguous(), delta.contiguous(), A, B, C, self.D.float(),
+                           z=z.contiguous(), delta_bias=self.dt_proj.bias.float(),
+                           delta_softplus=True)                        # B x D x L
         return self.out_proj(y.transpose(1, 2))                        # B x L x d_model
