@@ -7,8 +7,8 @@ kernel does:
   stays in L1 while the loop runs over time; only y (B, D, L) is written.
   Nothing of size (B, L, D, N) is materialised and autograd records one node,
   not ~4 per step;
-- backward: recomputes the block's states h_1..h_L into an (L + 1) x N x block
-  scratch (<= 256 KB, see ``channel_block``), then runs the adjoint backwards in
+- backward: recomputes the block's states h_1..h_L and exp(delta_t A) into two
+  (L + 1) x N x block scratches (<= 256 KB each, see ``channel_block``), then runs the adjoint backwards in
   time, g_t = C_t dy_t + exp(delta_{t+1} A) g_{t+1}, accumulating every gradient.
 
 The D skip and the silu(z) gate (and their derivatives, and softplus's) are in
@@ -31,9 +31,10 @@ numba vectorises exp only with Intel's SVML, absent from the wheels. So:
   working set in L2; autograd's copies of every step's B x D x N tensors were
   most of the loop's backward.
 
-Result, forward + backward per call: ~20 + 60 ms at the paper's fast path
-(the reference loop: ~200 + 300 ms, mepkg's torch loop ~100 + 240 ms); ~0.8 +
-2 ms at the CPU config's (D 64, L 30, N 16; the loop ~8 + 18 ms). numba
+Result, kernels' forward + backward per call: ~12-20 + 27-50 ms at the paper's
+fast path (the reference loop: ~80-200 + 130-300 ms, mepkg's torch loop ~50-100
++ 110-240 ms, all on the same shared machine at different loads); ~0.8 + 1.7 ms
+at the CPU config's (D 64, L 30, N 16; the loop ~8 + 18 ms). numba
 installs from a wheel (no compiler on the user's machine) and compiles on first
 use (~5-12 s, then cached next to this file, or in numba's user cache directory
 when the package directory is read-only; without any writable cache it compiles
@@ -212,7 +213,8 @@ def scan_backward_kernel(u, dt, A, Bm, Cm, D, z, has_z, delta, delta_bias, softp
     Writes du, ddelta, dz (B, D, L) and the per-batch-element dA_b (B, D, N),
     dD_b, dbias_b (B, D) (summed over B by the caller); accumulates dB, dC
     (B, N, L, zeroed by the caller) over channels. Per block of channels the
-    states are recomputed into hs (L + 1, N, block), hs[t + 1] = h_t, not stored
+    states are recomputed into hs (L + 1, N, block), hs[t + 1] = h_t, with
+    dAs[t] = exp(dt_t A) beside them (cheaper to keep than to recompute), not stored
     by the forward; then the adjoint runs backwards in time:
     g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}, dB_t += g_t dt_t u_t, dC_t += dy_t h_t,
     du_t = dt_t sum_n g_t B_t + D dy_t,
@@ -224,6 +226,7 @@ def scan_backward_kernel(u, dt, A, Bm, Cm, D, z, has_z, delta, delta_bias, softp
     zero, one = dy.dtype.type(0), dy.dtype.type(1)
     A_t = _transpose(A)                                          # N x D
     hs = np.zeros((length + 1, n_state, block), dtype=dy.dtype)  # hs[0] = h_0 = 0
+    dAs = np.empty((length, n_state, block), dtype=dy.dtype)     # exp(dt_t A)
     g = np.empty((n_state, block), dtype=dy.dtype)
     dA_blk = np.empty((n_state, block), dtype=dy.dtype)
     dts = np.empty((length, block), dtype=dy.dtype)              # L x block
@@ -250,8 +253,11 @@ def scan_backward_kernel(u, dt, A, Bm, Cm, D, z, has_z, delta, delta_bias, softp
                     Ar = A_t[n, d0:d0 + w]
                     h0 = hs[t, n]
                     h1 = hs[t + 1, n]
+                    ar = dAs[t, n]
                     for j in range(w):
-                        hv = _exp(dtr[j] * Ar[j]) * h0[j] + dtu[j] * Bn
+                        a = _exp(dtr[j] * Ar[j])
+                        ar[j] = a
+                        hv = a * h0[j] + dtu[j] * Bn
                         h1[j] = hv
                         acc[j] += Cn * hv
             for j in range(w):                          # through the gate and the D skip
@@ -289,9 +295,10 @@ def scan_backward_kernel(u, dt, A, Bm, Cm, D, z, has_z, delta, delta_bias, softp
                     h1 = hs[t + 1, n]
                     dC_acc = zero
                     dB_acc = zero
+                    ar = dAs[t, n]
                     for j in range(w):                  # vectorised over channels
                         gn = gr[j] + dyr[j] * Cn
-                        a = _exp(dtr[j] * Ar[j])
+                        a = ar[j]
                         via_a = gn * a * h0[j]          # dL/d(dt_t A) per state
                         dC_acc += dyr[j] * h1[j]
                         dB_acc += gn * dtu[j]
@@ -344,7 +351,8 @@ SCRATCH_BYTES = 256 * 1024  # recomputed states of one channel block: fits L2
 
 def channel_block(n_chan: int, length: int, n_state: int, itemsize: int = 4) -> int:
     """Channels per block: a multiple of 8 (one AVX register of float32) whose
-    recomputed states, (L + 1) x N x block, fit in SCRATCH_BYTES; at most n_chan."""
+    recomputed states, (L + 1) x N x block, fit in SCRATCH_BYTES (and so do their
+    exp(dt A)); at most n_chan."""
     block = SCRATCH_BYTES // ((length + 1) * n_state * itemsize) // 8 * 8
     return max(8, min(block, n_chan))
 
