@@ -1,16 +1,24 @@
-"""Training throughput of the slow-fast Mamba, and a seconds-per-epoch estimate.
+"""Training throughput of the slow-fast Mamba with each selective scan, and a
+seconds-per-epoch estimate.
 
-Prints
-- the selective scan alone (fwd+bwd) at the model's two widths: mepkg's loop,
-  the reference loop, and mambapy's parallel pscan when ``mambapy`` imports;
-- training windows/s (forward + backward + Adam step) of the paper-size model
-  on CPU at batch 32, k 30, for each --threads value, and on CUDA when present
-  (mamba_ssm kernels if importable, else the pure-PyTorch scan);
+Prints, in one run (so that the ratios hold on a shared machine):
+- the fused CPU scan's compile/load time (numba; cached after the first run);
+- the selective scan alone (fwd+bwd) at the paper model's two widths: the fused
+  CPU scan, mepkg's loop, the reference loop (and mambapy's pscan if installed);
+- training windows/s (forward + backward + Adam step, batch 32, k 30) of the
+  paper's model and of the synthetic config's CPU model, for each --threads
+  value, with the fused scan (+ the fused conv+SiLU), the loop and the reference
+  loop (+ torch's conv, i.e. the model before the fused path) swapped into
+  ``mepkg.mamba``; steps of the three alternate, warm-up excluded, median of
+  --steps; on CUDA when present (mamba_ssm if importable);
 - inference windows/s on CPU (prediction of held-out videos, ``mepkg spot``);
 - seconds per epoch for a SAMM-LV-sized fold: training windows = windows with
   an ME frame (other subjects) + background ratio x as many.
 
-    python benchmarks/train.py [--threads 1 2] [--batches 2] [--no-scan]
+Threads: torch.set_num_threads(n); the fused scan splits the batch over the
+same number of threads (it uses no numba threading layer).
+
+    python benchmarks/train.py [--threads 1 2] [--steps 3] [--no-scan]
 """
 
 from __future__ import annotations
@@ -19,13 +27,49 @@ import argparse
 import json
 import logging
 import math
+import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
-from mepkg.mamba import scan_backend, selective_scan, selective_scan_reference
+from mepkg import mamba as mamba_mod
+from mepkg.mamba import (conv1d_silu, scan_backend, selective_scan_loop,
+                         selective_scan_reference)
 from mepkg.model import SlowFastMamba, count_parameters
+
+CPU_MODEL = {"d_model": 32, "depth": 2, "d_state": 16}     # config/synthetic.yaml
+
+
+def cpu_scans() -> dict:
+    """The scans to compare, by name: fused (when it loads), loop, reference."""
+    scans = {}
+    fused = mamba_mod._fused_cpu_scan()
+    if fused is not None:
+        scans["fused"] = fused
+    else:
+        print(f"  (fused CPU scan unavailable: {mamba_mod._fused.get('error')})")
+    scans["loop"] = selective_scan_loop
+    scans["reference"] = selective_scan_reference
+    return scans
+
+
+def use_scan(name: str, scan) -> None:
+    """Swap ``scan`` into mepkg.mamba; the fused scan comes with the fused conv+SiLU, the
+    loops with the torch conv (so that "loop" is the model as it was before the fused path)."""
+    mamba_mod.selective_scan = scan
+    mamba_mod.conv1d_silu = conv1d_silu if name == "fused" else mamba_mod.conv1d_silu_torch
+
+
+def fused_compile_seconds() -> float:
+    """Seconds for the fused scan's first call (numba compile, or load from its cache)."""
+    fused = mamba_mod._fused_cpu_scan()
+    if fused is None:
+        return float("nan")
+    args = scan_inputs(2, 8, 5, 4)
+    t0 = time.perf_counter()
+    fused(*args[:6], z=args[6], delta_bias=args[7], delta_softplus=True).sum().backward()
+    return time.perf_counter() - t0
 
 
 def time_it(fn, repeats: int) -> float:
@@ -64,7 +108,7 @@ def mambapy_scan():
 
 def bench_scans(threads: int, repeats: int) -> None:
     torch.set_num_threads(threads)
-    scans = {"mepkg selective_scan": selective_scan, "reference loop": selective_scan_reference}
+    scans = {"mepkg " + name: scan for name, scan in cpu_scans().items()}
     if (pscan := mambapy_scan()) is not None:
         scans["mambapy pscan"] = pscan
     else:
@@ -81,9 +125,8 @@ def bench_scans(threads: int, repeats: int) -> None:
                   f"fwd+bwd {ms:8.1f} ms")
 
 
-def bench_training(device: torch.device, threads: int, batch: int, k: int, batches: int,
-                   model_args: dict) -> float:
-    torch.set_num_threads(threads)
+def train_step_fn(device: torch.device, batch: int, k: int, model_args: dict):
+    """One training step (forward + backward + Adam) of a fresh model on random data."""
     torch.manual_seed(0)
     model = SlowFastMamba(**model_args).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
@@ -100,8 +143,33 @@ def bench_training(device: torch.device, threads: int, batch: int, k: int, batch
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-    seconds = time_it(step, batches)
-    return batch / seconds
+    return step
+
+
+def bench_training(device: torch.device, threads: int, batch: int, k: int, steps: int,
+                   model_args: dict, scans: dict | None = None, budget_s: float = 60) -> dict:
+    """Training windows/s per scan (median of ``steps`` timed steps after one warm-up,
+    fewer, but at least one, once a round of all scans has taken ``budget_s`` in all;
+    the scans' steps alternate so that load on a shared machine hits them alike)."""
+    torch.set_num_threads(threads)
+    scans = scans or {"fused": mamba_mod.selective_scan}
+    step = train_step_fn(device, batch, k, model_args)
+    original = mamba_mod.selective_scan
+    times = {name: [] for name in scans}
+    start = time.perf_counter()
+    try:
+        for rep in range(steps + 1):
+            if rep >= 2 and time.perf_counter() - start > budget_s:
+                break
+            for name, scan in scans.items():
+                use_scan(name, scan)
+                t0 = time.perf_counter()
+                step()
+                if rep:                                 # rep 0: warm-up
+                    times[name].append(time.perf_counter() - t0)
+    finally:
+        use_scan("fused", original)
+    return {name: batch / statistics.median(t) for name, t in times.items()}
 
 
 @torch.no_grad()
@@ -128,12 +196,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--k", type=int, default=30)
-    p.add_argument("--batches", type=int, default=2, help="timed training steps per setting")
-    p.add_argument("--scan-repeats", type=int, default=3)
-    p.add_argument("--no-scan", action="store_true")
+    p.add_argument("--steps", type=int, default=3,
+                   help="timed training steps per setting and scan (median; the CPU model "
+                        "takes 4x as many)")
+    p.add_argument("--budget", type=float, default=60,
+                   help="seconds per model and thread count after which fewer steps are timed")
+    p.add_argument("--scan-repeats", type=int, default=2)
+    p.add_argument("--no-scan", action="store_true", help="skip the scan-alone timings")
     p.add_argument("--model", type=json.loads, default={},
-                   help='SlowFastMamba arguments as JSON (default: the paper\'s), e.g. the '
-                        'synthetic config\'s \'{"d_model": 32, "depth": 2, "d_state": 16}\'')
+                   help="SlowFastMamba arguments as JSON for the first model (default: the "
+                        f"paper's); the second is the synthetic config's CPU model {CPU_MODEL}")
     # SAMM-LV fold size (SPEC 1): 79 ME videos, 29 subjects, ~215k sampled frames at frame_skip 7
     p.add_argument("--n-me", type=int, default=159, help="MEs in the fold's dataset")
     p.add_argument("--me-len", type=float, default=10.0, help="positive sampled frames per ME")
@@ -143,26 +215,42 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    print(f"SlowFastMamba({args.model or 'paper'}) parameters: "
-          f"{count_parameters(SlowFastMamba(**args.model)):,}")
+    print(f"fused CPU scan: {scan_backend('cpu')}; first call (compile or cache load) "
+          f"{fused_compile_seconds():.1f} s; CPU: {torch.backends.cpu.get_cpu_capability()}, "
+          f"torch {torch.__version__}")
     if not args.no_scan:
-        print(f"selective scan, CPU, threads {args.threads[0]}:")
+        print(f"selective scan alone, CPU, threads {args.threads[0]}:")
         bench_scans(args.threads[0], args.scan_repeats)
 
+    scans = cpu_scans()
+    models = {"paper model": args.model, "CPU model": CPU_MODEL}
+    print(f"training windows/s, CPU, batch {args.batch}, k {args.k} (fwd+bwd+Adam, median):")
+    header = "".join(f"{name:>11s}" for name in scans)
+    print(f"  {'model':12s} {'parameters':>10s} {'threads':>7s}{header}"
+          + ("   fused/loop fused/ref" if "fused" in scans else ""))
     rates = {}
-    for threads in args.threads:
-        rate = bench_training(torch.device("cpu"), threads, args.batch, args.k, args.batches,
-                              args.model)
-        rates[threads] = rate
-        print(f"training CPU threads={threads} ({scan_backend('cpu')}): batch {args.batch}, "
-              f"k {args.k}: {rate:.2f} windows/s (fwd+bwd+Adam)")
-    rate = bench_inference(args.threads[0], args.k, args.model)
-    print(f"inference CPU threads={args.threads[0]}: {rate:.1f} windows/s (batch 256, k {args.k})")
+    for label, model_args in models.items():
+        n_params = count_parameters(SlowFastMamba(**model_args))
+        steps = args.steps * (1 if label == "paper model" else 4)
+        for threads in args.threads:
+            r = bench_training(torch.device("cpu"), threads, args.batch, args.k, steps,
+                               model_args, scans, args.budget)
+            rates[(label, threads)] = r
+            cells = "".join(f"{r[name]:11.2f}" for name in scans)
+            ratio = (f"   {r['fused'] / r['loop']:9.1f}x {r['fused'] / r['reference']:8.1f}x"
+                     if "fused" in r else "")
+            print(f"  {label:12s} {n_params:10,d} {threads:7d}{cells}{ratio}")
+    for label, model_args in models.items():
+        rate = bench_inference(args.threads[0], args.k, model_args)
+        print(f"inference CPU threads={args.threads[0]} {label}: {rate:.1f} windows/s "
+              f"(batch 256, k {args.k}, {scan_backend('cpu')})")
+    epoch_rates = {f"CPU threads={t}": rates[("paper model", t)][next(iter(scans))]
+                   for t in args.threads}
     if torch.cuda.is_available():
-        rate = bench_training(torch.device("cuda"), 1, args.batch, args.k, max(args.batches, 10),
-                              args.model)
-        rates["cuda"] = rate
-        print(f"training CUDA ({scan_backend('cuda')}): {rate:.1f} windows/s")
+        rate = bench_training(torch.device("cuda"), 1, args.batch, args.k,
+                              max(args.steps, 10), args.model)["fused"]
+        epoch_rates["CUDA"] = rate
+        print(f"training CUDA ({scan_backend('cuda')}), paper model: {rate:.1f} windows/s")
 
     all_windows = args.sampled_frames / (args.k / 2) - 79
     fold = samm_fold_windows(args.n_me, args.me_len, args.k, args.ratio, args.subjects)
@@ -171,11 +259,11 @@ def main() -> None:
           f"fold ~{fold:,.0f} ({args.n_me} MEs x {(args.me_len + args.k - 1) / (args.k / 2):.1f} "
           f"windows each x {args.subjects - 1}/{args.subjects} subjects x (1 + {args.ratio})), "
           f"{steps} steps/epoch")
-    for key, rate in rates.items():
+    print(f"paper model, {next(iter(scans))} scan:")
+    for key, rate in epoch_rates.items():
         per_epoch = fold / rate
-        print(f"  {'CPU threads=' + str(key) if key != 'cuda' else 'CUDA':14s}: "
-              f"{per_epoch:8.0f} s/epoch, {per_epoch * 50 / 3600:6.1f} h for 50 epochs "
-              f"(one fold); one pass over all {all_windows:,.0f} windows: "
+        print(f"  {key:14s}: {per_epoch:8.0f} s/epoch, {per_epoch * 50 / 3600:6.1f} h for 50 "
+              f"epochs (one fold); one pass over all {all_windows:,.0f} windows: "
               f"{all_windows / rate / 3600:6.2f} h")
 
 

@@ -1,23 +1,35 @@
-"""The Mamba mixer (selective state-space layer) with a pure-PyTorch scan.
+"""The Mamba mixer (selective state-space layer), with fused CPU kernels and a
+pure-PyTorch scan.
 
 Parameter names and initialisation follow ``mamba_ssm.Mamba`` (Gu & Dao,
 "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023), so
 state dicts move between the two unchanged: ``in_proj``, ``conv1d``,
 ``x_proj``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``.
 
-The selective scan runs on one of two paths, chosen per call and logged once
-per device:
+``Mamba.forward`` calls the module-level ``selective_scan`` (and ``conv1d_silu``),
+which pick a path per call, logged once per device:
 
-- ``mamba_ssm``'s CUDA kernel, when ``mamba_ssm`` imports and the tensor is
-  on a CUDA device;
-- ``selective_scan`` (pure PyTorch, any device): a cache-friendly loop over
-  time, h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t. For the short windows
-  of this model (k <= 50 steps) it beat a parallel (Hillis-Steele) scan and
-  mambapy's Blelloch ``pscan`` on CPU, both of which materialise
-  (B, L, D, N) tensors (numbers: ``python benchmarks/train.py``).
+- CUDA tensors: ``mamba_ssm``'s CUDA kernel when ``mamba_ssm`` imports, else the
+  pure-PyTorch loop (no host sync per step, so it stays asynchronous on a GPU);
+- CPU float32/float64 tensors: the fused scan of ``mepkg.scan_cpu`` (numba
+  kernels, one call per block for the forward and one for the backward, states
+  recomputed in the backward as in mamba_ssm's kernel) and the fused causal
+  conv + SiLU of ``mepkg.conv_cpu``. numba is a wheel (no compiler needed on the
+  user's machine); its kernels vectorise exp with a polynomial, see
+  ``mepkg.scan_cpu``. Where numba cannot load, the loop runs and one warning
+  says so;
+- anything else (other dtypes, other devices): ``selective_scan_loop``.
 
+Measured on a 2-vCPU shared machine, 1 thread, training step (forward +
+backward + Adam, batch 32, k 30): the paper's model 4.7-5.9x the windows/s it
+gets with ``selective_scan_reference`` swapped in, the synthetic config's CPU
+model 2.3-2.5x the loop's (``python benchmarks/train.py``; docs/benchmarks.md).
+
+``selective_scan_loop`` is a cache-friendly loop over time; for the short windows
+of this model (k <= 50) it beat a parallel (Hillis-Steele) scan and mambapy's
+Blelloch ``pscan``, which materialise (B, L, D, N) tensors.
 ``selective_scan_reference`` is a plain loop doing every step's arithmetic
-separately: the readable reference the fast path is tested against.
+separately: the readable reference both fast paths are tested against.
 
 Shapes use mamba_ssm's layout: B batch, L steps, D channels (d_inner),
 N state size.
@@ -43,6 +55,29 @@ except Exception as err:  # ImportError, or a broken CUDA build raising at impor
     _CUDA_SCAN_ERROR = f"{type(err).__name__}: {err}"
 
 _logged_backends: set[str] = set()
+_fused: dict = {}          # "scan": the fused CPU scan, or "error": why it did not load
+
+
+def _fused_cpu(u: torch.Tensor) -> bool:
+    """Whether the fused CPU kernels take ``u``: a CPU float32/float64 tensor, numba loaded."""
+    return (u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64)
+            and _fused_cpu_scan() is not None)
+
+
+def _fused_cpu_scan():
+    """The fused CPU scan (mepkg.scan_cpu), imported on first use; None where it cannot
+    load (numba missing or broken), logged once."""
+    if not _fused:
+        try:
+            from mepkg.scan_cpu import fused_selective_scan
+            _fused["scan"] = fused_selective_scan
+        except Exception as err:  # ImportError, or numba failing to set up
+            _fused["scan"] = None
+            _fused["error"] = f"{type(err).__name__}: {err}"
+            log.warning("Fused CPU selective scan unavailable (%s); using the pure-PyTorch "
+                        "loop, which is several times slower: pip install numba",
+                        _fused["error"])
+    return _fused["scan"]
 
 
 @dataclass
@@ -63,9 +98,12 @@ class MambaConfig:
 
 
 def scan_backend(device: torch.device | str) -> str:
-    """Name of the selective-scan implementation used for tensors on ``device``."""
-    if torch.device(device).type == "cuda" and _cuda_scan is not None:
+    """Name of the selective-scan implementation used for float tensors on ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda" and _cuda_scan is not None:
         return "mamba_ssm CUDA kernel"
+    if device.type == "cpu" and _fused_cpu_scan() is not None:
+        return "fused CPU scan (numba)"
     return "pure-PyTorch sequential scan"
 
 
@@ -82,12 +120,13 @@ def _log_backend_once(device: torch.device) -> None:
         log.info("Mamba selective scan on %s: %s", device, name)
 
 
-def selective_scan_reference(u, delta, A, B, C, D, z=None, delta_bias=None,
+def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                              delta_softplus=False):
     """Selective scan as a plain loop over time (the reference).
 
-    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D: (D,); delta_bias: (D,).
-    Returns y: (B, D, L).
+    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D, delta_bias: (D,); each of
+    D, z, delta_bias may be None (mamba_ssm's signature). Returns y: (B, D, L):
+    h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t, y_t = (C_t . h_t + D u_t) silu(z_t).
     """
     if delta_bias is not None:
         delta = delta + delta_bias[None, :, None]
@@ -101,20 +140,24 @@ def selective_scan_reference(u, delta, A, B, C, D, z=None, delta_bias=None,
         dBu = delta[:, :, t, None] * B[:, None, :, t] * u[:, :, t, None]  # B x D x N
         h = dA * h + dBu                                               # B x D x N
         ys.append((h * C[:, None, :, t]).sum(-1))                      # B x D
-    y = torch.stack(ys, dim=-1) + u * D[None, :, None]                 # B x D x L
+    y = torch.stack(ys, dim=-1)                                        # B x D x L
+    if D is not None:
+        y = y + u * D[None, :, None]
     if z is not None:
         y = y * F.silu(z)
     return y
 
 
-def selective_scan(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False):
-    """Selective scan, pure PyTorch: same arguments and result as the reference.
+def selective_scan_loop(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """Selective scan, pure PyTorch on any device: same arguments and result as the reference.
 
     Still a loop over time, arranged for the CPU cache: every per-step operand
     is a contiguous slice, the first step skips the zero state, and the output
     contraction with C is one batched matmul per step. Materialising the
     (B, L, D, N) discretised tensors up front (as a parallel scan must) was
     3-15x slower on CPU at batch 32, L 15-50, N 64: they do not fit in cache.
+    No host sync per step (no .item(), no branching on tensor values), so it
+    also runs asynchronously on CUDA.
     """
     if delta_bias is not None:
         delta = delta + delta_bias[None, :, None]
@@ -134,10 +177,43 @@ def selective_scan(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus
             dA = torch.exp(delta_t[:, t, :, None] * A)                 # B x D x N
             h = torch.addcmul(dBu, dA, h)                              # B x D x N
         ys.append(torch.bmm(h, C_t[:, t]))                             # B x D x 1
-    y = torch.cat(ys, dim=-1) + u * D[None, :, None]                   # B x D x L
+    y = torch.cat(ys, dim=-1)                                          # B x D x L
+    if D is not None:
+        y = y + u * D[None, :, None]
     if z is not None:
         y = y * F.silu(z)
     return y
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """Selective scan on the best path for the tensors' device (see the module docstring).
+
+    u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D, delta_bias: (D,).
+    Returns y: (B, D, L), as ``selective_scan_reference``.
+    """
+    _log_backend_once(u.device)
+    if u.is_cuda and _cuda_scan is not None:
+        return _cuda_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
+                          delta_softplus=delta_softplus)
+    if _fused_cpu(u):
+        return _fused["scan"](u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
+                              delta_softplus=delta_softplus)
+    return selective_scan_loop(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
+                               delta_softplus=delta_softplus)
+
+
+def conv1d_silu_torch(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """silu(causal depthwise conv1d(x)): (B, D, L) -> (B, D, L), torch ops."""
+    return F.silu(conv(x)[..., :x.shape[-1]])
+
+
+def conv1d_silu(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """silu(causal depthwise conv1d(x)), (B, D, L) -> (B, D, L): fused on CPU where the
+    fused scan runs (mepkg.conv_cpu), ``conv1d_silu_torch`` elsewhere."""
+    if _fused_cpu(x):
+        from mepkg.conv_cpu import causal_conv1d_silu
+        return causal_conv1d_silu(x, conv.weight, conv.bias)
+    return conv1d_silu_torch(x, conv)
 
 
 class Mamba(nn.Module):
@@ -174,18 +250,16 @@ class Mamba(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        length = hidden.shape[1]
         xz = self.in_proj(hidden).transpose(1, 2)                      # B x 2D x L
         x, z = xz.chunk(2, dim=1)                                      # B x D x L each
-        x = F.silu(self.conv1d(x)[..., :length])                       # B x D x L, causal
+        x = conv1d_silu(x, self.conv1d)                                # B x D x L, causal
         x_dbl = self.x_proj(x.transpose(1, 2))                         # B x L x (R + 2N)
         dt, B, C = torch.split(x_dbl, [cfg.dt_rank, cfg.d_state, cfg.d_state], dim=-1)
         delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)         # B x D x L, bias in scan
         B = B.transpose(1, 2).contiguous()                             # B x N x L
         C = C.transpose(1, 2).contiguous()                             # B x N x L
         A = -torch.exp(self.A_log.float())                             # D x N
-        _log_backend_once(hidden.device)
-        scan = _cuda_scan if (hidden.is_cuda and _cuda_scan is not None) else selective_scan
-        y = scan(x.contiguous(), delta.contiguous(), A, B, C, self.D.float(), z=z.contiguous(),
-                 delta_bias=self.dt_proj.bias.float(), delta_softplus=True)  # B x D x L
+        y = selective_scan(x.contiguous(), delta.contiguous(), A, B, C, self.D.float(),
+                           z=z.contiguous(), delta_bias=self.dt_proj.bias.float(),
+                           delta_softplus=True)                        # B x D x L
         return self.out_proj(y.transpose(1, 2))                        # B x L x d_model

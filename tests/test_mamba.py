@@ -1,14 +1,21 @@
-"""mepkg.mamba: mamba_ssm-compatible parameters and init, the scan against its loop."""
+"""mepkg.mamba: mamba_ssm-compatible parameters and init; the fused CPU scan and the
+pure-PyTorch loop against the reference loop; which scan runs where."""
 
 import logging
 import math
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mepkg import mamba as mamba_mod
-from mepkg.mamba import Mamba, MambaConfig, selective_scan, selective_scan_reference
+from mepkg.mamba import (Mamba, MambaConfig, selective_scan, selective_scan_loop,
+                         selective_scan_reference)
+from mepkg.model import SlowFastMamba
+
+scan_cpu = pytest.importorskip("mepkg.scan_cpu", reason="numba not installed")
+fused_selective_scan = scan_cpu.fused_selective_scan
 
 torch.set_num_threads(1)
 
@@ -55,27 +62,120 @@ def _scan_inputs(dtype, batch=3, d=6, length=17, n=5, seed=0):
                 delta_bias=r(d) * 0.1)
 
 
+def _values_and_grads(scan, inputs, delta_softplus):
+    leaves = {k: (v.clone().requires_grad_() if v is not None else None)
+              for k, v in inputs.items()}
+    y = scan(**leaves, delta_softplus=delta_softplus)
+    weights = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)
+    (y * weights).sum().backward()
+    return y.detach(), {k: v.grad for k, v in leaves.items() if v is not None}
+
+
+def _assert_same_as_reference(scan, inputs, delta_softplus=True):
+    y, grads = _values_and_grads(scan, inputs, delta_softplus)
+    y_ref, grads_ref = _values_and_grads(selective_scan_reference, inputs, delta_softplus)
+    assert y.shape == inputs["u"].shape
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    assert set(grads) == set(grads_ref) == {k for k, v in inputs.items() if v is not None}
+    for name in grads_ref:
+        scale = grads_ref[name].abs().max().item()
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-5 * (1 + scale),
+                                   msg=lambda m: f"gradient of {name}: {m}")
+
+
 @pytest.mark.parametrize("with_z", [True, False])
-def test_fast_scan_equals_reference_loop_values_and_gradients(with_z):
+def test_loop_equals_reference_values_and_gradients(with_z):
     inputs = _scan_inputs(torch.float32)
     if not with_z:
         inputs["z"] = None
+    _assert_same_as_reference(selective_scan_loop, inputs)
+
+
+@pytest.mark.parametrize("batch, d, length, n", [
+    (2, 8, 15, 16), (3, 40, 30, 16),     # 40 channels: one full block of 32 and a partial one
+    (2, 6, 50, 64), (1, 70, 30, 64),
+])
+def test_fused_scan_equals_reference_values_and_gradients(batch, d, length, n):
+    _assert_same_as_reference(fused_selective_scan,
+                              _scan_inputs(torch.float32, batch, d, length, n))
+
+
+@pytest.mark.parametrize("drop", [("z",), ("D",), ("delta_bias",), ("z", "D", "delta_bias")])
+@pytest.mark.parametrize("delta_softplus", [True, False])
+def test_fused_scan_optional_inputs(drop, delta_softplus):
+    inputs = _scan_inputs(torch.float32, batch=2, d=5, length=15, n=16)
+    if not delta_softplus:
+        inputs["delta"] = inputs["delta"].abs()          # step sizes stay positive
+    for name in drop:
+        inputs[name] = None
+    _assert_same_as_reference(fused_selective_scan, inputs, delta_softplus)
+
+
+def test_fused_scan_gradcheck_float64():
+    inputs = _scan_inputs(torch.float64, batch=2, d=3, length=6, n=4)
+    names = list(inputs)
+    leaves = [inputs[k].requires_grad_() for k in names]
+    fn = lambda *xs: fused_selective_scan(**dict(zip(names, xs)), delta_softplus=True)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-6)
+
+
+def test_fused_exp_is_accurate_in_float32():
+    x = torch.linspace(-87, 10, 200_001)
+    got = torch.from_numpy(scan_cpu.fast_exp_array(x.numpy()))
+    rel = ((got.double() - torch.exp(x.double())) / torch.exp(x.double())).abs().max().item()
+    assert rel < 3e-7
+    assert scan_cpu.fast_exp_array(torch.tensor([-200.0]).numpy())[0] < 1e-37   # no NaN/inf
+
+
+def test_fused_scan_same_for_any_thread_count():
+    inputs = _scan_inputs(torch.float32, batch=5, d=8, length=15, n=16)
+    torch.set_num_threads(2)
+    try:
+        y2, g2 = _values_and_grads(fused_selective_scan, inputs, True)
+    finally:
+        torch.set_num_threads(1)
+    y1, g1 = _values_and_grads(fused_selective_scan, inputs, True)
+    assert torch.equal(y1, y2) and all(torch.equal(g1[k], g2[k]) for k in g1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_conv_silu_equals_torch_conv(dtype):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(40, 40, kernel_size=4, groups=40, padding=3).to(dtype)
+    x = torch.randn(3, 40, 15, dtype=dtype)
     results = []
-    for scan in (selective_scan, selective_scan_reference):
-        leaves = {k: (v.clone().requires_grad_() if v is not None else None)
-                  for k, v in inputs.items()}
-        y = scan(**leaves, delta_softplus=True)
-        weights = torch.linspace(-1, 1, y.numel()).reshape(y.shape)
-        (y * weights).sum().backward()
-        grads = {k: v.grad for k, v in leaves.items() if v is not None}
-        results.append((y.detach(), grads))
-    (y_fast, g_fast), (y_ref, g_ref) = results
-    assert y_fast.shape == (3, 6, 17)
-    torch.testing.assert_close(y_fast, y_ref, rtol=1e-5, atol=1e-5)
-    assert set(g_fast) == set(g_ref) and len(g_fast) == (8 if with_z else 7)
-    for name in g_ref:
-        torch.testing.assert_close(g_fast[name], g_ref[name], rtol=1e-4, atol=1e-4,
-                                   msg=lambda m: f"gradient of {name}: {m}")
+    for fn in (mamba_mod.conv1d_silu, mamba_mod.conv1d_silu_torch):
+        conv.zero_grad()
+        xl = x.clone().requires_grad_()
+        y = fn(xl, conv)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=dtype).reshape(y.shape)).sum().backward()
+        results.append((y.detach(), xl.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for fused, torch_conv in zip(*results):
+        torch.testing.assert_close(fused, torch_conv, rtol=1e-5, atol=1e-6)
+
+
+def test_training_losses_do_not_depend_on_the_scan(monkeypatch):
+    def losses(scan):                                   # fused: fused conv too; loop: torch's
+        monkeypatch.setattr(mamba_mod, "selective_scan", scan)
+        monkeypatch.setattr(mamba_mod, "conv1d_silu", mamba_mod.conv1d_silu
+                            if scan is fused_selective_scan else mamba_mod.conv1d_silu_torch)
+        torch.manual_seed(0)
+        model = SlowFastMamba(d_model=16, depth=1, d_state=8).train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x, target = torch.randn(4, 36, 16), torch.rand(4, 16)
+        out = []
+        for _ in range(20):
+            spot, logits = model(x)
+            loss = F.mse_loss(spot, target) + 0.1 * logits.square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        return torch.tensor(out, dtype=torch.float64)
+
+    fused, loop = losses(fused_selective_scan), losses(selective_scan_loop)
+    torch.testing.assert_close(fused, loop, rtol=1e-4, atol=0)
+    assert fused[-1] < fused[0]                           # it trains
 
 
 def test_reference_loop_matches_closed_form_for_one_channel():
@@ -89,7 +189,7 @@ def test_reference_loop_matches_closed_form_for_one_channel():
     a = math.exp(-1.0)
     h = [0.5, a * 0.5 + 1.0, a * (a * 0.5 + 1.0) - 1.0]
     expected = torch.tensor([[[h[0] * 1 + 0.5, h[1] * 3 + 1.0, h[2] * 1 - 0.5]]])
-    for scan in (selective_scan_reference, selective_scan):
+    for scan in (selective_scan_reference, selective_scan_loop, fused_selective_scan):
         torch.testing.assert_close(scan(u, delta, A, B, C, D), expected)
 
 
@@ -110,14 +210,40 @@ def test_scan_path_is_logged(caplog):
     mamba_mod._logged_backends.clear()
     with caplog.at_level(logging.INFO, logger="mepkg.mamba"):
         Mamba(d_model=8, d_state=4)(torch.randn(1, 3, 8))
-    assert "pure-PyTorch sequential scan" in caplog.text
+    assert "fused CPU scan (numba)" in caplog.text
+    assert mamba_mod.scan_backend("cpu") == "fused CPU scan (numba)"
+
+
+def test_cpu_falls_back_to_the_loop_with_one_log_line(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "numba", None)          # import numba fails
+    monkeypatch.delitem(sys.modules, "mepkg.scan_cpu")
+    monkeypatch.setattr(mamba_mod, "_fused", {})
+    monkeypatch.setattr(mamba_mod, "_logged_backends", set())
+    inputs = _scan_inputs(torch.float32)
+    with caplog.at_level(logging.INFO, logger="mepkg.mamba"):
+        y = selective_scan(**inputs, delta_softplus=True)
+        selective_scan(**inputs, delta_softplus=True)
     assert mamba_mod.scan_backend("cpu") == "pure-PyTorch sequential scan"
+    torch.testing.assert_close(y, selective_scan_loop(**inputs, delta_softplus=True))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "Fused CPU selective scan unavailable" in warnings[0].message
+
+
+def test_fused_scan_only_takes_cpu_float_tensors(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("fused scan called")
+    monkeypatch.setattr(mamba_mod, "_fused", {"scan": refuse})
+    inputs = _scan_inputs(torch.float32)
+    meta = {k: v.to("meta") for k, v in inputs.items()}      # stands in for a CUDA tensor
+    assert selective_scan(**meta, delta_softplus=True).device.type == "meta"
+    half = {k: v.to(torch.bfloat16) for k, v in inputs.items()}
+    assert selective_scan(**half, delta_softplus=True).dtype == torch.bfloat16
 
 
 def test_cuda_path_is_chosen_when_mamba_ssm_imports(monkeypatch, caplog):
     monkeypatch.setattr(mamba_mod, "_cuda_scan", lambda *a, **k: None)
     assert mamba_mod.scan_backend("cuda") == "mamba_ssm CUDA kernel"
-    assert mamba_mod.scan_backend("cpu") == "pure-PyTorch sequential scan"
+    assert mamba_mod.scan_backend("cpu") == "fused CPU scan (numba)"
     monkeypatch.setattr(mamba_mod, "_cuda_scan", None)
     monkeypatch.setattr(mamba_mod, "_CUDA_SCAN_ERROR", "ModuleNotFoundError: mamba_ssm")
     mamba_mod._logged_backends.clear()
