@@ -39,7 +39,7 @@ if workflow.nodes is None and (CORES or 0) > usable_cores():
 include: "rules/common.smk"
 
 
-# The per-dataset protocol (SPEC 1 table) overrides config.yaml's defaults;
+# The per-dataset protocol (docs/method.md §1.6) overrides config.yaml's defaults;
 # --configfile and --config still win (Snakemake re-applies them).
 if PROTOCOL_FILE:
 

@@ -3,7 +3,7 @@
 For every LOSO fold of a finished workflow run, reads the held-out videos'
 spot curves (folds/<subject>/scores.h5) and the labels, and prints the mean
 spot score inside the labelled micro-expressions (sampled frames onset+1 ..
-offset-1, the training target of SPEC 3) over the mean outside them:
+offset-1, the training target of docs/method.md §3) over the mean outside them:
 
     python benchmarks/fold_curves.py results/synthetic-small-sammlv
 

@@ -206,7 +206,7 @@ def main() -> None:
     p.add_argument("--model", type=json.loads, default={},
                    help="SlowFastMamba arguments as JSON for the first model (default: the "
                         f"paper's); the second is the synthetic config's CPU model {CPU_MODEL}")
-    # SAMM-LV fold size (SPEC 1): 79 ME videos, 29 subjects, ~215k sampled frames at frame_skip 7
+    # SAMM-LV fold size (docs/method.md §1): 79 ME videos, 29 subjects, ~215k sampled frames at frame_skip 7
     p.add_argument("--n-me", type=int, default=159, help="MEs in the fold's dataset")
     p.add_argument("--me-len", type=float, default=10.0, help="positive sampled frames per ME")
     p.add_argument("--sampled-frames", type=int, default=215_000)

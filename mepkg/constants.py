@@ -1,10 +1,10 @@
 """The names and sizes every stage shares, spelt once (issue 13).
 
-Classes    the recognition head's classes in index order (SPEC 3): the four
+Classes    the recognition head's classes in index order (docs/method.md §3): the four
            emotions, then ``neutral`` (no ME) at index 4.
 Channels   N_CHANNELS = 36 feature channels per window step: the 18 ROI
            motions of ``mepkg.roi.MOTION_NAMES``, each as (dx, dy), interleaved
-           (channel 2 m = dx of motion m, 2 m + 1 = its dy; SPEC 2 step 7).
+           (channel 2 m = dx of motion m, 2 m + 1 = its dy; docs/method.md §2.7).
 Landmarks  N_LANDMARKS = 68 iBUG points (dlib / face_alignment order).
 Layouts    the folder and file names of the dataset layouts, written by the
            synthetic benchmark (``mepkg.synth``) and read by the adapters

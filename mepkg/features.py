@@ -1,4 +1,4 @@
-"""ROI optical-flow window features of a video, streamed (SPEC 2 steps 2-8).
+"""ROI optical-flow window features of a video, streamed (docs/method.md §2.2-§2.8).
 
 For every window (k sampled frames, stride k/2) the reference frame fixes a
 face crop (from its landmarks) and ROIs on it (:mod:`mepkg.roi`); every later
@@ -50,7 +50,7 @@ QUALITY_FLAGS = {"reused_crop": REUSED_CROP, "redetect_failed": REDETECT_FAILED,
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Feature extraction settings; defaults are the paper's (SPEC 2 and its dataset table).
+    """Feature extraction settings; defaults are the paper's (docs/method.md §2 and its dataset table).
 
     The single source of these defaults: config.yaml's ``features`` group and
     rules/schemas/config.schema.yaml mirror them (tests/test_workflow_config.py
@@ -67,16 +67,16 @@ class FeatureConfig:
 
     k: int = 30                 # window length in sampled frames (SAMM-LV; CAS(ME)^3: 50)
     frame_skip: int = 7         # every frame_skip-th original frame (SAMM-LV; CAS(ME)^3: 1)
-    backend: str = "dlib"       # landmark backend (SPEC 2 step 1)
-    crop_size: int = 320        # face crop side in pixels (SPEC 2 step 2)
-    # Farneback flow (SPEC 2 step 4)
+    backend: str = "dlib"       # landmark backend (docs/method.md §2.1)
+    crop_size: int = 320        # face crop side in pixels (docs/method.md §2.2)
+    # Farneback flow (docs/method.md §2.4)
     pyr_scale: float = 0.5
     levels: int = 3
     winsize: int = 15
     iterations: int = 5
     poly_n: int = 7
     poly_sigma: float = 1.5
-    # robust motion: fraction of largest-magnitude pixels averaged, border trims (SPEC 2 step 5)
+    # robust motion: fraction of largest-magnitude pixels averaged, border trims (docs/method.md §2.5)
     top_nose: float = 0.7                          # nose bridge R2
     trim_nose: tuple[int, int, int, int] = (15, 10, 5, 5)   # top, bottom, left, right
     top_region: float = 0.3                        # whole R1 / R3 / R4
@@ -85,7 +85,7 @@ class FeatureConfig:
     top_r3_sub: float = 0.3                        # R3's sub-patches
     top_lid: float = 0.3                           # lower lids R6 / R7
     trim_lid: int = 5
-    # head motion (SPEC 2 step 6)
+    # head motion (docs/method.md §2.6)
     align_threshold: float = 1.0                   # nose-bridge px that trigger re-alignment
     max_realign: int = 3                           # re-alignments per frame at most
 
@@ -144,7 +144,7 @@ class _Window:
         crop = crop_gray(frame, tuple(self.box), c.crop_size)
         head = self._head(crop)
         shifts = 0
-        while math.hypot(*head) > c.align_threshold:   # SPEC 2 step 6
+        while math.hypot(*head) > c.align_threshold:   # docs/method.md §2.6
             if shifts == c.max_realign:
                 self.quality |= ALIGNMENT_CAPPED
                 break
@@ -163,7 +163,7 @@ class _Window:
 
 # ---------------------------------------------------------------- reference frames
 class _References:
-    """Chooses crop and landmarks at each reference frame (SPEC 2 steps 2, 8)."""
+    """Chooses crop and landmarks at each reference frame (docs/method.md §2 steps 2, 8)."""
 
     def __init__(self, track: LandmarkTrack, config: FeatureConfig, name: str):
         self.track, self.config, self.name = track, config, name
@@ -197,7 +197,7 @@ class _References:
                 quality = 0
                 if self._backend is None:
                     self._backend = get_backend(self.config.backend)
-                found = self._backend.detect(crop)   # SPEC 2 step 2: re-detect on the crop
+                found = self._backend.detect(crop)   # docs/method.md §2.2: re-detect on the crop
                 if found is None:
                     points = to_crop_coords(self.track.landmarks[i], box, size)
                     quality = REDETECT_FAILED

@@ -2,7 +2,7 @@
 
 Every writer writes atomically (temporary name, then rename), every reader
 checks shapes, dtypes and attributes and rejects a truncated or foreign file
-with a message naming it. Schemas (DESIGN.md):
+with a message naming it. Schemas:
 
 landmarks/<video_id>.h5  reference-frame face boxes and 68 landmarks
 features/<video_id>.h5   ROI optical-flow window features
@@ -21,7 +21,7 @@ import numpy as np
 from mepkg.atomic import atomic_output
 from mepkg.constants import N_CHANNELS, N_LANDMARKS
 
-N_CLASSES = 5  # 4 emotions + neutral (SPEC 3)
+N_CLASSES = 5  # 4 emotions + neutral (docs/method.md §3)
 
 
 def _open_checked(path: str | os.PathLike, kind: str) -> h5py.File:
@@ -144,9 +144,9 @@ def read_landmarks(path: str | os.PathLike) -> LandmarkTrack:
 # ---------------------------------------------------------------- features
 @dataclass
 class FeatureSet:
-    """ROI optical-flow window features of one video (SPEC 2)."""
+    """ROI optical-flow window features of one video (docs/method.md §2)."""
 
-    features: np.ndarray      # (W, 36, k) float32, channel order of SPEC 2 step 7
+    features: np.ndarray      # (W, 36, k) float32, channel order of docs/method.md §2.7
     window_start: np.ndarray  # (W,) int64, sampled index of each reference frame
     landmarks: np.ndarray     # (W, 68, 2) float32, reference-frame landmarks in crop coordinates
     crop_box: np.ndarray      # (W, 4) int32, top, bottom, left, right in frame pixels

@@ -1,4 +1,4 @@
-"""Face detection and 68 iBUG landmarks at the reference frames (SPEC 2 step 1).
+"""Face detection and 68 iBUG landmarks at the reference frames (docs/method.md §2.1).
 
 Backends share one interface, :class:`LandmarkBackend`: ``detect(image)``
 returns the largest face as ``(box, points)`` (box = left, top, right,

@@ -83,9 +83,9 @@ def _fused_cpu_scan():
 @dataclass
 class MambaConfig:
     d_model: int            # D_model: width of the residual stream
-    d_state: int = 64       # N: SSM state size (SPEC 4: d_state 64)
-    d_conv: int = 4         # width of the causal depthwise convolution (SPEC 4)
-    expand: int = 2         # E: d_inner = E * d_model (SPEC 4)
+    d_state: int = 64       # N: SSM state size (docs/method.md §4: d_state 64)
+    d_conv: int = 4         # width of the causal depthwise convolution (docs/method.md §4)
+    expand: int = 2         # E: d_inner = E * d_model (docs/method.md §4)
     dt_rank: int | str = "auto"  # R: rank of the step-size projection; auto = ceil(d_model / 16)
     dt_min: float = 1e-3    # initial step sizes are log-uniform in [dt_min, dt_max] (mamba_ssm)
     dt_max: float = 1e-1

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def drop_long_events(events: pd.DataFrame, max_duration: int) -> pd.DataFrame:
     """``events`` without the micro events longer than ``max_duration`` original frames.
 
-    0 keeps every event (SPEC 1: CAS(ME)^3 spNO.214 c is a 3455-frame "micro").
+    0 keeps every event (docs/method.md §1: CAS(ME)^3 spNO.214 c is a 3455-frame "micro").
     """
     if not max_duration:
         return events

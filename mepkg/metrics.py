@@ -593,13 +593,13 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
 # ---------------------------------------------------------------- the run's tables
 @dataclass(frozen=True)
 class EvaluateSettings:
-    """config.yaml's ``evaluate`` group; the single source of its defaults (SPEC 7).
+    """config.yaml's ``evaluate`` group; the single source of its defaults (docs/method.md §7).
 
     The schema and config.yaml mirror these (tests/test_workflow_config.py checks).
     """
 
     mode: str = "official"                  # headline numbers: official (MEGC) | strict
-    emotions: tuple[str, ...] = DEFAULT_EMOTIONS   # analysed classes (SPEC 7: `others` excluded)
+    emotions: tuple[str, ...] = DEFAULT_EMOTIONS   # analysed classes (docs/method.md §7: `others` excluded)
     bootstrap: int = 1000                   # subject-level bootstrap resamples (0: none)
     seed: int = 0                           # bootstrap seed
     sweep_p: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)

@@ -1,4 +1,4 @@
-"""Slow-fast Mamba (METST_SF, SPEC 4): per-frame spot score and class logits.
+"""Slow-fast Mamba (METST_SF, docs/method.md §4): per-frame spot score and class logits.
 
     input (B, 36, k) ROI-flow window
       stem: Conv1d 36->D + BN + ReLU, Conv1d D->D + BN + ReLU        B x D x k
@@ -43,7 +43,7 @@ MODEL_FILE_KEYS = ("format_version", "state_dict", "model_config", "k", "frame_s
 
 @dataclass
 class ModelConfig:
-    """SlowFastMamba's settings; defaults are the paper's (SPEC 4).
+    """SlowFastMamba's settings; defaults are the paper's (docs/method.md §4).
 
     The single source of these defaults: config.yaml's ``train.model`` group
     and the schema mirror them (tests/test_workflow_config.py checks), except
@@ -52,13 +52,13 @@ class ModelConfig:
 
     STRUCTURAL: ClassVar[tuple[str, ...]] = ("in_channels", "num_classes")
 
-    in_channels: int = N_CHANNELS    # 36: 18 ROI motions x (dx, dy) (SPEC 2 step 7)
-    num_classes: int = N_CLASSES     # 5: 4 emotions + neutral (SPEC 3)
-    d_model: int = 128           # D, fast-path width; slow path 2D (SPEC 4)
-    depth: int = 4               # Mamba blocks per stage and path (SPEC 4)
-    d_state: int = 64            # Mamba N (SPEC 4)
-    d_conv: int = 4              # Mamba conv width (SPEC 4)
-    expand: int = 2              # Mamba E (SPEC 4)
+    in_channels: int = N_CHANNELS    # 36: 18 ROI motions x (dx, dy) (docs/method.md §2.7)
+    num_classes: int = N_CLASSES     # 5: 4 emotions + neutral (docs/method.md §3)
+    d_model: int = 128           # D, fast-path width; slow path 2D (docs/method.md §4)
+    depth: int = 4               # Mamba blocks per stage and path (docs/method.md §4)
+    d_state: int = 64            # Mamba N (docs/method.md §4)
+    d_conv: int = 4              # Mamba conv width (docs/method.md §4)
+    expand: int = 2              # Mamba E (docs/method.md §4)
     drop_path_max: float = 0.2   # block i of a stage: [0, linspace(0, 0.2, depth)...][i] (release)
     keep_mamba_dt_init: bool = False  # False: dt_proj bias zeroed like every Linear bias (release)
 
@@ -105,7 +105,7 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class SlowFastMamba(nn.Module):
-    """METST_SF of the paper's release (SPEC 4).
+    """METST_SF of the paper's release (docs/method.md §4).
 
     Forward (B, C, k) -> (spot (B, k) in [0, 1], class logits (B, k, num_classes)).
     """
@@ -136,7 +136,7 @@ class SlowFastMamba(nn.Module):
 
     @torch.no_grad()
     def _init_weights(self) -> None:
-        """SPEC 4 init in the release's order: segm_init_weights, then _init_weights(n_layer=4)."""
+        """docs/method.md §4 init in the release's order: segm_init_weights, then _init_weights(n_layer=4)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)

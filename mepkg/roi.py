@@ -1,12 +1,12 @@
-"""Face crop and ROI geometry on the crop, and robust ROI motion (SPEC 2, steps 2-5).
+"""Face crop and ROI geometry on the crop, and robust ROI motion (docs/method.md §2, steps 2-5).
 
 Coordinates: points are (x, y) = (column, row). Boxes are half-open pixel
 ranges ``(top, bottom, left, right)``: rows ``top:bottom``, columns
 ``left:right``, the order of ``features/<video>.h5`` ``crop_box``.
 
-The ROI table (SPEC 2 step 3) lives in :data:`ROI_TABLE`; the motions measured
+The ROI table (docs/method.md §2.3) lives in :data:`ROI_TABLE`; the motions measured
 inside each ROI (the whole ROI and its sub-patches) come out in the channel
-order of SPEC 2 step 7.
+order of docs/method.md §2.7.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 # Expansion of a landmark bounding box, in crop pixels: (top, bottom, left, right).
 # Sub-patches: (centre landmark, rows before, rows after, cols before, cols after).
-# All numbers: SPEC 2 step 3.
+# All numbers: docs/method.md §2.3.
 ROI_TABLE: dict[str, dict] = {
     "R1": {"landmarks": range(17, 22), "expand": (15, 5, 5, 0),          # left brow
            "subs": [(20, 10, 10, 10, 10), (19, 10, 10, 10, 10), (18, 10, 10, 10, 10)]},
@@ -34,7 +34,7 @@ ROI_TABLE: dict[str, dict] = {
     "R7": {"landmarks": range(42, 48), "lid": True},                      # right lower lid
     "R2": {"landmarks": range(29, 31), "expand": (13, 13, 13, 13)},      # nose bridge
 }
-# Channel order of SPEC 2 step 7 (whole ROI first, then its sub-patches); R2 is head motion.
+# Channel order of docs/method.md §2.7 (whole ROI first, then its sub-patches); R2 is head motion.
 FEATURE_ROIS: tuple[str, ...] = ("R1", "R3", "R4", "R5", "R6", "R7")
 MOTION_NAMES: tuple[str, ...] = (
     "R1", "R1/20", "R1/19", "R1/18", "R3", "R3/23", "R3/24", "R3/25",
@@ -69,7 +69,7 @@ class Roi:
 def crop_box_from_landmarks(points: np.ndarray) -> tuple[int, int, int, int]:
     """Face crop box (top, bottom, left, right) in frame pixels from 68 landmarks.
 
-    SPEC 2 step 2: g = half the inner-eye-corner distance (x42 - x39) / 2,
+    docs/method.md §2.2: g = half the inner-eye-corner distance (x42 - x39) / 2,
     centre = midpoint of landmarks 39 and 42, rows [cy - 3.5g, cy + 5.5g],
     columns [cx - 4.5g, cx + 4.5g], clipped at 0. Bottom and right may lie
     outside the frame (:func:`crop_gray` pads).
@@ -147,11 +147,11 @@ def _trimmed(shape, trim: tuple[int, int, int, int], name: str, fraction: float)
 
 
 def build_rois(points: np.ndarray, config) -> tuple[Roi, tuple[Roi, ...]]:
-    """Nose-bridge ROI and the six feature ROIs on the crop (SPEC 2 step 3).
+    """Nose-bridge ROI and the six feature ROIs on the crop (docs/method.md §2.3).
 
     ``points`` are 68 landmarks in crop coordinates (rounded to whole pixels
     here); ``config`` is a :class:`mepkg.features.FeatureConfig` (crop size,
-    top fractions and trims of SPEC 2 step 5). Raises ``ValueError`` when a
+    top fractions and trims of docs/method.md §2.5). Raises ``ValueError`` when a
     box ends up smaller than :data:`MIN_ROI_SIDE` inside the crop.
     """
     pts = np.rint(np.asarray(points, dtype=np.float64)).astype(int)

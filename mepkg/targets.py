@@ -1,4 +1,4 @@
-"""Windows, per-frame training targets, background down-sampling, curve stitching (SPEC 3, 5).
+"""Windows, per-frame training targets, background down-sampling, curve stitching (docs/method.md §3, 5).
 
 numpy only. All frame indices here are *sampled* indices (original // frame_skip)
 except the event onsets/offsets handed in, which are original 0-based frames
@@ -49,7 +49,7 @@ def _events_rows(events) -> list[Mapping]:
 
 def frame_targets(n_sampled: int, events: Iterable, frame_skip: int
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Per sampled frame: spot target (n,) float32 and class target (n,) int64 (SPEC 3).
+    """Per sampled frame: spot target (n,) float32 and class target (n,) int64 (docs/method.md §3).
 
     ``events``: rows of labels.csv (a DataFrame, dicts or ``Event`` objects) with
     onset, offset (original 0-based frames), type and emotion. Only
@@ -100,7 +100,7 @@ def window_targets(n_sampled: int, events: Iterable, k: int, frame_skip: int,
 def select_training_windows(spot_w: np.ndarray, ratio: float, rng: np.random.Generator
                             ) -> np.ndarray:
     """Indices (sorted) of every window holding a positive frame plus ratio x as many
-    all-background windows drawn at random (SPEC 5); fewer if there are not that many."""
+    all-background windows drawn at random (docs/method.md §5); fewer if there are not that many."""
     spot_w = np.asarray(spot_w)
     has_me = (spot_w > 0).any(axis=1)
     positive = np.flatnonzero(has_me)
@@ -112,7 +112,7 @@ def select_training_windows(spot_w: np.ndarray, ratio: float, rng: np.random.Gen
 
 def class_weights(cls_targets: np.ndarray, neutral_factor: float = 6.0,
                   n_classes: int = len(CLASS_NAMES)) -> np.ndarray:
-    """'Balanced' class weights n / (n_classes x count_c) over the frames (SPEC 5).
+    """'Balanced' class weights n / (n_classes x count_c) over the frames (docs/method.md §5).
 
     The neutral weight is then multiplied by ``neutral_factor`` (the paper's 6).
 
@@ -136,7 +136,7 @@ def class_weights(cls_targets: np.ndarray, neutral_factor: float = 6.0,
 
 
 def stitch_curve(per_window: np.ndarray, k: int) -> np.ndarray:
-    """Per-window outputs (W, k, ...) -> per-frame curve ((W+1) k/2, ...) (SPEC 5).
+    """Per-window outputs (W, k, ...) -> per-frame curve ((W+1) k/2, ...) (docs/method.md §5).
 
     Window 0 gives frames [0, k); each later window i its second half,
     frames [(i+1) k/2, (i+2) k/2).

@@ -1,4 +1,4 @@
-"""One leave-one-subject-out fold: fit the slow-fast Mamba, save it, predict curves (SPEC 5).
+"""One leave-one-subject-out fold: fit the slow-fast Mamba, save it, predict curves (docs/method.md §5).
 
 Reads   features/<video_id>.h5 (every video, or a given list) and labels.csv
 Writes  <out>/model.pt       weights + model/train config + k, frame_skip, checksums
@@ -39,7 +39,7 @@ ALL_SUBJECTS = "all"
 
 @dataclass
 class TrainConfig:
-    """Training settings of one fold; defaults are the paper's (SPEC 5).
+    """Training settings of one fold; defaults are the paper's (docs/method.md §5).
 
     The single source of these defaults: config.yaml's ``train`` group and
     the schema mirror them (tests/test_workflow_config.py checks), ``model``
@@ -50,20 +50,20 @@ class TrainConfig:
 
     EXECUTION: ClassVar[tuple[str, ...]] = ("device", "threads", "eval_batch_size")
 
-    epochs: int = 50                    # SPEC 5
-    lr: float = 3e-4                    # Adam lr (SPEC 5)
-    max_lr: float = 3e-4                # one-cycle peak (SPEC 5)
-    batch_size: int = 32                # SAMM-LV 32, CAS(ME)^3 256 (SPEC 1 table)
+    epochs: int = 50                    # docs/method.md §5
+    lr: float = 3e-4                    # Adam lr (docs/method.md §5)
+    max_lr: float = 3e-4                # one-cycle peak (docs/method.md §5)
+    batch_size: int = 32                # SAMM-LV 32, CAS(ME)^3 256 (docs/method.md §1.6)
     background_ratio: float = 0.5       # background windows per ME window: SAMM-LV 0.5, CAS(ME)^3 4
-    spot_loss_weight: float = 0.9       # 0.9 x MSE (SPEC 5)
-    class_loss_weight: float = 0.1      # 0.1 x cross-entropy (SPEC 5)
-    neutral_factor: float = 6.0         # neutral class weight x 6 (SPEC 5)
-    scale_augment: tuple[float, float] = (0.9, 1.1)  # window x U(0.9, 1.1) (SPEC 5)
-    seed: int = 100                     # SPEC 5
+    spot_loss_weight: float = 0.9       # 0.9 x MSE (docs/method.md §5)
+    class_loss_weight: float = 0.1      # 0.1 x cross-entropy (docs/method.md §5)
+    neutral_factor: float = 6.0         # neutral class weight x 6 (docs/method.md §5)
+    scale_augment: tuple[float, float] = (0.9, 1.1)  # window x U(0.9, 1.1) (docs/method.md §5)
+    seed: int = 100                     # docs/method.md §5
     device: str = "auto"                # auto: cuda when available (config: compute.train_device)
     threads: int = 1                    # torch CPU threads (config: compute.train_threads)
     eval_batch_size: int = 256          # windows per forward pass when predicting
-    model: dict = field(default_factory=dict)  # ModelConfig settings; {}: the paper's (SPEC 4)
+    model: dict = field(default_factory=dict)  # ModelConfig settings; {}: the paper's (docs/method.md §4)
 
     def __post_init__(self):
         self.scale_augment = tuple(float(v) for v in self.scale_augment)
@@ -225,7 +225,7 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
         raise ValueError(f"fold {subject}: no video of another subject to train on "
                          f"({len(sets)} videos, all of subject {subject!r})")
 
-    # training windows (SPEC 5)
+    # training windows (docs/method.md §5)
     xs, spots, classes = [], [], []
     for i in train:
         spot_w, cls_w = _video_targets(sets[i], labels, k, frame_skip)

@@ -22,7 +22,7 @@ def _dataset_name(config):
 
 
 def protocol_name(config):
-    """Whose SPEC 1 protocol applies: the dataset's, or the synthetic layout's."""
+    """Whose docs/method.md §1 protocol applies: the dataset's, or the synthetic layout's."""
     name = _dataset_name(config)
     if name == "synthetic":
         name = config.get("synthetic", {}).get("layout", "sammlv")
@@ -124,7 +124,7 @@ def workflow_plan(config):
     """{"videos": {video_id: subject}, "folds": [subject, ...]} at parse time.
 
     Kept videos: those with >= 1 micro event whose emotion maps to a class
-    (SPEC 1 reference protocol), or every video of the root when
+    (docs/method.md §1 reference protocol), or every video of the root when
     dataset.evaluate_all_videos. Folds: subjects with >= 1 labelled ME video.
     """
     import pandas as pd

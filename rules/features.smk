@@ -1,5 +1,5 @@
-# Features: per video, reference-frame landmarks (SPEC 2.1), then ROI optical
-# flow window features (SPEC 2.2-2.8). One job per video, single-threaded
+# Features: per video, reference-frame landmarks (docs/method.md §2.1), then ROI optical
+# flow window features (docs/method.md §2.2-§2.8). One job per video, single-threaded
 # OpenCV inside; Snakemake runs videos in parallel.
 #
 # The manifest is an ancient() input: it only tells where a video lies and

@@ -1,4 +1,4 @@
-# Training: one leave-one-subject-out fold per subject (SPEC 5), plus one
+# Training: one leave-one-subject-out fold per subject (docs/method.md §5), plus one
 # model on every subject, packaged with the decoding priors for `mepkg spot`. torch uses the rule's threads and
 # a GPU when present (compute.train_device: auto); on SLURM set compute.train_gpus.
 

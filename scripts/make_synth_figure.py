@@ -2,7 +2,7 @@
 
 synth_identities.png   the neutral frames of several synthetic identities
 synth_expressions.png  one ME of each class: the apex frame's feature crop
-                       (SPEC 2: 320 px around the inner eye corners) with the
+                       (docs/method.md §2: 320 px around the inner eye corners) with the
                        injected displacement (arrows, x8) and the Farneback
                        flow measured from the neutral frame (colour, crop px)
 
@@ -40,7 +40,7 @@ EXAMPLES = [("positive", "lip_corner_pull", "AU6+12"), ("negative", "brow_lower"
 
 
 def crop_box(lm: np.ndarray) -> tuple[int, int, int, int]:
-    """Rows and columns of the feature crop (SPEC 2)."""
+    """Rows and columns of the feature crop (docs/method.md §2)."""
     g = (lm[42, 0] - lm[39, 0]) / 2
     cx, cy = (lm[39] + lm[42]) / 2
     return int(cy - 3.5 * g), int(cy + 5.5 * g), int(cx - 4.5 * g), int(cx + 4.5 * g)

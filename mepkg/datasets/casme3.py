@@ -1,4 +1,4 @@
-"""CAS(ME)^3 Part A: label sheet and frame folders (SPEC section 1).
+"""CAS(ME)^3 Part A: label sheet and frame folders (docs/method.md §1).
 
 Layout::
 
@@ -43,7 +43,7 @@ def read_casme3_labels(path: str | Path, emotion_map: dict[str, str] | None = No
                        drop_longer_than: int | None = None) -> pd.DataFrame:
     """Events of the Part A label sheet, 0-based frames, LABEL_COLUMNS.
 
-    Bad rows of the real sheet are handled as SPEC 1 says: offset 0 -> apex
+    Bad rows of the real sheet are handled as docs/method.md §1 says: offset 0 -> apex
     (spNO.40 e), onset after apex or offset -> dropped (spNO.149 d, spNO.216 d),
     the long spNO.214 c interval kept and flagged; onset 0 (spNO.216 e) is
     read as frame 0. Result on the real sheet: 858 events, 94 subjects,

@@ -84,14 +84,14 @@ class Video:
 # 1-based), type, emotion_raw, and ``row``, the sheet row number used in messages.
 
 
-# SPEC 1, CAS(ME)^3 Part A emotion map.
+# docs/method.md §1, CAS(ME)^3 Part A emotion map.
 CASME3_EMOTION_MAP: dict[str, str] = {
     "happy": "positive",
     "anger": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
     "surprise": "surprise",
     "others": "others",
 }
-# SPEC 1, SAMM-LV ("Estimated Emotion" of SAMM_Micro_FACS_Codes_v2.xlsx).
+# docs/method.md §1, SAMM-LV ("Estimated Emotion" of SAMM_Micro_FACS_Codes_v2.xlsx).
 SAMM_EMOTION_MAP: dict[str, str] = {
     "anger": "negative", "contempt": "negative", "disgust": "negative",
     "fear": "negative", "sadness": "negative",

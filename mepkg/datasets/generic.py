@@ -1,4 +1,4 @@
-"""Generic datasets: any videos or frame folders plus one label CSV (SPEC section 1).
+"""Generic datasets: any videos or frame folders plus one label CSV (docs/method.md §1).
 
 Layout::
 

@@ -1,4 +1,4 @@
-"""SAMM-LV (SAMM Long Videos): label sheets and frame folders (SPEC section 1).
+"""SAMM-LV (SAMM Long Videos): label sheets and frame folders (docs/method.md §1).
 
 Layout::
 

@@ -43,7 +43,7 @@ class FaceTemplate:
 
     @property
     def g(self) -> float:
-        """Half the inner-eye-corner distance (SPEC 2): the crop's unit."""
+        """Half the inner-eye-corner distance (docs/method.md §2): the crop's unit."""
         return float(abs(self.landmarks[42, 0] - self.landmarks[39, 0]) / 2)
 
     @property
