@@ -84,10 +84,13 @@ def test_threshold_sweep_rescoring_saved_curves(tmp_path):
     videos, gt = synthetic_videos(3)
     sweep = threshold_sweep(videos, K_P, gt, [0.3, 0.55, 0.9])
     assert sweep.p.tolist() == [0.3, 0.55, 0.9]
-    # a higher threshold never keeps more peaks
-    assert sweep.n_intervals.is_monotonic_decreasing
-    at = evaluate(decode_videos(videos, DecodePriors(), K_P), gt)
-    assert sweep.strs.iloc[1] == pytest.approx(at["strs"])
+    # a higher threshold keeps fewer peaks: here strictly, so a sweep ignoring p fails
+    assert sweep.n_intervals.is_monotonic_decreasing and sweep.n_intervals.is_unique
+    # every row is the decode + evaluate at that p (the other priors at their defaults)
+    for row in sweep.itertuples():
+        decoded = decode_videos(videos, DecodePriors(p=row.p), K_P)
+        assert row.n_intervals == int((~decoded.vetoed).sum())
+        assert row.strs == pytest.approx(evaluate(decoded, gt)["strs"])
     _is_png(plot_threshold_sweep(sweep, tmp_path / "sweep.png"))
     # a k' per subject (each fold's own) gives the same when they are all equal
     per_fold = threshold_sweep(videos, {"s0": K_P, "s1": K_P, "s2": K_P}, gt, [0.3, 0.55, 0.9])
