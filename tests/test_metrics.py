@@ -227,3 +227,60 @@ def test_metrics_table_flattens_modes_vetoes_and_folds():
     assert (pooled.tp, pooled.fp, pooled.fn) == (1, 1, 1)
     assert pooled.spot_f1 == pytest.approx(0.5)
     assert table.set_index("scope").loc["2", "tp"] == 0
+
+
+# ---------------------------------------------------------------- UF1 / UAR != F1
+def _pairs_example():
+    """Seven matched (gt, pred) emotion pairs, one extra FP and two extra FN.
+
+    subject a: v1 (neg, neg) + an FP far away, v2 (neg, neg) + an FN far away,
+               v3 (neg, pos), v4 (pos, pos)
+    subject b: v5 (sur, sur) + an FN far away, v6 (sur, sur), v7 (sur, neg)
+    """
+    gt, pred = [], []
+    for subject, video, g, p in [("a", "v1", "negative", "negative"),
+                                 ("a", "v2", "negative", "negative"),
+                                 ("a", "v3", "negative", "positive"),
+                                 ("a", "v4", "positive", "positive"),
+                                 ("b", "v5", "surprise", "surprise"),
+                                 ("b", "v6", "surprise", "surprise"),
+                                 ("b", "v7", "surprise", "negative")]:
+        gt.append([subject, video, 100, 140, g])
+        pred.append([subject, video, 102, 140, p])            # IoU 39/41
+    pred.append(["a", "v1", 500, 540, "surprise"])              # FP
+    gt.append(["a", "v2", 800, 840, "positive"])                # FN
+    gt.append(["b", "v5", 900, 940, "negative"])                # FN
+    return table(pred), table(gt)
+
+
+@pytest.mark.parametrize("mode", ["official", "strict"])
+def test_uf1_uar_and_f1_differ_and_are_pinned_by_hand(mode):
+    pred, gt = _pairs_example()
+    r = evaluate(pred, gt, mode=mode, emotions=("negative", "positive", "surprise"))
+    # spotting: TP 7, FP 1, FN 2 -> P 7/8, R 7/9, F1 2*7 / (8 + 9) = 14/17
+    sp = r["spotting"]
+    assert (sp["tp"], sp["fp"], sp["fn"]) == (7, 1, 2)
+    assert sp["f1"] == pytest.approx(14 / 17)
+    # one-vs-rest over the 7 pairs (gt, pred):
+    #   negative: TP 2 (v1, v2), FP 1 (v7: sur -> neg), FN 1 (v3: neg -> pos): P 2/3, R 2/3
+    #   positive: TP 1 (v4), FP 1 (v3), FN 0:                                  P 1/2, R 1
+    #   surprise: TP 2 (v5, v6), FP 0, FN 1 (v7):                              P 1,   R 2/3
+    rc, pc = r["recognition"], r["recognition"]["per_class"]
+    assert [(pc[e]["tp"], pc[e]["fp"], pc[e]["fn"]) for e in ("negative", "positive", "surprise")
+            ] == [(2, 1, 1), (1, 1, 0), (2, 0, 1)]
+    # mean P = (2/3 + 1/2 + 1) / 3 = 13/18; mean R = UAR = (2/3 + 1 + 2/3) / 3 = 7/9
+    assert rc["precision"] == pytest.approx(13 / 18)
+    assert rc["recall"] == pytest.approx(7 / 9)
+    assert rc["uar"] == pytest.approx(7 / 9)                    # recall, not precision (13/18)
+    # F1 of the means = 2 (13/18)(7/9) / (13/18 + 7/9) = 182/243 ~ 0.7490
+    assert rc["f1"] == pytest.approx(182 / 243)
+    # UF1 = mean of per-class F1 = (2/3 + 2/3 + 4/5) / 3 = 32/45 ~ 0.7111, not 182/243
+    assert [pc[e]["f1"] for e in ("negative", "positive", "surprise")] == pytest.approx(
+        [2 / 3, 2 / 3, 4 / 5])
+    assert rc["uf1"] == pytest.approx(32 / 45)
+    assert r["strs"] == pytest.approx(14 / 17 * 182 / 243)
+    # subject b alone: spot TP 3, FP 0, FN 1 -> F1 6/7; recall per class: negative 0/0 and
+    # positive 0/0 (official: single-valued -> 0; strict: no TP -> 0), surprise 2/3 -> UAR 2/9
+    b = r["per_subject"]["b"]
+    assert b["spotting"]["f1"] == pytest.approx(6 / 7)
+    assert b["recognition"]["uar"] == pytest.approx(2 / 9)
