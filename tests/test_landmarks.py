@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import cv2
 import numpy as np
@@ -48,10 +47,9 @@ def test_face_alignment_offline_names_dlib(monkeypatch, tmp_path):
     monkeypatch.setattr(lm, "_reachable", lambda host, timeout=3.0: False)
     if lm.importlib.util.find_spec("face_alignment") is None:
         pytest.skip("face-alignment not installed")
-    t0 = time.perf_counter()
+    # no network wait either: how long it takes is in benchmarks/timings.py
     with pytest.raises(RuntimeError, match="weights could not be downloaded.*--backend dlib"):
         get_backend("face_alignment")
-    assert time.perf_counter() - t0 < 5
 
 
 def test_window_count():
