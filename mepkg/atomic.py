@@ -1,13 +1,15 @@
 """Atomic file outputs: write to a temporary name beside the target, then rename.
 
 An interrupted job never leaves a file that looks complete: either the old
-file (or none) is there, or the whole new one.
+file (or none) is there, or the whole new one. ``check_output`` tells, before
+any work starts, whether an output location can be written at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -22,11 +24,18 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     ...     df.to_csv(tmp)
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a directory; give a file name", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        yield tmp
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except OSError as err:
+            if err.filename is not None and Path(err.filename) == tmp:
+                err.filename = str(path)   # name the output, not the hidden temporary
+            raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -37,3 +46,32 @@ def write_csv(df, path: str | os.PathLike) -> Path:
     with atomic_output(path) as tmp:
         df.to_csv(tmp, index=False)
     return Path(path)
+
+
+def check_output(path: str | os.PathLike, kind: str = "file", option: str = "--out") -> None:
+    """Raise ValueError unless ``path`` can be written as a ``kind`` ("file" or "dir").
+
+    Checked before any work starts: a file output must not be an existing
+    folder, a folder output not an existing file, and the folder that will
+    hold it (or its nearest existing ancestor, when it is still to be created)
+    must be writable, probed with a temporary file; nothing is left behind.
+    """
+    path = Path(path)
+    what = f"{option} {path}"
+    if kind == "file" and path.is_dir():
+        raise ValueError(f"{what} is a folder; give the name of a file (in it or elsewhere)")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise ValueError(f"{what} is a file; give a folder name")
+    folder = path if kind == "dir" else path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what}: {existing} is a file, not a folder; choose another location")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".mepkg-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{what}: cannot write in {existing} ({err.strerror or err}); "
+                         f"choose a writable location") from None

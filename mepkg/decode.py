@@ -1,4 +1,4 @@
-"""Prior-guided decoding: per-frame scores -> ME intervals with an emotion (SPEC 6).
+"""Prior-guided decoding: per-frame scores -> ME intervals with an emotion (docs/method.md §6).
 
 Decoding is kept apart from the model (as pyannote's ``Binarize``): every
 number it uses is a field of :class:`DecodePriors`, so tuning a prior re-runs
@@ -8,13 +8,19 @@ Entry points (docs/architecture.md):
 
 - ``estimate_k_prime`` / ``k_prime_from_labels``: the duration prior k'.
 - ``decode_intervals(curve, k_p, **priors)``: one spot-score curve -> intervals
-  (steps 1-5 of SPEC 6), at the sampled rate.
+  (steps 1-5 of docs/method.md §6), at the sampled rate.
 - ``frame_classes`` / ``recognise``: per-frame classes and the interval vote
   (step 6).
 - ``decode_videos(videos, priors, k_p) -> DataFrame``: every video, output in
   original 0-based frames (step 7).
 - ``run_decode(scores_files, out, priors_file, labels)``: the ``mepkg decode``
   stage.
+- ``megc_submission`` / ``write_megc_submission``: the MEGC submission CSV
+  (vetoed rows dropped, frames 1-based; docs/method.md §9.3).
+
+The release's ablation switches and its MEGC test-set settings are fields of
+:class:`DecodePriors` too (docs/method.md §9): ``interval`` (prior | fixed),
+``synergy`` (0 | 1 | 2) and the presets ``megc_samm`` / ``megc_casme3``.
 
 The neutral veto (step 6) is recorded, not applied: the output keeps every
 interval and marks the ones the recognition head rejects in the boolean
@@ -24,17 +30,18 @@ result with the veto, scoring all rows the result without it; both come from
 one decode output (``mepkg.metrics.evaluate(..., veto=...)``). Use
 :func:`apply_veto` before handing a CSV to an external evaluator.
 
-Decisions where SPEC 6 leaves room: ME durations for k' are measured on
-sampled label indices (``offset // skip - onset // skip``); k' is at least 1;
-a constant curve gives no interval; a curve shorter than the smoothing width
-keeps its length (centred slice of the full convolution).
+Decisions where the method leaves room (docs/method.md §6.9): ME durations
+for k' are measured on sampled label indices (``offset // skip - onset //
+skip``); k' is at least 1; a constant curve gives no interval; a curve
+shorter than the smoothing width keeps its length (centred slice of the full
+convolution).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -46,33 +53,75 @@ from mepkg.datasets.common import CLASS_NAMES
 
 log = logging.getLogger(__name__)
 
-NEUTRAL_INDEX = CLASS_NAMES.index("neutral")  # 4 (SPEC 3)
+NEUTRAL_INDEX = CLASS_NAMES.index("neutral")  # 4 (docs/method.md §3)
+NEGATIVE_INDEX = CLASS_NAMES.index("negative")  # 0
 OUTPUT_COLUMNS = ["subject", "video", "onset", "offset", "emotion",
                   "apex", "score", "vote", "vetoed"]
+MEGC_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]   # 1-based frames (§9.3)
 K_RULES = ("train", "dataset")
+INTERVAL_STRATEGIES = ("prior", "fixed")       # docs/method.md §9.1
+SYNERGY_LEVELS = (0, 1, 2)                     # docs/method.md §9.2
+
+# The release's MEGC test-set settings (docs/method.md §9.3). A preset replaces
+# the fields it names; every other field keeps its configured value.
+DECODE_PRESETS: dict[str, dict] = {
+    # SAMM test set: p 0.65; step 4 with fixed levels t1 = 0.2, t2 = 0.8 instead
+    # of the curve mean; no suppression (step 5); negative logit - 1; the vote
+    # leaves `negative` only when more than 20% of the span is not negative.
+    "megc_samm": {"p": 0.65, "t1_level": 0.2, "t2_level": 0.8, "suppression": False,
+                  "negative_penalty": 1.0, "non_negative_share": 0.2},
+    # CAS(ME)^3 test set: fixed windows peak +- k' with k' = 6.
+    "megc_casme3": {"interval": "fixed", "k_prime": 6},
+}
 
 
 @dataclass(frozen=True)
 class DecodePriors:
-    """Every prior of the decoding (SPEC 6); ``config.yaml``'s ``decode`` group.
+    """Every prior of the decoding (docs/method.md §6, §9); ``config.yaml``'s ``decode`` group.
 
-    k' itself is not a field: it comes from the labels (``k_rule``) or is
-    given explicitly to :func:`decode_videos` / in the priors YAML.
+    k' comes from the labels (``k_rule``) unless ``k_prime`` fixes it (or it
+    is given explicitly to :func:`decode_videos` / in the priors YAML).
+    ``preset`` names the test-set preset the priors were built from:
+    :meth:`from_dict` (the config / priors-file path) and :func:`apply_preset`
+    overwrite the fields named in ``DECODE_PRESETS[preset]``; the constructor
+    and ``dataclasses.replace`` do not, so a field changed afterwards (the
+    threshold sweep's p) stays changed.
     """
 
-    p: float = 0.55                # SPEC 6 step 2: threshold = mean + p (max - mean) of the smoothed curve
-    smooth_factor: int = 2         # SPEC 6 step 1: moving-average width = 2 k'
-    t1_divisor: float = 1.5        # SPEC 6 step 4: onset/offset search level t1 = mean(raw) / 1.5
-    t2_factor: float = 1.0         # SPEC 6 step 4: extension level t2 = mean(raw) (x 1.0)
-    extend_factor: int = 5         # SPEC 6 step 4: extensions walk at most 5 k' from the peak
-    iou_threshold: float = 0.2     # SPEC 6 step 5: keep only if IoU < 0.2 with every kept interval
-    apex_factor: float = 1.0       # SPEC 6 step 5: ... and apexes more than 1 x k' apart
-    drop_neutral: bool = True      # SPEC 6 step 6: synergy veto, intervals voted neutral are removed
-    k_rule: str = "train"          # SPEC 6 priors: k' from the fold's training subjects ('train')
+    p: float = 0.55                # §6.2: threshold = mean + p (max - mean) of the smoothed curve
+    smooth_factor: int = 2         # §6.1: moving-average width = 2 k'
+    t1_divisor: float = 1.5        # §6.4: onset/offset search level t1 = mean(raw) / 1.5
+    t2_factor: float = 1.0         # §6.4: extension level t2 = mean(raw) (x 1.0)
+    extend_factor: int = 5         # §6.4: extensions walk at most 5 k' from the peak
+    iou_threshold: float = 0.2     # §6.5: keep only if IoU < 0.2 with every kept interval
+    apex_factor: float = 1.0       # §6.5: ... and apexes more than 1 x k' apart
+    drop_neutral: bool = True      # §6.6: synergy veto, intervals voted neutral are removed
+    k_rule: str = "train"          # §6.8: k' from the fold's training subjects ('train')
                                    # or the whole dataset ('dataset', the release's test-label leak)
+    interval: str = "prior"        # §9.1 ablation: 'prior' (step 4 boundary search) or
+                                   # 'fixed' (peak +- k', the release's fixed-window baseline)
+    synergy: int = 1               # §9.2 ablation, per-frame class: 1 neutral logit set to 0,
+                                   # then argmax over 5 (paper); 0 plain argmax over the 5 raw
+                                   # logits (train with train.neutral_factor 0); 2 argmax over
+                                   # the 4 emotions
+    t1_level: float | None = None  # §9.3: fixed onset/offset search level instead of
+                                   # mean / t1_divisor (None: from the curve mean; megc_samm: 0.2)
+    t2_level: float | None = None  # §9.3: fixed extension level instead of t2_factor x mean
+                                   # (None: from the curve mean; megc_samm: 0.8)
+    suppression: bool = True       # §6.5 on/off (megc_samm: off)
+    negative_penalty: float = 0.0  # §9.3: subtracted from the negative logit before the
+                                   # per-frame argmax (megc_samm: 1)
+    non_negative_share: float | None = None  # §9.3: vote leaves `negative` only when more
+                                   # than this share of the span is not negative, then the majority
+                                   # of those frames wins (None: plain majority; megc_samm: 0.2)
+    k_prime: int | None = None     # §9.3: fixed k' (None: from the labels by k_rule;
+                                   # megc_casme3: 6)
+    preset: str = ""               # §9.3: '' (none), 'megc_samm' or 'megc_casme3'
 
     def __post_init__(self):
         checks = [
+            ("preset", self.preset == "" or self.preset in DECODE_PRESETS,
+             f"'' or one of {sorted(DECODE_PRESETS)}"),
             ("p", 0.0 <= self.p <= 1.0, "a number in [0, 1]"),
             ("smooth_factor", self.smooth_factor >= 1, "at least 1"),
             ("t1_divisor", self.t1_divisor > 0, "positive"),
@@ -81,33 +130,61 @@ class DecodePriors:
             ("iou_threshold", 0.0 < self.iou_threshold <= 1.0, "in (0, 1]"),
             ("apex_factor", self.apex_factor >= 0, "non-negative"),
             ("k_rule", self.k_rule in K_RULES, f"one of {K_RULES}"),
+            ("interval", self.interval in INTERVAL_STRATEGIES, f"one of {INTERVAL_STRATEGIES}"),
+            ("synergy", not isinstance(self.synergy, bool) and self.synergy in SYNERGY_LEVELS,
+             f"one of {SYNERGY_LEVELS}"),
+            ("t1_level", self.t1_level is None or self.t1_level >= 0, "None or >= 0"),
+            ("t2_level", self.t2_level is None or self.t2_level >= 0, "None or >= 0"),
+            ("negative_penalty", self.negative_penalty >= 0, "non-negative"),
+            ("non_negative_share", self.non_negative_share is None
+             or 0.0 <= self.non_negative_share < 1.0, "None or in [0, 1)"),
+            ("k_prime", self.k_prime is None or (not isinstance(self.k_prime, bool)
+                                                 and int(self.k_prime) == self.k_prime
+                                                 and self.k_prime >= 1),
+             "None or an integer >= 1"),
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise ValueError(f"decode prior {name}={getattr(self, name)!r}: expected {expected}")
+                raise ValueError(f"decode prior {name}={getattr(self, name)!r}: "
+                                 f"expected {expected}")
 
     def interval_kwargs(self) -> dict:
         """The keyword arguments of :func:`decode_intervals` (steps 1-5)."""
         return {k: getattr(self, k) for k in ("p", "smooth_factor", "t1_divisor", "t2_factor",
-                                              "extend_factor", "iou_threshold", "apex_factor")}
+                                              "extend_factor", "iou_threshold", "apex_factor",
+                                              "interval", "t1_level", "t2_level", "suppression")}
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "priors") -> "DecodePriors":
-        """Build from a mapping; an unknown key is an error naming it."""
+        """Build from a mapping, its ``preset`` applied; an unknown key is an error naming it."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{source}: unknown decode prior(s) {unknown}; "
-                             f"known: {sorted(known)} (and k_prime in a priors file)")
-        return cls(**values)
+                             f"known: {sorted(known)}")
+        try:
+            return apply_preset(cls(**values), values.get("preset") or "")
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from err
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def apply_preset(priors: DecodePriors, preset: str) -> DecodePriors:
+    """``priors`` with the fields of ``DECODE_PRESETS[preset]`` overwritten
+    (docs/method.md §9.3); ``preset`` '' returns ``priors`` unchanged."""
+    if not preset:
+        return priors
+    if preset not in DECODE_PRESETS:
+        raise ValueError(f"decode prior preset={preset!r}: expected '' or one of "
+                         f"{sorted(DECODE_PRESETS)}")
+    return replace(priors, preset=preset, **DECODE_PRESETS[preset])
+
+
 # ---------------------------------------------------------------- k' (duration prior)
 def estimate_k_prime(durations: Iterable[int]) -> int:
-    """k' = floor((median + 1) / 2), median = sorted(durations)[n // 2] (SPEC 6).
+    """k' = floor((median + 1) / 2), median = sorted(durations)[n // 2] (docs/method.md §6.8).
 
     ``durations`` are ``offset - onset`` in sampled frames.
     """
@@ -125,8 +202,8 @@ def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
     """k' from the micro events of ``subjects`` (all subjects when None).
 
     Durations are taken at the sampled rate on sampled label indices:
-    ``offset // frame_skip - onset // frame_skip`` (SPEC 1: sampled index =
-    floor(original / frame_skip)), which is how the model sees an ME. On the
+    ``offset // frame_skip - onset // frame_skip`` (sampled index =
+    floor(original / frame_skip)), which is how the model sees an ME (§1). On the
     real CAS(ME)^3 sheet (frame_skip 1) this gives k' = 11 as the reference.
     """
     if frame_skip < 1:
@@ -254,13 +331,20 @@ def suppress(candidates, k_p: int, iou_threshold: float = 0.2, apex_factor: floa
 def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
                      t1_divisor: float = 1.5, t2_factor: float = 1.0, extend_factor: int = 5,
                      iou_threshold: float = 0.2, apex_factor: float = 1.0,
+                     interval: str = "prior", t1_level: float | None = None,
+                     t2_level: float | None = None, suppression: bool = True,
                      ) -> list[tuple[int, int, int]]:
-    """One spot-score curve -> ``[(start, end, apex), ...]`` sorted by start (SPEC 6, 1-5).
+    """One spot-score curve -> ``[(start, end, apex), ...]`` sorted by start (§6, steps 1-5).
 
     Indices are sampled frames, inclusive. A constant curve (max == min)
     carries no evidence and gives no interval (a literal run would find one
     plateau peak in the zero-padded smoothed curve of a constant c > 0).
+    ``interval="fixed"`` replaces step 4 by ``[peak - k', peak + k']`` (clipped);
+    ``t1_level`` / ``t2_level`` replace the mean-based levels of step 4;
+    ``suppression=False`` skips step 5 (docs/method.md §9).
     """
+    if interval not in INTERVAL_STRATEGIES:
+        raise ValueError(f"interval must be one of {INTERVAL_STRATEGIES}, got {interval!r}")
     s = _validate_curve(curve)                                   # (n,)
     if isinstance(k_p, bool) or int(k_p) != k_p or k_p < 1:
         raise ValueError(f"k' must be an integer >= 1, got {k_p!r}")
@@ -270,40 +354,70 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
     # 1-3. smooth, threshold, peaks
     peaks, _, _ = detect_peaks(s, k_p, p=p, smooth_factor=smooth_factor)
     # 4. onset/offset on the raw curve with mean m: t1 = m / 1.5, t2 = m
+    #    (fixed levels when given; fixed windows peak +- k' with interval="fixed")
     m = float(s.mean())
-    t1, t2 = m / t1_divisor, m * t2_factor
+    t1 = m / t1_divisor if t1_level is None else float(t1_level)
+    t2 = m * t2_factor if t2_level is None else float(t2_level)
     candidates = []
     for peak in peaks:
-        start, end = onset_offset(s, int(peak), k_p, t1, t2, extend_factor)
+        if interval == "fixed":
+            start, end = max(0, int(peak) - k_p), min(len(s) - 1, int(peak) + k_p)
+        else:
+            start, end = onset_offset(s, int(peak), k_p, t1, t2, extend_factor)
         apex = start + int(np.argmax(s[start:end + 1]))          # first maximum
         candidates.append((start, end, apex))
     # 5. suppression by IoU and apex distance
+    if not suppression:
+        return sorted(candidates, key=lambda c: c[0])
     return suppress(candidates, k_p, iou_threshold, apex_factor)
 
 
 # ---------------------------------------------------------------- step 6: recognition
-def frame_classes(logits) -> np.ndarray:
-    """Class per frame: neutral logit set to 0 (not removed), argmax over 5 (SPEC 5)."""
+def frame_classes(logits, synergy: int = 1, negative_penalty: float = 0.0) -> np.ndarray:
+    """Class index per frame from ``(n, 5)`` logits (docs/method.md §5.5, §9.2).
+
+    ``synergy`` 1 (the paper): the neutral logit is set to 0 (not removed),
+    then argmax over all 5; 0: plain argmax over the 5 raw logits; 2: argmax
+    over the 4 emotions only (never neutral, so the veto never fires).
+    ``negative_penalty`` is subtracted from the negative logit first (§9.3).
+    Ties go to the lower class index (numpy's argmax).
+    """
+    if synergy not in SYNERGY_LEVELS:
+        raise ValueError(f"synergy must be one of {SYNERGY_LEVELS}, got {synergy!r}")
     z = np.array(logits, dtype=np.float64, copy=True)            # (n, 5)
     if z.ndim != 2 or z.shape[1] != len(CLASS_NAMES):
         raise ValueError(f"class logits must have shape (n, {len(CLASS_NAMES)}), got {z.shape}")
     bad = np.flatnonzero(~np.isfinite(z).all(axis=1))
     if bad.size:
         raise ValueError(f"class logits are not finite at sampled frame {int(bad[0])}")
-    z[:, NEUTRAL_INDEX] = 0.0
+    z[:, NEGATIVE_INDEX] -= negative_penalty
+    if synergy == 1:
+        z[:, NEUTRAL_INDEX] = 0.0
+    elif synergy == 2:
+        z = z[:, :NEUTRAL_INDEX]                                 # the 4 emotions only
     return np.argmax(z, axis=1)
 
 
-def recognise(classes: np.ndarray, start: int, end: int) -> tuple[int, float]:
-    """Majority vote of ``classes[start+1 .. end-2]`` (SPEC 6 step 6).
+def recognise(classes: np.ndarray, start: int, end: int,
+              non_negative_share: float | None = None) -> tuple[int, float]:
+    """Majority vote of ``classes[start+1 .. end-2]`` (docs/method.md §6.6).
 
     Ties go to the class met first in the span; an empty span votes neutral.
     Returns ``(class_index, vote)`` with ``vote`` the fraction of the span's
     frames that voted for the winner (0.0 for an empty span).
+    ``non_negative_share`` (the release's SAMM test vote, §9.3): the winner is
+    ``negative`` unless more than this share of the span's frames are not
+    negative; then the majority of those frames wins (same tie rule).
     """
     span = np.asarray(classes[start + 1:end - 1])
     if span.size == 0:
         return NEUTRAL_INDEX, 0.0
+    if non_negative_share is not None:
+        others = span[span != NEGATIVE_INDEX]
+        if others.size <= non_negative_share * span.size:
+            return NEGATIVE_INDEX, float((span == NEGATIVE_INDEX).sum() / span.size)
+        winner, _ = recognise(others, -1, others.size + 1)       # plain vote over all of them
+        return winner, float((span == winner).sum() / span.size)
     counts = np.bincount(span, minlength=len(CLASS_NAMES))
     tied = np.flatnonzero(counts == counts.max())
     winner = next(int(c) for c in span if c in tied)          # first met among the tied
@@ -311,13 +425,18 @@ def recognise(classes: np.ndarray, start: int, end: int) -> tuple[int, float]:
 
 
 # ---------------------------------------------------------------- step 7: all videos
-def decode_videos(videos, priors: DecodePriors, k_p: int) -> pd.DataFrame:
+def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame:
     """Decode every video; one row per interval in original 0-based frames.
 
     Columns: ``OUTPUT_COLUMNS``. ``score`` is the maximum raw spot score in
     the interval, ``vote`` the winning class's share of the vote, ``vetoed``
     True where the vote is neutral and ``priors.drop_neutral`` is on.
+    ``priors.k_prime``, when set, replaces ``k_p``.
     """
+    if priors.k_prime is not None:
+        k_p = int(priors.k_prime)
+    if k_p is None:
+        raise ValueError("k' is needed: give k_p or set the k_prime prior")
     rows = []
     for v in videos:
         try:
@@ -329,12 +448,12 @@ def decode_videos(videos, priors: DecodePriors, k_p: int) -> pd.DataFrame:
             raise ValueError(f"video {v.video_id}: {len(v.logits)} logit rows for "
                              f"{len(spot)} spot scores; re-run prediction for this fold")
         try:
-            classes = frame_classes(v.logits)
+            classes = frame_classes(v.logits, priors.synergy, priors.negative_penalty)
         except ValueError as err:
             raise ValueError(f"video {v.video_id} (subject {v.subject}): {err}") from err
         skip = int(v.frame_skip)
         for start, end, apex in intervals:
-            cls, vote = recognise(classes, start, end)
+            cls, vote = recognise(classes, start, end, priors.non_negative_share)
             rows.append({
                 "subject": str(v.subject), "video": str(v.video),
                 "onset": start * skip, "offset": end * skip,
@@ -352,9 +471,58 @@ def apply_veto(intervals: pd.DataFrame) -> pd.DataFrame:
     return intervals[~intervals["vetoed"].astype(bool)].reset_index(drop=True)
 
 
+def megc_submission(intervals: pd.DataFrame) -> pd.DataFrame:
+    """The MEGC submission table of decoded intervals (docs/method.md §9.3).
+
+    Rows the neutral veto removes are dropped (:func:`apply_veto`); columns
+    ``subject, video, onset, offset, emotion`` in file order, with onset and
+    offset **1-based** (original 0-based frame + 1), the convention of the
+    MEGC label sheets; ``apex``, ``score``, ``vote`` are left out.
+    """
+    missing = [c for c in MEGC_COLUMNS if c not in intervals.columns]
+    if missing:
+        raise ValueError(f"intervals lack column(s) {missing} for a MEGC submission")
+    out = apply_veto(intervals)[MEGC_COLUMNS].copy()
+    out["onset"] = out["onset"].astype(np.int64) + 1
+    out["offset"] = out["offset"].astype(np.int64) + 1
+    return out.reset_index(drop=True)
+
+
+def write_megc_submission(intervals: pd.DataFrame | str | os.PathLike,
+                          out: str | os.PathLike) -> Path:
+    """Write :func:`megc_submission` of a table or an intervals/predictions CSV (atomic)."""
+    from mepkg.atomic import write_csv
+
+    if not isinstance(intervals, pd.DataFrame):
+        path = Path(intervals)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such intervals CSV")
+        intervals = pd.read_csv(path, dtype={"subject": str, "video": str})
+    table = megc_submission(intervals)
+    write_csv(table, out)
+    log.info("%s: MEGC submission, %d intervals (1-based frames)", out, len(table))
+    return Path(out)
+
+
 # ---------------------------------------------------------------- the stage
+def _check_prior_types(values: dict, path) -> None:
+    """ValueError naming the key when a prior's value has the wrong type (``p: abc``)."""
+    defaults = {f.name: f.default for f in fields(DecodePriors)}
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(default, bool) or default is None:
+            ok = isinstance(value, bool) if isinstance(default, bool) else True
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ValueError(f"{path}: prior {key}: {value!r} is not a "
+                             f"{type(default).__name__}; e.g. `{key}: {default}`")
+
+
 def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | None]:
-    """Priors YAML (keys = DecodePriors fields, plus optional ``k_prime``)."""
+    """Priors YAML (keys = DecodePriors fields) -> ``(priors, priors.k_prime)``."""
     if path is None:
         return DecodePriors(), None
     import yaml
@@ -362,19 +530,33 @@ def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | Non
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such priors file")
-    values = yaml.safe_load(path.read_text()) or {}
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the priors YAML file itself")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', None) or err}); "
+                         f"a priors file holds lines like `p: 0.55`") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: a priors file is a mapping of prior: value, "
                          f"got {type(values).__name__}")
-    k_prime = values.pop("k_prime", None)
-    if k_prime is not None and (int(k_prime) != k_prime or k_prime < 1):
+    _check_prior_types(values, path)
+    k_prime = values.get("k_prime")
+    if k_prime is not None and (isinstance(k_prime, bool) or not isinstance(k_prime, (int, float))
+                                or int(k_prime) != k_prime or k_prime < 1):
         raise ValueError(f"{path}: k_prime must be an integer >= 1, got {k_prime!r}")
-    return DecodePriors.from_dict(values, source=str(path)), (
-        int(k_prime) if k_prime is not None else None)
+    priors = DecodePriors.from_dict(values, source=str(path))
+    return priors, priors.k_prime
 
 
-def run_decode(scores_files, out, priors_file=None, labels=None) -> Path:
+def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | None = None,
+               megc_out=None) -> Path:
     """``mepkg decode``: scores.h5 file(s) -> intervals CSV (atomic).
+
+    ``preset`` (``megc_samm`` | ``megc_casme3``) applies a test-set preset on
+    top of the priors; ``megc_out`` also writes the MEGC submission CSV.
 
     k' is ``k_prime`` from the priors file when given; otherwise it is
     estimated from ``labels`` (labels.csv): with ``k_rule: train`` over the
@@ -386,6 +568,9 @@ def run_decode(scores_files, out, priors_file=None, labels=None) -> Path:
     if isinstance(scores_files, (str, os.PathLike)):
         scores_files = [scores_files]
     priors, k_p = read_priors(priors_file)
+    if preset:
+        priors = apply_preset(priors, preset)
+        k_p = priors.k_prime if priors.k_prime is not None else k_p
     videos = [v for f in scores_files for v in read_scores(f)]
     skips = {int(v.frame_skip) for v in videos}
     if len(skips) > 1:
@@ -405,6 +590,8 @@ def run_decode(scores_files, out, priors_file=None, labels=None) -> Path:
                  "training" if subjects is not None else "all")
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
+    if megc_out is not None:
+        write_megc_submission(result, megc_out)
     log.info("%s: %d intervals in %d videos (%d vetoed as neutral), k'=%d",
              out, len(result), len(videos), int(result["vetoed"].sum()), k_p)
     return Path(out)

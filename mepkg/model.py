@@ -194,16 +194,28 @@ def save_model_file(path: str | os.PathLike, model: SlowFastMamba, *, k: int | N
     return Path(path)
 
 
+def _torch_load(path: Path, what: str, hint: str):
+    """``torch.load`` with ``weights_only=True`` (no code runs); one-line ValueError otherwise.
+
+    PyTorch's own message (advice to set weights_only=False included) is not
+    passed on: a file that needs arbitrary code to load is not one of ours.
+    """
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the {what} itself")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable {what} ({type(err).__name__}; truncated, "
+                         f"damaged or another kind of file); {hint}") from None
+
+
 def read_model_file(path: str | os.PathLike) -> dict:
     """A model file's content (weights and metadata), checked for format and keys."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable mepkg model file ({err}); a released "
-                         f"checkpoint must first go through `mepkg convert-checkpoint`") from err
+    payload = _torch_load(path, "mepkg model file", "a released checkpoint must first go "
+                                                    "through `mepkg convert-checkpoint`")
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise ValueError(f"{path}: not a mepkg model file (no 'format_version'); a released "
                          f"checkpoint must first go through `mepkg convert-checkpoint`")
@@ -278,18 +290,30 @@ def convert_release_checkpoint(in_path: str | os.PathLike, out_path: str | os.Pa
 
     Keys are renamed by ``release_key_to_mepkg`` and loaded strictly, so a
     missing or unexpected weight is an error naming it. The release stores no
-    window length or frame skip; pass them (SAMM-LV: k 30, frame_skip 7;
-    CAS(ME)^3: k 50, frame_skip 1) for ``mepkg spot`` to use the model.
+    window length, frame skip or frame rate; they are required (SAMM-LV: k 30,
+    frame_skip 7, fps 200; CAS(ME)^3: k 50, frame_skip 1, fps 30) for
+    ``mepkg spot`` to use the model.
     """
     in_path = Path(in_path)
     if not in_path.exists():
         raise FileNotFoundError(f"{in_path}: no such checkpoint")
-    state = torch.load(in_path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and "format_version" not in state:
+    state = _torch_load(in_path, "PyTorch checkpoint", "give the authors' released .pkl "
+                                                        "(a METST_SF state dict)")
+    if isinstance(state, dict) and "format_version" in state:
+        raise ValueError(f"{in_path} is already a mepkg model file; use it as it is")
+    if isinstance(state, dict) and "state_dict" in state:   # a wrapper may hold the settings
+        k, frame_skip, fps = (v if v is not None else state.get(name) for v, name in
+                              ((k, "k"), (frame_skip, "frame_skip"), (fps, "fps")))
         state = state["state_dict"]
     if not isinstance(state, dict) or not any(str(key).removeprefix("module.").startswith("Stem.")
                                               for key in state):
         raise ValueError(f"{in_path}: not a METST_SF state dict (no 'Stem.' weights)")
+    lacking = [option for option, value in (("--k", k), ("--frame-skip", frame_skip),
+                                            ("--fps", fps)) if value is None]
+    if lacking:
+        raise ValueError(f"{in_path}: the release records no {', '.join(lacking)}; pass "
+                         f"{' '.join(lacking)} (SAMM-LV: --k 30 --frame-skip 7 --fps 200; "
+                         f"CAS(ME)^3: --k 50 --frame-skip 1 --fps 30)")
     renamed, dropped = {}, []
     for key, tensor in state.items():
         new = release_key_to_mepkg(key)
@@ -304,9 +328,6 @@ def convert_release_checkpoint(in_path: str | os.PathLike, out_path: str | os.Pa
                          f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
     log.info("converted %s: %d tensors, dropped %d unused (second block LayerNorms)",
              in_path, len(renamed), len(dropped))
-    if k is None or frame_skip is None:
-        log.warning("%s: no k / frame_skip given; the model file records none and `mepkg spot` "
-                    "will ask for them", out_path)
     return save_model_file(out_path, model, k=k, frame_skip=frame_skip, fps=fps,
                            source=f"release:{in_path.name}")
 

@@ -216,7 +216,8 @@ def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
                              ignore_index=True)
         else:
             pred = decode_videos(videos, at_p, k_p)
-        r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True)
+        r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True,
+                     frame_skip=int(videos[0].frame_skip) if videos else 1)
         rows.append({"p": float(p), "n_intervals": int((~pred["vetoed"]).sum()),
                      "spot_precision": r["spotting"]["precision"],
                      "spot_recall": r["spotting"]["recall"], "spot_f1": r["spotting"]["f1"],

@@ -51,17 +51,37 @@ def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.
 
     from mepkg.model import read_model_file
 
+    from mepkg.datasets.common import read_csv_file
+
     priors = priors if isinstance(priors, DecodePriors) else DecodePriors.from_dict(priors or {})
     payload = read_model_file(model_file)
+    check_model_settings(payload, model_file)
     if k_prime is None:
-        table = labels if isinstance(labels, pd.DataFrame) else pd.read_csv(
-            labels, dtype={"subject": str, "video": str})
+        table = labels if isinstance(labels, pd.DataFrame) else read_csv_file(
+            labels, "labels", dtype={"subject": str, "video": str})
+        check_columns(table, ["subject", "video", "onset", "offset", "type"], labels)
         k_prime = k_prime_from_labels(table, int(payload["frame_skip"]))
     payload["decode"] = {"priors": asdict(priors), "k_prime": int(k_prime)}
     with atomic_output(out) as tmp:
         torch.save(payload, tmp)
     log.info("%s: model with decoding priors (k'=%d, p=%.2f)", out, k_prime, priors.p)
     return Path(out)
+
+
+def check_model_settings(meta: dict, path) -> None:
+    """ValueError naming what a model file lacks for ``spot``: k, frame_skip, fps."""
+    lacking = [key for key in ("k", "frame_skip", "fps") if not meta.get(key)]
+    if lacking:
+        raise ValueError(f"{path}: the model file records no {', '.join(lacking)}; a converted "
+                         f"release needs `mepkg convert-checkpoint --k K --frame-skip S --fps F`, "
+                         f"a trained model comes from `mepkg train-fold` with its features")
+
+
+def check_columns(table: pd.DataFrame, columns, source) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {', '.join(missing)}; give the labels.csv "
+                         f"of `mepkg labels` or `mepkg manifest`")
 
 
 def spot_frame_skip(video_fps: float, train_fps: float, train_frame_skip: int) -> int:
@@ -86,20 +106,26 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
     from mepkg.train import predict_video, resolve_device
 
     video, out_dir = Path(video), Path(out_dir)
+    if video.is_dir() and not fps:
+        raise ValueError(f"{video} is a frame folder, which records no frame rate; pass it "
+                         f"with --fps")
+    if not video.exists():
+        raise FileNotFoundError(f"{video}: no such video file or frame folder")
     t0 = time.perf_counter()
     net, meta = load_model(model, device=resolve_device(device))
+    check_model_settings(meta, model)
     if "decode" not in meta:
         raise ValueError(f"{model}: model file carries no decoding priors; package it with "
                          f"`mepkg package-model --model {model} --labels labels.csv --out M.pt` "
                          f"(the workflow's package_model rule writes results/<run>/model.pt)")
     k, train_skip = int(meta["k"]), int(meta["frame_skip"])
-    train_fps = float(meta.get("fps") or 0.0)
+    train_fps = float(meta["fps"])
     priors = DecodePriors.from_dict(meta["decode"]["priors"], source=str(model))
     k_p = int(meta["decode"]["k_prime"])
 
     probe = open_frames(video, frame_skip=1, fps=fps)
     video_fps = float(fps or probe.fps)
-    skip = spot_frame_skip(video_fps, train_fps or video_fps, train_skip)
+    skip = spot_frame_skip(video_fps, train_fps, train_skip)
     n_sampled = sampled_count(probe.n_frames, skip)
     if n_windows(n_sampled, k) < 1:
         need = k * skip
@@ -114,7 +140,10 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
                                    progress=progress, fps=video_fps)
     features = extract_features(video, track, config, progress=progress, fps=video_fps)
     spot, logits = predict_video(net, features.features, next(net.parameters()).device)
-    scores = VideoScores(video_id=video.stem, subject=video.stem, video=video.name, spot=spot,
+    from mepkg.datasets import identify_video
+
+    subject, name, vid = identify_video(video)
+    scores = VideoScores(video_id=vid, subject=subject or vid, video=name, spot=spot,
                          logits=logits, frame_skip=skip, k=k, fps=video_fps,
                          n_frames=probe.n_frames)
     intervals = decode_videos([scores], priors, k_p)

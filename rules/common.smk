@@ -139,18 +139,12 @@ def workflow_plan(config):
         plan = plan_benchmark(syn["size"], syn["layout"], syn["seed"])
         events = plan.truth()
         every_video = [(str(v.subject), str(v.video)) for v in plan.videos]
-    elif ds["evaluate_all_videos"]:
-        from mepkg.datasets import scan_dataset
+    else:  # fails here, at parse time, on corrupt sheets, missing videos, roots without frames
+        from mepkg.datasets import plan_dataset
 
-        events, manifest = scan_dataset(ds["name"], ds["data_root"],
-                                        label_files=label_files(config) or None,
-                                        emotion_map=ds["emotion_map"] or None)
+        events, manifest = plan_dataset(ds["name"], ds["data_root"], label_files(config),
+                                        ds["emotion_map"])
         every_video = list(zip(manifest["subject"].astype(str), manifest["video"].astype(str)))
-    else:
-        from mepkg.datasets import default_label_files, read_labels
-
-        sheets = label_files(config) or default_label_files(ds["name"], ds["data_root"])
-        events = read_labels(ds["name"], sheets, emotion_map=ds["emotion_map"] or None)
     me = events[(events["type"] == "micro") & (events["emotion"].astype(str) != "")]
     if ds["max_duration"]:
         me = me[(me["offset"] - me["onset"]) <= ds["max_duration"]]

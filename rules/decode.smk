@@ -1,4 +1,6 @@
-# Decoding: a fold's score curves -> intervals with an emotion (SPEC 6).
+# Decoding: a fold's score curves -> intervals with an emotion (docs/method.md §6;
+# ablation switches and MEGC test-set presets: decode.interval, decode.synergy,
+# decode.preset, §9).
 # Only the decode group is a param: changing a prior re-runs this and the
 # evaluation, never the model. The priors used (and k' rule) are written
 # beside the intervals as a record.
@@ -6,7 +8,8 @@
 
 rule decode_fold:
     message:
-        "Decoding fold {wildcards.subject} (p={params.decode[p]}, k' from {params.decode[k_rule]})"
+        "Decoding fold {wildcards.subject} (p={params.decode[p]}, k' from {params.decode[k_rule]}, "
+        "preset '{params.decode[preset]}')"
     input:
         scores=rules.train_fold.output.scores,
         labels=rules.build_manifest.output.labels,

@@ -1,8 +1,8 @@
-# Evaluation: pool the folds' intervals, score them (official and strict
-# STRS, each with and without the neutral veto, SPEC 7), tabulate, plot.
-# Figures and tables are marked for `snakemake --report report.html`.
+# Evaluation: pool the folds' intervals, score them (official, strict and
+# release STRS, each with and without the neutral veto, docs/method.md §7-8),
+# tabulate, plot. Figures and tables are marked for `snakemake --report report.html`.
 
-MODES = ("official", "strict")
+MODES = ("official", "strict", "release")
 
 # score curves: every video that is held out in some fold
 CURVE_VIDEOS = sorted(v for v, subject in VIDEOS.items() if subject in FOLDS)
@@ -53,6 +53,8 @@ rule evaluate:
         metrics=f"{RES}/metrics/{{mode}}.json",
     params:
         evaluate=config["evaluate"],
+        # release mode scores at the sampled rate (docs/method.md §7.3)
+        frame_skip=config["features"]["frame_skip"],
     wildcard_constraints:
         mode="|".join(MODES),
     log:
@@ -95,6 +97,26 @@ rule tabulate_metrics:
         "../envs/mepkg.yaml"
     script:
         "../workflow_scripts/tabulate_metrics.py"
+
+
+rule megc_submission:
+    message:
+        "MEGC submission CSV (1-based frames, vetoed rows dropped): {output.submission}"
+    input:
+        predictions=rules.collect_predictions.output.predictions,
+        code=module_file("mepkg.decode"),
+    output:
+        submission=f"{RES}/megc_submission.csv",
+    log:
+        f"{RES}/logs/megc_submission.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/mepkg.yaml"
+    script:
+        "../workflow_scripts/megc_submission.py"
 
 
 rule plot_curves:

@@ -15,9 +15,12 @@ from mepkg.cli import main as cli_main
 from mepkg.datasets import read_labels, scan_dataset
 from mepkg.datasets.common import LABEL_COLUMNS, MANIFEST_COLUMNS
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"   # beside the checkout
-CASME3_SHEET = FIXTURES / "casme3" / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
-SAMM_LAYOUT = FIXTURES / "sammlv_layout"
+from conftest import fixture_path, needs_fixture
+
+CASME3_NAME = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+CASME3_SHEET = fixture_path("casme3", CASME3_NAME)
+SAMM_LAYOUT = fixture_path("sammlv_layout")
+needs_casme3 = needs_fixture("casme3", CASME3_NAME)
 
 INTERVAL_HEADER = ["Subject", "Filename", "Inducement Code", "Onset", "Apex", "Offset",
                    "Duration", "Type", "Action Units", "Notes"]
@@ -46,6 +49,7 @@ def casme3_labels():
     return read_labels("casme3", CASME3_SHEET)
 
 
+@needs_casme3
 def test_casme3_real_sheet_counts(casme3_labels):
     labels = casme3_labels
     assert list(labels.columns) == LABEL_COLUMNS
@@ -57,6 +61,7 @@ def test_casme3_real_sheet_counts(casme3_labels):
     assert set(labels.type) == {"micro"}
 
 
+@needs_casme3
 def test_casme3_frames_are_zero_based(casme3_labels):
     first = casme3_labels.iloc[0]
     assert (first.subject, first.video, first.onset, first.apex, first.offset) == \
@@ -73,6 +78,7 @@ def test_casme3_frames_are_zero_based(casme3_labels):
     assert "J" not in set(casme3_labels.video)
 
 
+@needs_casme3
 def test_casme3_bad_rows_are_warned(caplog):
     with caplog.at_level(logging.WARNING):
         labels = read_labels("casme3", CASME3_SHEET, drop_longer_than=3000)
@@ -85,6 +91,7 @@ def test_casme3_bad_rows_are_warned(caplog):
                for r in caplog.records) == 2
 
 
+@needs_casme3
 def test_casme3_long_interval_kept_and_flagged(casme3_labels, caplog):
     row = casme3_labels[(casme3_labels.subject == "spNO.214") & (casme3_labels.video == "c")]
     assert (row.offset - row.onset).tolist() == [3455]
@@ -93,6 +100,7 @@ def test_casme3_long_interval_kept_and_flagged(casme3_labels, caplog):
     assert "spNO.214 c" in caplog.text and "flagged" in caplog.text
 
 
+@needs_casme3
 def test_cli_labels_writes_the_table(tmp_path):
     out = tmp_path / "labels.csv"
     assert cli_main(["labels", "--dataset", "casme3", "--labels", str(CASME3_SHEET),
@@ -110,6 +118,7 @@ def test_missing_sheet_and_missing_header(tmp_path):
 
 
 # ---------------------------------------------------------------- SAMM-LV
+@needs_fixture("sammlv_layout")
 def test_samm_layout_fixtures():
     sheets = [SAMM_LAYOUT / "SAMM_Micro_FACS_Codes_v2.xlsx",
               SAMM_LAYOUT / "SAMM_LongVideos_V3_Release.xlsx"]

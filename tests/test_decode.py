@@ -15,8 +15,9 @@ from mepkg.decode import (DecodePriors, apply_veto, decode_intervals, decode_vid
                           suppress)
 from mepkg.h5io import VideoScores, write_scores
 
-CASME3_SHEET = (Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "casme3"
-                / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx")
+from conftest import fixture_path, needs_fixture  # noqa: E402
+
+CASME3_SHEET = fixture_path("casme3", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx")
 
 
 # ---------------------------------------------------------------- priors
@@ -69,7 +70,7 @@ def test_k_prime_from_labels_sampled_durations_training_subjects():
     assert k_prime_from_labels(labels, 7, subjects=["a", "c"]) == 2
 
 
-@pytest.mark.skipif(not CASME3_SHEET.exists(), reason="CAS(ME)^3 label sheet not beside the checkout")
+@needs_fixture("casme3", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx")
 def test_k_prime_on_real_casme3_sheet_is_the_references_11():
     sheet = pd.read_excel(CASME3_SHEET)
     ok = (sheet.Offset > 0) & (sheet.Onset <= sheet.Offset)

@@ -146,8 +146,6 @@ def test_labels_csv_is_accepted_as_ground_truth(tmp_path):
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize("body, message", [
     ("subject,video,onset,emotion\n1,a,0,negative\n", r"lack column\(s\) \['offset'\]"),
-    ("subject,video,onset,offset,emotion\n1,a,0,5,negative\n1,a,-3,5,negative\n",
-     "data row 2: negative onset -3"),
     ("subject,video,onset,offset,emotion\n1,a,0,5,negative\n1,a,9,9,positive\n1,a,9,4,negative\n",
      "data row 3: reversed interval onset 9 > offset 4"),
     ("subject,video,onset,offset,emotion\n1,a,,5,negative\n", "data row 1: onset is empty or NaN"),
@@ -161,6 +159,16 @@ def test_bad_prediction_csvs_name_the_file_and_row(tmp_path, body, message):
     with pytest.raises(ValueError, match=message) as err:
         read_intervals_csv(path, "pred")
     assert str(path) in str(err.value)
+
+
+def test_negative_onset_is_an_error_in_gt_and_scored_as_given_in_pred(tmp_path, caplog):
+    # the MEGC evaluator scores predictions as given (its own example has an onset of -3)
+    path = tmp_path / "intervals.csv"
+    path.write_text("subject,video,onset,offset,emotion\n1,a,0,5,negative\n1,a,-3,5,negative\n")
+    with pytest.raises(ValueError, match="data row 2: negative onset -3"):
+        read_intervals_csv(path, "gt")
+    assert read_intervals_csv(path, "pred").onset.tolist() == [0, -3]
+    assert "negative onset, first: data row 2 onset -3; scored as given" in caplog.text
 
 
 def test_missing_file_is_named(tmp_path):

@@ -98,7 +98,8 @@ def test_convert_release_checkpoint_gives_identical_outputs(tmp_path):
     model.eval()
     release = tmp_path / "subject_1.pkl"
     torch.save(_release_state_dict(model), release)
-    out = convert_release_checkpoint(release, tmp_path / "model.pt", k=30, frame_skip=7)
+    out = convert_release_checkpoint(release, tmp_path / "model.pt", k=30, frame_skip=7,
+                                     fps=200.0)
     loaded, meta = load_model(out, "cpu")
     assert meta["k"] == 30 and meta["frame_skip"] == 7
     assert meta["model_config"]["d_model"] == 16 and meta["model_config"]["depth"] == 2
@@ -118,7 +119,7 @@ def test_convert_rejects_a_foreign_or_mismatched_checkpoint(tmp_path):
     broken = tmp_path / "broken.pkl"
     torch.save(state, broken)
     with pytest.raises(ValueError, match=r"fast_stages\.1\.1\.mamba\.D"):
-        convert_release_checkpoint(broken, tmp_path / "m.pt")
+        convert_release_checkpoint(broken, tmp_path / "m.pt", k=30, frame_skip=7, fps=200.0)
 
 
 def test_load_model_errors(tmp_path):

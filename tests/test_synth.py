@@ -25,7 +25,7 @@ from mepkg.synth.faces import ASTRONAUT_LANDMARKS, detect_faces, render_identity
 from mepkg.synth.motion import PATTERNS, VideoRenderer, event_field, profile
 from mepkg.synth.plan import TIMING, PlannedEvent
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+from conftest import FIXTURES  # noqa: E402  (absent on a fresh clone: comparisons skipped)
 
 
 # ---------------------------------------------------------------- the plan

@@ -25,7 +25,7 @@ WORKFLOW = ["Snakefile", "config.yaml", "config", "rules", "workflow_scripts", "
             "envs", "report"]
 TINY = ["--configfile", "config/tiny.yaml"]
 RUN = "results/synthetic-tiny"
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+from conftest import FIXTURES  # noqa: E402
 # what a decode prior change may re-run (SPEC 6: "decoding and evaluation only")
 DECODE_AND_AFTER = {"decode_fold", "collect_predictions", "evaluate", "tabulate_metrics",
                     "plot_curves", "plot_confusion", "plot_fold_strs", "plot_threshold_sweep",
@@ -82,7 +82,7 @@ def test_dry_run_default_config_plans_every_fold(tmp_path):
     assert jobs["train_fold"] == len(plan.folds())
     assert jobs["decode_fold"] == len(plan.folds())
     assert jobs["extract_features"] == jobs["detect_landmarks"] >= len(plan.folds())
-    assert jobs["train_all_subjects"] == 1 and jobs["evaluate"] == 2
+    assert jobs["train_all_subjects"] == 1 and jobs["evaluate"] == 3  # official, strict, release
 
 
 def test_dry_run_slurm_profile(tmp_path):
@@ -119,6 +119,10 @@ def test_dry_run_casme3_plans_folds_from_the_label_sheet(tmp_path):
     sheet = FIXTURES / "casme3" / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
     labels = read_labels("casme3", sheet)
     me = labels[(labels.type == "micro") & (labels.emotion != "")]
+    for subject, video in set(zip(labels.subject, labels.video)):   # planning needs frames
+        color = tmp_path / "casme3" / subject / video / "color"
+        color.mkdir(parents=True)
+        (color / "0.jpg").touch()   # listed, never decoded by a dry run
     work = copy_workflow(tmp_path)
     args = ["--config",
             f"dataset={{name: casme3, data_root: {tmp_path / 'casme3'}, label_files: [{sheet}]}}"]
@@ -147,13 +151,14 @@ def test_tiny_run_writes_metrics_plots_and_summary(tiny_run):
     run = work / RUN
     assert 0.0 <= metrics["strs"] <= 1.0
     assert metrics["headline_mode"] == "official"
-    for mode in ("official", "strict"):
+    for mode in ("official", "strict", "release"):
         assert 0.0 <= metrics[mode]["strs"] <= 1.0
         assert "strs" in metrics[mode]["without_veto"]
     table = pd.read_csv(run / "metrics.csv", dtype={"scope": str})
     pooled = table[table.scope == "pooled"]
     assert set(zip(pooled["mode"], pooled["veto"])) == {
-        ("official", True), ("official", False), ("strict", True), ("strict", False)}
+        ("official", True), ("official", False), ("strict", True), ("strict", False),
+        ("release", True), ("release", False)}
     assert pooled.set_index(["mode", "veto"]).loc[("official", True), "strs"] == pytest.approx(
         metrics["strs"])
     for name in ("confusion", "fold_strs", "threshold_sweep"):
@@ -179,7 +184,7 @@ def test_changing_a_decode_prior_reruns_only_decoding_and_evaluation(tiny_run):
     run = work / RUN
     change = ["--config", "decode={p: 0.6}"]
     jobs = planned_jobs(work, *TINY, *change)
-    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 2
+    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 3
     assert set(jobs) <= DECODE_AND_AFTER, f"upstream jobs re-planned: {set(jobs) - DECODE_AND_AFTER}"
 
     upstream = [*run.glob("landmarks/*.h5"), *run.glob("features/*.h5"),
@@ -208,7 +213,7 @@ def test_changing_a_feature_setting_reruns_features_and_everything_after(tiny_ru
     jobs = planned_jobs(work, *TINY, "--config", "features={flow: {winsize: 13}}")
     assert jobs["extract_features"] == 6
     assert jobs["train_fold"] == 3 and jobs["train_all_subjects"] == 1
-    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 2
+    assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 3
     # landmarks depend on k, frame_skip and backend only; the data not at all
     assert not {"detect_landmarks", "generate_synthetic", "build_manifest"} & set(jobs)
     jobs = planned_jobs(work, *TINY, "--config", "features={k: 20}")

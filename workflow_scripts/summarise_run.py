@@ -33,6 +33,7 @@ summary = {
     "recog_f1": metrics["recognition"]["f1"],
     "strs_without_veto": metrics["without_veto"]["strs"],
     "strict_strs": metrics["strict"]["strs"],
+    "release_strs": metrics["release"]["strs"],
     "config": snakemake.params.config,
 }
 with atomic_output(snakemake.output.summary) as tmp:

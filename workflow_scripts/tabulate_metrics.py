@@ -1,6 +1,6 @@
 """Combine the per-mode metrics into the run's tables (rule tabulate_metrics).
 
-Reads:  input.modes (metrics/<mode>.json for official and strict),
+Reads:  input.modes (metrics/<mode>.json for official, strict and release),
         params.evaluate (mode = the headline mode).
 Writes: output.metrics (metrics.json: the headline mode's result at the top
         level, every mode under its name) and output.table (metrics.csv: one

@@ -65,7 +65,12 @@ def read_casme3_labels(path: str | Path, emotion_map: dict[str, str] | None = No
 def read_damaged_list(path: str | Path) -> set[tuple[str, str, int]]:
     """``(subject, video, frame)`` of every line ``spNO.3 J 498.jpg  the image cannot open``."""
     damaged = set()
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); expected lines "
+                         f"'SUBJECT VIDEO N.jpg ...': copy it again from the release") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue

@@ -146,18 +146,24 @@ def read_sheet_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
     text (see ``cell_text``), columns named by the lower-cased header, plus
     ``row``, the Excel row number (1-based, as shown by Excel).
     """
-    import openpyxl
+    import zipfile
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"label sheet not found: {path}")
     wanted = [name.lower() for name in required]
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    workbook = open_workbook(path)
     try:
         for sheet in workbook.worksheets:
             header: list[str] | None = None
             records = []
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            try:
+                rows = list(sheet.iter_rows(values_only=True))
+            except (zipfile.BadZipFile, KeyError, EOFError, OSError, ValueError) as err:
+                raise ValueError(f"{path}: worksheet {sheet.title!r} cannot be read "
+                                 f"({type(err).__name__}); the workbook is damaged: copy it "
+                                 f"again or save it as .xlsx") from None
+            for number, values in enumerate(rows, start=1):
                 cells = [cell_text(v) for v in values]
                 if header is None:
                     names = [c.lower() for c in cells]
@@ -173,6 +179,46 @@ def read_sheet_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
         workbook.close()
     raise ValueError(f"{path}: no header row holding the columns {', '.join(required)} "
                      f"in any worksheet; is this the right label file?")
+
+
+def open_workbook(path: Path):
+    """openpyxl workbook (read-only); ValueError naming the file when it is not an .xlsx."""
+    import zipfile
+
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the label sheet (.xlsx) itself")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: label sheet is empty (0 bytes); copy it again from the "
+                         f"dataset release")
+    try:
+        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable .xlsx workbook ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:120]}); it is truncated, damaged or another "
+                         f"format (a CSV renamed .xlsx?): copy it again or save it as .xlsx") from None
+
+
+def read_csv_file(path: str | Path, what: str, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` with one-line ValueErrors naming the file (empty, not text, malformed)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the {what} CSV file itself")
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: {what} file is empty; it needs a header row and data rows") \
+            from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: {what} file is not UTF-8 text (byte {err.start}); save it "
+                         f"as UTF-8 CSV") from None
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path}: {what} file is not a well-formed CSV "
+                         f"({' '.join(str(err).split())}); check its quoting and commas") from None
 
 
 def event_type(text: str, where: str) -> str:
@@ -194,32 +240,54 @@ def to_frame_number(text: str) -> int | None:
 
 
 def clean_events(raw: pd.DataFrame, source: str | Path, *, onset_zero: str = "clip",
-                 max_duration: int | None = None,
-                 drop_longer_than: int | None = None) -> pd.DataFrame:
+                 max_duration: int | None = None, drop_longer_than: int | None = None,
+                 strict: bool = False) -> pd.DataFrame:
     """Convert sheet frames (1-based) to 0-based and deal with the bad rows.
 
-    Rules, each reported with a logging warning naming the row, subject and video:
-    - onset or offset not a number: drop; apex not a number: -1 (not annotated).
+    Always errors (ValueError naming the file and row): an empty subject or
+    video cell, a negative frame (apex -1 = not annotated excepted).
+    The documented quirks of the real sheets, each reported with a logging
+    warning naming the row, subject and video (``strict``, for user-made
+    files such as the generic CSV: an error naming the row instead):
+    - onset or offset not a whole number: drop; apex not a number: -1 (not annotated).
+    - onset > apex, onset > offset or apex > offset: drop.
+    - the same event (subject, video, onset, apex, offset, type) twice: drop the repeat.
+    Always warned, never errors:
     - onset 0: ``onset_zero="drop"`` drops the row (SAMM-LV marks extremely long
       samples so), ``"clip"`` keeps it with onset 0-based 0.
     - offset 0: use the apex as offset.
-    - onset > apex, onset > offset or apex > offset: drop.
     - a micro event longer than ``max_duration`` frames (offset - onset): keep
       but warn; longer than ``drop_longer_than``: drop.
     Apex -1 (not annotated) stays -1; every other frame becomes sheet value - 1.
     Returns the table with integer onset/apex/offset (``row`` kept).
     """
-    kept = []
+    def bad_row(where: str, problem: str) -> None:
+        if strict:
+            raise ValueError(f"{where}: {problem}; fix or delete the row")
+        log.warning("%s: %s; row dropped", where, problem)
+
+    kept, seen = [], {}
     for rec in raw.to_dict("records"):
         where = f"{source} row {rec['row']} ({rec['subject']} {rec['video']})"
+        for col in ("subject", "video"):
+            if not str(rec[col]).strip():
+                raise ValueError(f"{source} row {rec['row']}: empty {col} cell; every event "
+                                 f"needs a subject and a video: fill it or delete the row")
         onset, apex, offset = (to_frame_number(rec[c]) for c in ("onset", "apex", "offset"))
         if onset is None or offset is None:
-            log.warning("%s: onset %r / offset %r not a number; row dropped",
-                        where, rec["onset"], rec["offset"])
+            bad_row(where, f"onset {rec['onset']!r} / offset {rec['offset']!r} is not a whole "
+                           f"frame number")
             continue
         if apex is None:
+            if strict and str(rec["apex"]).strip():
+                raise ValueError(f"{where}: apex {rec['apex']!r} is not a whole frame number; "
+                                 f"fix the cell (empty or -1: not annotated)")
             log.warning("%s: apex %r not a number; set to -1 (not annotated)", where, rec["apex"])
             apex = -1
+        for name, value in (("onset", onset), ("apex", apex), ("offset", offset)):
+            if value < 0 and not (name == "apex" and value == -1):
+                raise ValueError(f"{where}: negative {name} {value}; frames are 1-based "
+                                 f"numbers >= 1 (apex -1: not annotated): fix or delete the row")
         if offset == 0:
             log.warning("%s: offset 0; using the apex %d as offset", where, apex)
             offset = apex
@@ -232,9 +300,14 @@ def clean_events(raw: pd.DataFrame, source: str | Path, *, onset_zero: str = "cl
             onset = 1
             apex = max(apex, 1) if apex != -1 else -1
         if onset > offset or (apex != -1 and not onset <= apex <= offset):
-            log.warning("%s: onset %d, apex %d, offset %d are out of order; row dropped",
-                        where, onset, apex, offset)
+            bad_row(where, f"onset {onset}, apex {apex}, offset {offset} are out of order "
+                           f"(need onset <= apex <= offset)")
             continue
+        key = (str(rec["subject"]), str(rec["video"]), onset, apex, offset, rec["type"])
+        if key in seen:
+            bad_row(where, f"the same event as row {seen[key]} (onset {onset}, offset {offset})")
+            continue
+        seen[key] = rec["row"]
         rec.update(onset=onset - 1, apex=apex - 1 if apex != -1 else -1, offset=offset - 1)
         duration = rec["offset"] - rec["onset"]
         if rec["type"] == "micro" and drop_longer_than is not None and duration > drop_longer_than:
@@ -245,7 +318,10 @@ def clean_events(raw: pd.DataFrame, source: str | Path, *, onset_zero: str = "cl
             log.warning("%s: micro event of %d frames (> max_duration %d); kept, flagged",
                         where, duration, max_duration)
         kept.append(rec)
-    table = pd.DataFrame.from_records(kept, columns=list(raw.columns))
+    table = pd.DataFrame.from_records(kept, columns=list(raw.columns)).assign(source=str(source))
+    if not len(table):
+        raise ValueError(f"{source}: no valid event remains ({len(raw)} row(s) read, every one "
+                         f"dropped: see the warnings above); fix the rows or give the right file")
     return table.astype({"onset": int, "apex": int, "offset": int})
 
 
@@ -270,7 +346,8 @@ def map_emotions(events: pd.DataFrame, mapping: dict[str, str], source: str | Pa
         log.warning("%s: %d micro event(s) without an emotion (emotion left empty)",
                     source, no_emotion)
     events = events.assign(emotion=keys.map(mapping).fillna(""))
-    return events[LABEL_COLUMNS].reset_index(drop=True)
+    extra = [c for c in ("row", "source") if c in events.columns]
+    return events[LABEL_COLUMNS + extra].reset_index(drop=True)
 
 
 def check_columns(table: pd.DataFrame, required: Iterable[str], source: str | Path) -> None:

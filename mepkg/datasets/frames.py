@@ -94,7 +94,10 @@ def list_frame_folder(path: str | Path) -> FolderListing:
 
 
 def video_properties(path: str | Path) -> tuple[int, float]:
-    """``(n_frames, fps)`` of a video file; counts frames when the container does not say."""
+    """``(n_frames, fps)`` of a video file; counts frames when the container does not say.
+
+    ``fps`` is the container's rate, 0.0 when the file records none.
+    """
     capture = _open_capture(path)
     try:
         n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -107,9 +110,8 @@ def video_properties(path: str | Path) -> tuple[int, float]:
         capture.release()
     if n_frames <= 0:
         raise ValueError(f"{path}: video has no frames; is the file complete?")
-    if not fps > 0:
-        log.warning("%s: no frame rate in the file; assuming %.0f fps", path, DEFAULT_FOLDER_FPS)
-        fps = DEFAULT_FOLDER_FPS
+    if not fps > 0:   # never guessed: the caller asks for one (--fps)
+        fps = 0.0
     return n_frames, fps
 
 
@@ -193,6 +195,8 @@ class VideoFrames(FrameSource):
 
     def __init__(self, path: Path, frame_skip: int = 1, fps: float | None = None):
         n_frames, file_fps = video_properties(path)
+        if not (fps or file_fps):
+            raise ValueError(f"{path}: the video file records no frame rate; pass it with --fps")
         super().__init__(path, n_frames, float(fps) if fps else file_fps, frame_skip)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from mepkg.datasets.common import (
-    GENERIC_EMOTION_MAP, check_columns, clean_events, event_type, map_emotions,
+    GENERIC_EMOTION_MAP, check_columns, clean_events, read_csv_file, event_type, map_emotions,
     merged_emotion_map, video_id,
 )
 from mepkg.datasets.frames import DEFAULT_FOLDER_FPS, list_frame_folder, video_properties
@@ -42,12 +42,10 @@ def read_generic_labels(path: str | Path, emotion_map: dict[str, str] | None = N
                         drop_longer_than: int | None = None) -> pd.DataFrame:
     """Events of a generic label CSV (1-based frames) as LABEL_COLUMNS, 0-based frames."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = read_csv_file(path, "label", dtype=str, keep_default_na=False)
     table.columns = [str(c).strip().lower() for c in table.columns]
     check_columns(table, CSV_COLUMNS, path)
-    table = table.apply(lambda column: column.str.strip())
+    table = table.apply(lambda column: column.astype(str).str.strip())
     rows = table.index + 2   # line number in the file: header is line 1
     raw = pd.DataFrame({
         "subject": table["subject"], "video": table["video"],
@@ -58,7 +56,7 @@ def read_generic_labels(path: str | Path, emotion_map: dict[str, str] | None = N
         "row": rows,
     })
     events = clean_events(raw, path, onset_zero="clip", max_duration=max_duration,
-                          drop_longer_than=drop_longer_than)
+                          drop_longer_than=drop_longer_than, strict=True)
     return map_emotions(events, merged_emotion_map(GENERIC_EMOTION_MAP, emotion_map), path)
 
 
@@ -77,6 +75,10 @@ def scan_generic(root: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> pd
                 n_frames, n_missing = listing.n_frames, listing.n_gaps
             elif entry.suffix.lower() in VIDEO_EXTENSIONS:
                 n_frames, fps = video_properties(entry)
+                if not fps:
+                    raise ValueError(f"{entry}: the video file records no frame rate; "
+                                     f"re-encode it with one (e.g. ffmpeg -r) or use a "
+                                     f"file that has one")
                 video, n_missing = entry.stem, 0
             else:
                 continue

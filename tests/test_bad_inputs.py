@@ -1,0 +1,670 @@
+"""Damaged or mistaken inputs through every `mepkg` sub-command and the workflow config.
+
+Each case runs the real command (``python -m mepkg``) on small inputs made in
+tmp_path and checks the one error path: exit code 2, one line
+``mepkg <command>: error: ...`` naming the offending file/row/value, no
+traceback, and no output file left behind (not even a hidden temporary).
+Cases of the commands that import PyTorch or SciPy (model files, decode,
+spot, landmarks) call ``mepkg.cli.main`` in this process instead (fixture
+``cli``): the same parser and error path, without paying those imports per case.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, fixture_path, needs_fixture
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+
+GENERIC_HEADER = "subject,video,onset,apex,offset,type,emotion\n"
+GOOD_ROW = "s1,v1,10,12,20,micro,happy\n"
+PRED_HEADER = "subject,video,onset,offset,emotion\n"
+
+
+def mepkg(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mepkg", *map(str, args)], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli(capsys):
+    """``mepkg`` in this process: ``cli(*args)`` -> CompletedProcess-like (code, out, err)."""
+    from mepkg.cli import main
+
+    def run(*args) -> subprocess.CompletedProcess:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:   # argparse errors
+            code = exit_.code
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+    return run
+
+
+def assert_one_line_error(proc, command: str, *expected: str, code: int = 2) -> str:
+    """Exit ``code``, no traceback, exactly one error line naming every ``expected``."""
+    err = proc.stderr
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) == 1, err
+    line = errors[0]
+    assert line.startswith(f"mepkg {command}: error: "), line
+    for text in expected:
+        assert text in line, f"{text!r} not in {line!r}"
+    assert proc.returncode == code, (proc.returncode, err)
+    return line
+
+
+def assert_nothing_written(*paths: Path) -> None:
+    for path in paths:
+        path = Path(path)
+        assert not path.is_file(), f"{path} was written"
+        folder = path.parent
+        if folder.is_dir():
+            leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+            assert not leftovers, leftovers
+
+
+# ---------------------------------------------------------------- inputs made on the fly
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    return path
+
+
+def write_xlsx(path: Path, rows: list[list]) -> Path:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "label"
+    for row in rows:
+        workbook.active.append(row)
+    workbook.save(path)
+    return path
+
+
+CASME3_HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class",
+                 "emotion"]
+
+
+def casme3_sheet(path: Path, rows: list[list]) -> Path:
+    return write_xlsx(path, [CASME3_HEADER] + rows)
+
+
+def frame_folder(folder: Path, n: int = 3) -> Path:
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    return folder
+
+
+# ---------------------------------------------------------------- labels
+def _labels_case(tmp_path, make, dataset="generic"):
+    files = make(tmp_path)
+    files = files if isinstance(files, list) else [files]
+    return ["labels", "--dataset", dataset, "--labels", *files, "--out", tmp_path / "out.csv"]
+
+
+GENERIC_CASES = {
+    # id: (csv body, expected text in the error line)
+    "negative-onset": (GENERIC_HEADER + GOOD_ROW + "s1,v1,-5,2,9,micro,happy\n",
+                       ["row 3", "negative onset -5"]),
+    "duplicated-row": (GENERIC_HEADER + GOOD_ROW + GOOD_ROW, ["row 3", "same event as row 2"]),
+    "empty-subject": (GENERIC_HEADER + GOOD_ROW + ",v1,30,32,40,micro,happy\n",
+                      ["row 3", "empty subject"]),
+    "empty-video": (GENERIC_HEADER + "s1,,30,32,40,micro,happy\n", ["row 2", "empty video"]),
+    "out-of-order": (GENERIC_HEADER + "s1,v1,30,50,40,micro,happy\n",
+                     ["row 2", "out of order"]),
+    "non-integer-frame": (GENERIC_HEADER + "s1,v1,30.5,32,40,micro,happy\n",
+                          ["row 2", "'30.5'", "whole frame number"]),
+    "text-frame": (GENERIC_HEADER + "s1,v1,abc,32,40,micro,happy\n", ["row 2", "'abc'"]),
+    "bad-apex": (GENERIC_HEADER + "s1,v1,30,x,40,micro,happy\n", ["row 2", "apex 'x'"]),
+    "only-row-invalid": (GENERIC_HEADER + "s1,v1,50,45,40,micro,happy\n", ["row 2"]),
+    "header-only": (GENERIC_HEADER, ["no valid event remains"]),
+    "missing-column": ("subject,video,onset,offset,type,emotion\ns1,v1,1,2,micro,happy\n",
+                       ["missing column(s) apex"]),
+    "bad-type": (GENERIC_HEADER + "s1,v1,10,12,20,mega,happy\n", ["line 2", "'mega'"]),
+    "unknown-emotion": (GENERIC_HEADER + "s1,v1,10,12,20,micro,angry\n",
+                        ["unknown emotion(s) 'angry'", "--emotion-map"]),
+    "zero-byte": ("", ["label file is empty"]),
+    "not-utf8": (GENERIC_HEADER.encode() + "s1,v1,10,12,20,micro,h\xe4ppy\n".encode("latin-1"),
+                 ["not UTF-8"]),
+}
+
+
+@pytest.mark.parametrize("case", list(GENERIC_CASES))
+def test_labels_generic_csv(tmp_path, case):
+    body, expected = GENERIC_CASES[case]
+    csv = write(tmp_path / "labels.csv", body)
+    proc = mepkg(*_labels_case(tmp_path, lambda _: csv))
+    assert_one_line_error(proc, "labels", *expected)
+    assert_nothing_written(tmp_path / "out.csv")
+
+
+def _truncated_xlsx(tmp: Path) -> Path:
+    full = casme3_sheet(tmp / "full.xlsx", [["spNO.1", "a", 10, 12, 20, "", "", "happy"]])
+    return write(tmp / "sheet.xlsx", full.read_bytes()[:300])
+
+
+SHEET_CASES = {
+    "truncated": (_truncated_xlsx, ["sheet.xlsx", "not a readable .xlsx"]),
+    "zero-byte": (lambda t: write(t / "sheet.xlsx", b""), ["sheet.xlsx", "empty (0 bytes)"]),
+    "renamed-csv": (lambda t: write(t / "sheet.xlsx", GENERIC_HEADER + GOOD_ROW),
+                    ["sheet.xlsx", "a CSV renamed .xlsx?"]),
+    "a-folder": (lambda t: (t / "sheet.xlsx").mkdir() or t / "sheet.xlsx",
+                 ["sheet.xlsx is a folder"]),
+    "missing": (lambda t: t / "nope.xlsx", ["nope.xlsx"]),
+    "no-header": (lambda t: write_xlsx(t / "sheet.xlsx", [["a", "b"], [1, 2]]),
+                  ["sheet.xlsx", "no header row"]),
+    "every-row-invalid": (lambda t: casme3_sheet(t / "sheet.xlsx",
+                                                 [["spNO.1", "a", 30, 20, 40, "", "", "happy"]]),
+                          ["sheet.xlsx", "no valid event remains"]),
+    "negative-frame": (lambda t: casme3_sheet(t / "sheet.xlsx",
+                                              [["spNO.1", "a", 10, 12, 20, "", "", "happy"],
+                                               ["spNO.1", "b", -4, 12, 20, "", "", "happy"]]),
+                       ["sheet.xlsx row 3", "negative onset -4"]),
+    "empty-subject": (lambda t: casme3_sheet(t / "sheet.xlsx",
+                                             [["", "a", 10, 12, 20, "", "", "happy"]]),
+                      ["sheet.xlsx row 2", "empty subject"]),
+}
+
+
+@pytest.mark.parametrize("case", list(SHEET_CASES))
+def test_labels_casme3_sheet(tmp_path, case):
+    make, expected = SHEET_CASES[case]
+    proc = mepkg(*_labels_case(tmp_path, make, dataset="casme3"))
+    assert_one_line_error(proc, "labels", *expected)
+    assert_nothing_written(tmp_path / "out.csv")
+
+
+def test_labels_sammlv_needs_both_sheets(tmp_path):
+    sheet = casme3_sheet(tmp_path / "one.xlsx", [["spNO.1", "a", 10, 12, 20, "", "", "happy"]])
+    proc = mepkg("labels", "--dataset", "sammlv", "--labels", sheet, "--out", tmp_path / "o.csv")
+    assert_one_line_error(proc, "labels", "SAMM-LV needs two label files", "one.xlsx")
+
+
+@pytest.mark.parametrize("option, expected", [
+    (["--emotion-map", "angry"], "expects RAW=CLASS, got 'angry'"),
+    (["--emotion-map", "angry=furious"], "'angry' -> 'furious'"),
+])
+def test_labels_bad_emotion_map(tmp_path, option, expected):
+    csv = write(tmp_path / "labels.csv", GENERIC_HEADER + GOOD_ROW)
+    proc = mepkg(*_labels_case(tmp_path, lambda _: csv), *option)
+    assert_one_line_error(proc, "labels", expected)
+    assert_nothing_written(tmp_path / "out.csv")
+
+
+def _read_only_dir() -> Path:
+    """A folder this process cannot write in (root ignores permissions: use /sys)."""
+    return Path("/sys") if Path("/sys").is_dir() else Path("/")
+
+
+@pytest.mark.parametrize("where", ["a-folder", "read-only", "under-a-file"])
+def test_labels_out_checked_before_reading(tmp_path, where):
+    csv = write(tmp_path / "labels.csv", GENERIC_HEADER + GOOD_ROW)
+    out = {"a-folder": tmp_path, "read-only": _read_only_dir() / "out.csv",
+           "under-a-file": csv / "out.csv"}[where]
+    if where == "read-only" and os.access(out.parent, os.W_OK) and out.parent != Path("/sys"):
+        pytest.skip("no read-only folder here")
+    proc = mepkg("labels", "--dataset", "generic", "--labels", csv, "--out", out)
+    line = assert_one_line_error(proc, "labels", f"--out {out}")
+    assert ".tmp" not in line
+
+
+# ---------------------------------------------------------------- manifest
+def test_manifest_root_missing(tmp_path):
+    proc = mepkg("manifest", "--dataset", "casme3", "--root", tmp_path / "nope",
+                 "--out", tmp_path / "out")
+    assert_one_line_error(proc, "manifest", "nope")
+    assert not (tmp_path / "out").exists()
+
+
+def test_manifest_root_without_frames(tmp_path):
+    casme3_sheet(tmp_path / "root" / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx",
+                 [["spNO.1", "a", 10, 12, 20, "", "", "happy"]]) if (tmp_path / "root").mkdir() \
+        is None else None
+    proc = mepkg("manifest", "--dataset", "casme3", "--root", tmp_path / "root",
+                 "--out", tmp_path / "out")
+    assert_one_line_error(proc, "manifest", "no CAS(ME)^3 frame folders", "root")
+    assert_nothing_written(tmp_path / "out" / "labels.csv", tmp_path / "out" / "manifest.csv")
+
+
+def test_manifest_damaged_list_malformed(tmp_path):
+    root = tmp_path / "root"
+    frame_folder(root / "spNO.1" / "a" / "color")
+    write(root / "error_info_damaged_image_partA.txt", "spNO.1 a\n")
+    proc = mepkg("manifest", "--dataset", "casme3", "--root", root, "--out", tmp_path / "out")
+    assert_one_line_error(proc, "manifest", "error_info_damaged_image_partA.txt line 1")
+
+
+def test_manifest_damaged_list_not_utf8(tmp_path):
+    root = tmp_path / "root"
+    frame_folder(root / "spNO.1" / "a" / "color")
+    write(root / "error_info_damaged_image_partA.txt", "spNO.1 a 1.jpg \xe9\n".encode("latin-1"))
+    proc = mepkg("manifest", "--dataset", "casme3", "--root", root, "--out", tmp_path / "out")
+    assert_one_line_error(proc, "manifest", "error_info_damaged_image_partA.txt", "not UTF-8")
+
+
+def test_manifest_warns_about_a_label_past_the_last_frame(tmp_path):
+    root = tmp_path / "root"
+    frame_folder(root / "spNO.1" / "a" / "color", n=3)
+    casme3_sheet(root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx",
+                 [["spNO.1", "a", 1, 2, 3, "", "", "happy"],
+                  ["spNO.1", "a", 10, 12, 20, "", "", "happy"]])
+    proc = mepkg("manifest", "--dataset", "casme3", "--root", root, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "last frame" in line]
+    assert len(warning) == 1 and "JpgIndex_v2.xlsx row 3 (spNO.1 a)" in warning[0]
+    assert "frame 2" in warning[0]
+
+
+def test_manifest_out_is_a_file(tmp_path):
+    root = tmp_path / "root"
+    frame_folder(root / "spNO.1" / "a" / "color")
+    out = write(tmp_path / "out", "x")
+    proc = mepkg("manifest", "--dataset", "casme3", "--root", root, "--out", out)
+    assert_one_line_error(proc, "manifest", f"--out {out} is a file")
+
+
+# ---------------------------------------------------------------- synth
+@pytest.mark.parametrize("args, expected", [
+    (["--size", "huge"], "argument --size: invalid choice: 'huge'"),
+    (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
+])
+def test_synth_bad_options(tmp_path, args, expected):
+    proc = mepkg("synth", *args, "--out", tmp_path / "out")
+    assert_one_line_error(proc, "synth", expected)
+    assert "usage:" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_synth_out_is_a_file(tmp_path):
+    out = write(tmp_path / "out", "x")
+    assert_one_line_error(mepkg("synth", "--out", out), "synth", f"--out {out} is a file")
+
+
+# ---------------------------------------------------------------- landmarks and features
+@pytest.mark.parametrize("command", ["landmarks", "features"])
+def test_frame_folder_needs_fps(tmp_path, command):
+    folder = frame_folder(tmp_path / "spNO.1" / "a" / "color")
+    proc = mepkg(command, folder, "--out", tmp_path / "out.h5")
+    assert_one_line_error(proc, command, str(folder), "frame folder", "--fps")
+    assert_nothing_written(tmp_path / "out.h5")
+
+
+@pytest.mark.parametrize("command", ["landmarks", "features"])
+@pytest.mark.parametrize("args, expected", [
+    (["--fps", "0"], "argument --fps: '0' must be > 0"),
+    (["--fps", "abc"], "argument --fps: 'abc' is not a number"),
+    (["--k", "0"], "argument --k: '0' must be > 0"),
+    (["--frame-skip", "-1"], "argument --frame-skip"),
+])
+def test_landmarks_features_bad_numbers(tmp_path, command, args, expected):
+    folder = frame_folder(tmp_path / "frames")
+    proc = mepkg(command, folder, "--out", tmp_path / "out.h5", *args)
+    assert_one_line_error(proc, command, expected)
+    assert_nothing_written(tmp_path / "out.h5")
+
+
+@pytest.mark.parametrize("command", ["landmarks", "features"])
+def test_input_missing(tmp_path, command):
+    proc = mepkg(command, tmp_path / "nope.mp4", "--out", tmp_path / "out.h5")
+    assert_one_line_error(proc, command, "nope.mp4")
+
+
+def test_landmarks_video_of_random_bytes(tmp_path, cli):
+    video = write(tmp_path / "clip.mp4", os.urandom(2000))
+    proc = cli("landmarks", video, "--out", tmp_path / "out.h5")
+    assert_one_line_error(proc, "landmarks", "clip.mp4", "OpenCV cannot open")
+    assert_nothing_written(tmp_path / "out.h5")
+
+
+def test_landmarks_empty_frame_folder(tmp_path, cli):
+    (tmp_path / "frames").mkdir()
+    proc = cli("landmarks", tmp_path / "frames", "--fps", "30", "--out", tmp_path / "out.h5")
+    assert_one_line_error(proc, "landmarks", "frames", "no numbered frame images")
+    assert_nothing_written(tmp_path / "out.h5")
+
+
+def test_features_landmarks_file_of_random_bytes(tmp_path):
+    folder = frame_folder(tmp_path / "frames")
+    bad = write(tmp_path / "lm.h5", os.urandom(500))
+    proc = mepkg("features", folder, "--fps", "30", "--landmarks", bad, "--out",
+                 tmp_path / "out.h5")
+    assert_one_line_error(proc, "features", "lm.h5")
+    assert_nothing_written(tmp_path / "out.h5")
+
+
+@pytest.mark.parametrize("option", ["--out", "--debug-figure"])
+def test_features_outputs_checked_first(tmp_path, option):
+    folder = frame_folder(tmp_path / "frames")
+    args = {"--out": tmp_path / "out.h5", "--debug-figure": tmp_path / "fig.png"}
+    args[option] = tmp_path   # a folder where a file is expected
+    proc = mepkg("features", folder, "--fps", "30", *[x for kv in args.items() for x in kv])
+    assert_one_line_error(proc, "features", f"{option} {tmp_path} is a folder")
+
+
+@pytest.mark.parametrize("path, subject, expected", [
+    ("data/spNO.1/a/color", None, ("spNO.1", "a", "spNO.1_a")),      # CAS(ME)^3 frame folder
+    ("data/SAMM_longvideos/006_1", None, ("006", "006_1", "006_1")),
+    ("data/videos/s1/clip.mp4", None, ("s1", "clip", "s1_clip")),    # generic layout
+    ("clip.mp4", None, ("", "clip", "clip")),
+    ("clip.mp4", "s9", ("s9", "clip", "s9_clip")),                   # --subject wins
+])
+def test_video_ids_come_from_the_dataset_layout(tmp_path, path, subject, expected):
+    from mepkg.datasets import identify_video
+
+    target = tmp_path / path
+    if target.suffix == ".mp4":
+        write(target, b"")
+    else:
+        target.mkdir(parents=True)
+    assert identify_video(target, subject) == expected
+
+
+# ---------------------------------------------------------------- train-fold
+@pytest.mark.parametrize("args, expected", [
+    (["--device", "gpu0"], "argument --device: 'gpu0' is not a device"),
+    (["--epochs", "0"], "argument --epochs: '0' must be > 0"),
+    (["--threads", "two"], "argument --threads: 'two' is not a number"),
+])
+def test_train_fold_bad_options(tmp_path, args, expected):
+    proc = mepkg("train-fold", "--features", tmp_path, "--labels", tmp_path / "l.csv",
+                 "--subject", "s1", "--out", tmp_path / "out", *args)
+    assert_one_line_error(proc, "train-fold", expected)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_fold_out_is_a_file(tmp_path):
+    out = write(tmp_path / "out", "x")
+    proc = mepkg("train-fold", "--features", tmp_path, "--labels", tmp_path / "l.csv",
+                 "--subject", "s1", "--out", out)
+    assert_one_line_error(proc, "train-fold", f"--out {out} is a file")
+
+
+# ---------------------------------------------------------------- model files
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A raw model file, one without a frame rate, and a release-like state dict."""
+    import torch
+
+    from mepkg.model import SlowFastMamba, save_model_file
+
+    tmp = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    net = SlowFastMamba(d_model=16, depth=1, d_state=4)
+    raw = save_model_file(tmp / "raw.pt", net, k=10, frame_skip=1, fps=30.0)
+    no_fps = save_model_file(tmp / "no_fps.pt", net, k=10, frame_skip=1, fps=None)
+    release = tmp / "release.pkl"
+    torch.save({"module.Stem.0.weight": torch.zeros(16, 36, 3)}, release)
+    return {"raw": raw, "no_fps": no_fps, "release": release}
+
+
+def test_convert_checkpoint_random_bytes(tmp_path, cli):
+    bad = write(tmp_path / "release.pkl", os.urandom(1000))
+    proc = cli("convert-checkpoint", bad, tmp_path / "m.pt", "--k", "30", "--frame-skip", "7",
+                 "--fps", "200")
+    line = assert_one_line_error(proc, "convert-checkpoint", "release.pkl",
+                                 "not a readable PyTorch checkpoint")
+    assert "weights_only" not in line
+    assert_nothing_written(tmp_path / "m.pt")
+
+
+def test_convert_checkpoint_needs_k_frame_skip_fps(tmp_path, models, cli):
+    proc = cli("convert-checkpoint", models["release"], tmp_path / "m.pt", "--k", "30")
+    assert_one_line_error(proc, "convert-checkpoint", "release.pkl",
+                          "records no --frame-skip, --fps")
+    assert_nothing_written(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("which", ["input-folder", "output-folder"])
+def test_convert_checkpoint_folders(tmp_path, models, which, cli):
+    src = tmp_path if which == "input-folder" else models["release"]
+    dst = tmp_path / "m.pt" if which == "input-folder" else tmp_path
+    proc = cli("convert-checkpoint", src, dst, "--k", "30", "--frame-skip", "7", "--fps", "200")
+    assert_one_line_error(proc, "convert-checkpoint", f"{tmp_path}", "is a folder")
+
+
+def test_package_model_random_model_file(tmp_path, cli):
+    bad = write(tmp_path / "model.pt", os.urandom(1000))
+    labels = write(tmp_path / "labels.csv", GENERIC_HEADER + GOOD_ROW)
+    proc = cli("package-model", "--model", bad, "--labels", labels, "--out", tmp_path / "p.pt")
+    line = assert_one_line_error(proc, "package-model", "model.pt",
+                                 "not a readable mepkg model file")
+    assert "weights_only" not in line
+    assert_nothing_written(tmp_path / "p.pt")
+
+
+def test_package_model_labels_lack_columns(tmp_path, models, cli):
+    labels = write(tmp_path / "labels.csv", "subject,video\ns1,v1\n")
+    proc = cli("package-model", "--model", models["raw"], "--labels", labels,
+                 "--out", tmp_path / "p.pt")
+    assert_one_line_error(proc, "package-model", "labels.csv", "missing column(s) onset")
+    assert_nothing_written(tmp_path / "p.pt")
+
+
+PRIORS_CASES = {
+    "not-a-number": ("p: abc\n", ["priors.yaml", "prior p: 'abc' is not a float"]),
+    "yaml-syntax": ("p: [0.5\n", ["priors.yaml", "not valid YAML"]),
+    "unknown-key": ("q: 0.5\n", ["priors.yaml", "unknown decode prior(s) ['q']"]),
+    "out-of-range": ("p: 3\n", ["decode prior p=3"]),
+    "a-list": ("- 1\n- 2\n", ["priors.yaml", "mapping"]),
+}
+
+
+@pytest.mark.parametrize("case", list(PRIORS_CASES))
+def test_package_model_bad_priors(tmp_path, models, case, cli):
+    body, expected = PRIORS_CASES[case]
+    priors = write(tmp_path / "priors.yaml", body)
+    labels = write(tmp_path / "labels.csv", GENERIC_HEADER + GOOD_ROW)
+    proc = cli("package-model", "--model", models["raw"], "--labels", labels, "--priors",
+                 priors, "--out", tmp_path / "p.pt")
+    assert_one_line_error(proc, "package-model", *expected)
+    assert_nothing_written(tmp_path / "p.pt")
+
+
+# ---------------------------------------------------------------- decode
+@pytest.mark.parametrize("case", ["random-bytes", "missing", "bad-priors", "out-folder"])
+def test_decode_bad_inputs(tmp_path, case, cli):
+    scores = write(tmp_path / "scores.h5", os.urandom(300))
+    args = ["decode", "--scores", scores, "--out", tmp_path / "i.csv"]
+    expected = ["scores.h5"]
+    if case == "missing":
+        args[2], expected = tmp_path / "nope.h5", ["nope.h5"]
+    elif case == "bad-priors":
+        args += ["--priors", write(tmp_path / "priors.yaml", "p: abc\n")]
+        expected = ["priors.yaml", "prior p"]
+    elif case == "out-folder":
+        args[-1], expected = tmp_path, [f"--out {tmp_path} is a folder"]
+    assert_one_line_error(cli(*args), "decode", *expected)
+    assert_nothing_written(tmp_path / "i.csv")
+
+
+# ---------------------------------------------------------------- evaluate
+GT = PRED_HEADER + "001,v1,10,30,negative\n001,v2,50,80,positive\n"
+EVALUATE_CASES = {
+    # id: (pred body, gt body, extra args, expected)
+    "foreign-emotions": (PRED_HEADER + "001,v1,10,30,angry\n001,v2,50,80,disgust\n", GT, [],
+                         ["pred.csv", "angry, disgust", "occur neither"]),
+    "emotions-foo-bar": (PRED_HEADER + "001,v1,10,30,negative\n", GT,
+                         ["--emotions", "foo,bar"], ["gt.csv", "foo, bar", "choose --emotions"]),
+    "zero-padding": (PRED_HEADER + "1,v1,10,30,negative\n", GT, [],
+                     ["pred.csv", "zero-padding", "'1' vs '001'"]),
+    "gt-negative-onset": (PRED_HEADER + "001,v1,10,30,negative\n",
+                          PRED_HEADER + "001,v1,-3,30,negative\n", [],
+                          ["gt.csv", "data row 1", "negative onset -3"]),
+    "gt-reversed": (PRED_HEADER + "001,v1,10,30,negative\n",
+                    PRED_HEADER + "001,v1,40,30,negative\n", [],
+                    ["gt.csv", "data row 1", "reversed interval"]),
+    "pred-missing-column": ("subject,video,onset,emotion\n001,v1,10,negative\n", GT, [],
+                            ["pred.csv", "lack column(s) ['offset']"]),
+    "pred-empty": ("", GT, [], ["pred.csv", "empty"]),
+    "pred-not-utf8": (PRED_HEADER.encode() + b"001,v1,10,30,n\xe9gative\n", GT, [],
+                      ["pred.csv", "not UTF-8"]),
+    "pred-half-frame": (PRED_HEADER + "001,v1,10,30.5,negative\n", GT, [],
+                        ["pred.csv", "data row 1", "30.5"]),
+    "no-common-video": (PRED_HEADER + "001,v9,10,30,negative\n", GT, [],
+                        ["pred.csv", "no prediction names a (subject, video)"]),
+    "emotions-empty": (PRED_HEADER + "001,v1,10,30,negative\n", GT, ["--emotions", ","],
+                       ["--emotions ','", "names no emotion"]),
+}
+
+
+@pytest.mark.parametrize("case", list(EVALUATE_CASES))
+def test_evaluate_bad_inputs(tmp_path, case):
+    pred_body, gt_body, extra, expected = EVALUATE_CASES[case]
+    pred, gt = write(tmp_path / "pred.csv", pred_body), write(tmp_path / "gt.csv", gt_body)
+    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json", *extra)
+    assert_one_line_error(proc, "evaluate", *expected)
+    assert_nothing_written(tmp_path / "m.json")
+
+
+def test_evaluate_warns_once_about_a_foreign_emotion_and_scores(tmp_path):
+    pred = write(tmp_path / "pred.csv", PRED_HEADER + "001,v1,10,30,negative\n"
+                                                      "001,v2,50,80,angry\n")
+    gt = write(tmp_path / "gt.csv", GT)
+    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "angry" in line]
+    assert len(warnings) == 1 and "never count as recognised" in warnings[0]
+    assert (tmp_path / "m.json").is_file()
+
+
+@needs_fixture("megc_strs", "pred.csv")
+@pytest.mark.parametrize("emotions, strs", [
+    ("disgust,happiness,others,repression,surprise", 0.386230),
+    ("negative,positive,surprise", 0.205146),
+])
+def test_evaluate_megc_example_scores_as_the_evaluator(tmp_path, emotions, strs):
+    """The evaluator's own example (an onset of -3 in its predictions): its published STRS."""
+    import json
+
+    folder = fixture_path("megc_strs")
+    proc = mepkg("evaluate", "--mode", "official", "--pred", folder / "pred.csv",
+                 "--gt", folder / "gt.csv", "--emotions", emotions, "--out", tmp_path / "m.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "negative onset" in proc.stderr and "scored as given" in proc.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["strs"] == pytest.approx(strs, abs=5e-7)
+
+
+# ---------------------------------------------------------------- spot
+def test_spot_frame_folder_needs_fps(tmp_path, models, cli):
+    folder = frame_folder(tmp_path / "frames")
+    proc = cli("spot", folder, "--model", models["raw"], "--out", tmp_path / "out")
+    assert_one_line_error(proc, "spot", "frames", "--fps")
+    assert not (tmp_path / "out").exists()
+
+
+def test_spot_random_model_file(tmp_path, cli):
+    folder = frame_folder(tmp_path / "frames")
+    model = write(tmp_path / "model.pt", os.urandom(1000))
+    proc = cli("spot", folder, "--fps", "30", "--model", model, "--out", tmp_path / "out")
+    line = assert_one_line_error(proc, "spot", "model.pt", "not a readable mepkg model file")
+    assert "weights_only" not in line
+
+
+def test_spot_names_what_the_model_lacks(tmp_path, models, cli):
+    folder = frame_folder(tmp_path / "frames")
+    proc = cli("spot", folder, "--fps", "30", "--model", models["no_fps"],
+                 "--out", tmp_path / "out")
+    assert_one_line_error(proc, "spot", "no_fps.pt", "records no fps", "--fps")
+    assert not (tmp_path / "out" / "intervals.csv").exists()
+
+
+def test_spot_unpackaged_model(tmp_path, models, cli):
+    folder = frame_folder(tmp_path / "frames")
+    proc = cli("spot", folder, "--fps", "30", "--model", models["raw"],
+                 "--out", tmp_path / "out")
+    assert_one_line_error(proc, "spot", "raw.pt", "mepkg package-model")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--device", "gpu0"], "argument --device: 'gpu0' is not a device"),
+    (["--fps", "-30"], "argument --fps: '-30' must be > 0"),
+])
+def test_spot_bad_options(tmp_path, models, args, expected, cli):
+    proc = cli("spot", tmp_path, "--model", models["raw"], "--out", tmp_path / "out", *args)
+    assert_one_line_error(proc, "spot", expected)
+
+
+# ---------------------------------------------------------------- interruption, bugs
+def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "mepkg", "synth", "--size", "standard",
+                             "--out", str(tmp_path / "out")], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "mepkg synth: interrupted"
+
+
+def test_unexpected_error_says_how_to_see_the_traceback(monkeypatch, capsys):
+    from mepkg import cli
+
+    def boom(args):
+        raise RuntimeError("something nobody anticipated")
+
+    monkeypatch.setattr(cli, "_cmd_synth", boom)
+    assert cli.main(["synth", "--out", "unused"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip() == ("mepkg synth: error: unexpected RuntimeError: something nobody "
+                           "anticipated; run `mepkg -v synth ...` to see the traceback and "
+                           "report it")
+    with pytest.raises(RuntimeError):
+        cli.main(["-v", "synth", "--out", "unused"])
+
+
+# ---------------------------------------------------------------- the workflow's configuration
+def _snakemake_dry_run(tmp_path, config: str):
+    from test_workflow import copy_workflow, snakemake
+
+    return snakemake(copy_workflow(tmp_path / "wf"), "-n", "--config", config, check=False,
+                     timeout=300)
+
+
+def _casme3_root(tmp_path, frames: bool, sheet_bytes: bytes | None = None) -> Path:
+    root = tmp_path / "casme3"
+    sheet = root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+    root.mkdir()
+    casme3_sheet(sheet, [["spNO.1", "a", 10, 12, 20, "", "", "happy"],
+                         ["spNO.2", "b", 10, 12, 20, "", "", "surprise"]])
+    if sheet_bytes is not None:
+        sheet.write_bytes(sheet_bytes)
+    if frames:
+        frame_folder(root / "spNO.1" / "a" / "color")
+    return root
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("no-frames", "no CAS(ME)^3 frame folders"),
+    ("video-missing", "video spNO.2 b is labelled but not under"),
+    ("corrupt-sheet", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx: label sheet is empty"),
+])
+def test_workflow_plan_fails_early(tmp_path, case, expected):
+    root = _casme3_root(tmp_path, frames=case != "no-frames",
+                        sheet_bytes=b"" if case == "corrupt-sheet" else None)
+    proc = _snakemake_dry_run(tmp_path, f"dataset={{name: casme3, data_root: {root}}}")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert expected in out, out[-3000:]
+    assert "Job stats" not in out
+
+
+def test_workflow_bad_config_value(tmp_path):
+    proc = _snakemake_dry_run(tmp_path, "features={frame_skip: 0}")
+    assert proc.returncode != 0
+    assert "bad value for 'features.frame_skip'" in proc.stdout + proc.stderr
