@@ -86,6 +86,19 @@ CASES = [
      {"p": 0.1, "smooth_factor": 1, "extend_factor": 1, "apex_factor": 0.5}, 0.9,
      [(11, 15, 12)], [(11, 15, 12), (13, 17, 15)]),
     # apex_factor: disjoint intervals with apexes 4 apart; 4 > 0.5 x 3 keeps both, 4 > 4 x 3 not
+    # interval "fixed": [peak - k', peak + k'] instead of the boundary search
+    ("interval", _noisy_bumps, 3, {}, "fixed",
+     [(27, 34, 30), (85, 95, 89)], [(28, 34, 30), (87, 93, 89)]),
+    # t1_level: a fixed search level instead of mean / t1_divisor (0.006 ~ divisor 10 above)
+    ("t1_level", _slow_rise, 4, {"extend_factor": 0}, 0.006,
+     [(6, 13, 11)], [(6, 14, 11)]),
+    # t2_level: a fixed extension level instead of t2_factor x mean
+    ("t2_level", _noisy_bumps, 3, {}, 0.3,
+     [(27, 34, 30), (85, 95, 89)], [(28, 34, 30), (86, 93, 89)]),
+    # suppression off keeps the overlapping second interval of the iou_threshold case
+    ("suppression", lambda: _two_bumps(3), 2,
+     {"p": 0.1, "smooth_factor": 1, "extend_factor": 1, "apex_factor": 0.5}, False,
+     [(11, 15, 12)], [(11, 15, 12), (13, 17, 15)]),
     ("apex_factor", lambda: _two_bumps(4), 3,
      {"p": 0.1, "smooth_factor": 1, "extend_factor": 0, "apex_factor": 0.5}, 4.0,
      [(9, 14, 12), (14, 19, 16)], [(9, 14, 12)]),
@@ -108,9 +121,11 @@ def test_each_decode_prior_changes_the_decoded_intervals(name, curve, k_p, base,
 
 
 INTERVAL_PRIORS = ["p", "smooth_factor", "t1_divisor", "t2_factor", "extend_factor",
-                   "iou_threshold", "apex_factor"]
+                   "iou_threshold", "apex_factor", "interval", "t1_level", "t2_level",
+                   "suppression"]
 ODD_VALUES = {"p": 0.37, "smooth_factor": 3, "t1_divisor": 2.5, "t2_factor": 0.7,
-              "extend_factor": 2, "iou_threshold": 0.45, "apex_factor": 1.7}
+              "extend_factor": 2, "iou_threshold": 0.45, "apex_factor": 1.7,
+              "interval": "fixed", "t1_level": 0.13, "t2_level": 0.29, "suppression": False}
 
 
 @pytest.mark.parametrize("name", INTERVAL_PRIORS)
@@ -126,6 +141,40 @@ def test_decode_videos_hands_every_prior_to_the_interval_search(name, monkeypatc
     decode_videos([_video(_noisy_bumps())], DecodePriors(**{name: ODD_VALUES[name]}), 3)
     assert seen and seen[0][name] == ODD_VALUES[name]
     assert set(seen[0]) == set(INTERVAL_PRIORS)
+    assert all(seen[0][other] == getattr(DecodePriors(), other)
+               for other in INTERVAL_PRIORS if other != name)
+
+
+CLASS_PRIORS = {"synergy": 2, "negative_penalty": 0.7}
+
+
+@pytest.mark.parametrize("name", sorted(CLASS_PRIORS))
+def test_decode_videos_hands_the_class_priors_to_the_per_frame_classes(name, monkeypatch):
+    seen = []
+    real = decode.frame_classes
+
+    def spy(logits, *args, **kwargs):
+        seen.append((args, kwargs))
+        return real(logits, *args, **kwargs)
+
+    monkeypatch.setattr(decode, "frame_classes", spy)
+    priors = DecodePriors(**{name: CLASS_PRIORS[name]})
+    decode_videos([_video(_noisy_bumps())], priors, 3)
+    args, kwargs = seen[0]
+    bound = dict(zip(["synergy", "negative_penalty"], args)) | kwargs
+    assert bound[name] == CLASS_PRIORS[name]
+
+
+def test_non_negative_share_reaches_the_vote():
+    s = _noisy_bumps()
+    logits = np.zeros((len(s), 5), np.float32)
+    logits[:, 0] = 1.0                             # negative everywhere ...
+    logits[86:89, 1] = 2.0                         # ... but 3 positive frames in the 90 bump
+    plain = decode_videos([_video(s, logits)], DecodePriors(), 3)
+    shared = decode_videos([_video(s, logits)], DecodePriors(non_negative_share=0.2), 3)
+    # the bump at 89 spans (85, 95): vote over 86..93 = 3 positive of 8 -> 0.375 > 0.2
+    assert plain.emotion.tolist() == ["negative", "negative"]
+    assert shared.emotion.tolist() == ["negative", "positive"]
 
 
 @pytest.mark.parametrize("drop_neutral", [True, False])
