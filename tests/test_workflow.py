@@ -327,7 +327,8 @@ def test_interrupted_training_resumes_without_redoing_finished_folds(tiny_run, t
     env = dict(os.environ, MEPKG_TEST_CRASH_DIR=str(tmp_path),
                PYTHONPATH=os.pathsep.join(filter(None, [str(hook),
                                                         os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", *TINY],
+    folds = [f"{RUN}/folds/{s}/scores.h5" for s in ("001", "002", "003")]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *folds, "--cores", "1", *TINY],
                           cwd=work, env=env, capture_output=True, text=True, timeout=1800,
                           start_new_session=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
