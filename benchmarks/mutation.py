@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # module -> (file to mutate, fast tests that are its runner, mutant-name glob)
 RUNNERS = {
-    "decode": ("mepkg/decode.py", ["tests/test_decode.py", "tests/test_settings.py",
+    "decode": ("mepkg/decode.py", ["tests/test_decode.py", "tests/test_decode_edges.py",
+                                   "tests/test_settings.py", "tests/test_decode_variants.py",
                                    "-m", "not slow"], "mepkg.decode.*"),
-    "metrics": ("mepkg/metrics.py", ["tests/test_metrics.py", "-m", "not slow"],
-                "mepkg.metrics.*"),
+    "metrics": ("mepkg/metrics.py", ["tests/test_metrics.py", "tests/test_release.py",
+                                     "-m", "not slow"], "mepkg.metrics.*"),
     "targets": ("mepkg/targets.py", ["tests/test_targets.py", "-m", "not slow"],
                 "mepkg.targets.*"),
     "train": ("mepkg/train.py", ["tests/test_loso.py", "tests/test_train.py", "-m", "not slow"],
