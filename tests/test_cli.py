@@ -213,7 +213,7 @@ def test_package_model_and_spot(run):
     k_all = k_prime_from_labels(run.labels, run.frame_skip)
     assert meta["decode"]["k_prime"] == k_all
     assert meta["decode"]["priors"] == DecodePriors().to_dict()
-    spot = pd.read_csv(run.out / "spot" / "intervals.csv")
+    spot = pd.read_csv(run.out / "spot" / "intervals.csv", dtype={"subject": str, "video": str})
     assert spot.columns.tolist() == SPOT_COLUMNS
     assert (run.out / "spot" / "timeline.png").stat().st_size > 1000
     # what spot finds is the packaged model's decoding of the same video's features
