@@ -177,3 +177,15 @@ def test_background_windows_are_drawn_without_replacement():
 def test_stitching_no_window_keeps_the_trailing_shape():
     assert stitch_curve(np.zeros((0, 10, 5)), 10).shape == (0, 5)
     assert stitch_curve(np.zeros((0, 10)), 10).shape == (0,)
+
+
+def test_mutation_survivors_now_pinned():
+    # an ME whose onset and offset fall on one sampled frame (6 // 2 == 7 // 2) is valid
+    spot, cls = frame_targets(10, [{"onset": 6, "offset": 7, "emotion": "negative"}], 2)
+    assert spot.sum() == 0 and (cls == 4).all()
+    # the paper's neutral factor 6 is the default: 2 frames, negative 2 / (5 x 1) = 0.4,
+    # neutral 0.4 x 6 = 2.4
+    np.testing.assert_allclose(class_weights(np.array([0, 4])), [0.4, 0, 0, 0, 2.4], rtol=1e-6)
+    # a fold without neutral (or others) frames still gets one weight per class
+    np.testing.assert_allclose(class_weights(np.array([0, 1, 1]), neutral_factor=1.0),
+                               [0.6, 0.3, 0, 0, 0], rtol=1e-6)
