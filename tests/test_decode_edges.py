@@ -215,3 +215,47 @@ def test_run_decode_log_line_and_mixed_rates(tmp_path, caplog):
         run_decode([a, b], tmp_path / "mixed.csv", labels=labels)
     assert str(err.value) == (f"scores files [{str(a)!r}, {str(b)!r}] mix frame_skip values "
                               f"[3, 7]; decode one dataset at a time")
+
+
+# ---------------------------------------------------------------- prior validation
+ACCEPTED = [("p", 0.0), ("p", 1.0), ("smooth_factor", 1), ("t1_divisor", 1e-9),
+            ("t2_factor", 0.0), ("extend_factor", 0), ("iou_threshold", 1.0),
+            ("apex_factor", 0.0), ("k_rule", "dataset"), ("interval", "fixed"),
+            ("synergy", 0), ("synergy", 2), ("t1_level", 0.0), ("t2_level", 0.0),
+            ("negative_penalty", 0.0), ("non_negative_share", 0.0), ("k_prime", 1),
+            ("preset", "")]
+REJECTED = [  # (field, value, the message's "expected ...")
+    ("p", -0.01, "a number in [0, 1]"), ("p", 1.01, "a number in [0, 1]"),
+    ("smooth_factor", 0, "at least 1"), ("t1_divisor", 0.0, "positive"),
+    ("t2_factor", -0.1, "non-negative"), ("extend_factor", -1, "non-negative"),
+    ("iou_threshold", 0.0, "in (0, 1]"), ("iou_threshold", 1.01, "in (0, 1]"),
+    ("apex_factor", -0.5, "non-negative"), ("k_rule", "test", "one of ('train', 'dataset')"),
+    ("interval", "wide", "one of ('prior', 'fixed')"), ("synergy", 3, "one of (0, 1, 2)"),
+    ("synergy", True, "one of (0, 1, 2)"), ("t1_level", -1.0, "None or >= 0"),
+    ("t2_level", -0.1, "None or >= 0"), ("negative_penalty", -1.0, "non-negative"),
+    ("non_negative_share", 1.0, "None or in [0, 1)"),
+    ("non_negative_share", -0.1, "None or in [0, 1)"),
+    ("k_prime", 0, "None or an integer >= 1"), ("k_prime", 1.5, "None or an integer >= 1"),
+    ("k_prime", True, "None or an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize("name, value", ACCEPTED)
+def test_prior_boundaries_accepted(name, value):
+    assert getattr(DecodePriors(**{name: value}), name) == value
+
+
+@pytest.mark.parametrize("name, value, expected", REJECTED)
+def test_prior_boundaries_rejected_with_the_message(name, value, expected):
+    with pytest.raises(ValueError) as err:
+        DecodePriors(**{name: value})
+    assert str(err.value) == f"decode prior {name}={value!r}: expected {expected}"
+
+
+def test_unknown_preset_message():
+    from mepkg.decode import DECODE_PRESETS
+
+    with pytest.raises(ValueError) as err:
+        DecodePriors(preset="megc")
+    assert str(err.value) == (f"decode prior preset='megc': expected '' or one of "
+                              f"{sorted(DECODE_PRESETS)}")
