@@ -272,21 +272,29 @@ def test_run_decode_k_prime_from_training_subjects_or_the_whole_dataset(tmp_path
                   "onset": [0, 0, 0, 0], "offset": [140, 140, 28, 28],
                   "type": ["micro"] * 4, "emotion": ["positive"] * 4}).to_csv(labels, index=False)
     spot = _video().spot
+
+    def frames(df):             # (onset, offset) in original frames
+        return list(zip(df.onset, df.offset))
+
+    def expected(k_p):
+        return [(7 * s, 7 * e) for s, e, _ in decode_intervals(spot, k_p)]
+
+    # on this curve k' = 2, 4 and 10 each give other intervals: (10, 16), (10, 18), (9, 18)
+    assert len({tuple(expected(k)) for k in (2, 4, 10)}) == 3
     # training subjects 008, 009: sampled durations [4, 4] -> median 4 -> k' = 2
     train = pd.read_csv(run_decode([scores], tmp_path / "train.csv", labels=labels))
-    assert train.onset.tolist() == [7 * s for s, _, _ in decode_intervals(spot, 2)]
+    assert frames(train) == expected(2) == [(70, 112)]
     # the release's rule also sees the held-out 006: [4, 4, 20, 20] -> 20 -> k' = 10
-    assert decode_intervals(spot, 10) != decode_intervals(spot, 2)
     priors = tmp_path / "priors.yaml"
     priors.write_text("k_rule: dataset\n")
     leak = pd.read_csv(run_decode([scores], tmp_path / "leak.csv", priors_file=priors,
                                   labels=labels))
-    assert leak.onset.tolist() == [7 * s for s, _, _ in decode_intervals(spot, 10)]
+    assert frames(leak) == expected(10) == [(63, 126)]
     # k_prime in the priors file overrides the labels
-    priors.write_text("k_prime: 1\n")
-    one = pd.read_csv(run_decode([scores], tmp_path / "k1.csv", priors_file=priors,
-                                 labels=labels))
-    assert one.onset.tolist() == [7 * s for s, _, _ in decode_intervals(spot, 1)]
+    priors.write_text("k_prime: 4\n")
+    four = pd.read_csv(run_decode([scores], tmp_path / "k4.csv", priors_file=priors,
+                                  labels=labels))
+    assert frames(four) == expected(4) == [(70, 126)]
     with pytest.raises(ValueError, match="k' is needed"):
         run_decode([scores], tmp_path / "none.csv")
     assert not (tmp_path / "none.csv").exists()

@@ -44,7 +44,47 @@ def test_landmarks_round_trip(tmp_path):
         np.testing.assert_array_equal(getattr(back, name), getattr(track, name))
         assert getattr(back, name).dtype == getattr(track, name).dtype
     assert back.attrs == track.attrs
-    assert not list(tmp_path.glob("lm/.*tmp"))            # atomic: no temporary left
+
+
+@pytest.mark.parametrize("writer", ["landmarks", "features", "scores"])
+def test_a_write_that_fails_midway_keeps_the_old_file_and_leaves_no_temporary(
+        tmp_path, monkeypatch, writer):
+    """Atomic writes: a crash after some datasets are written (here: the second
+    create_dataset raises) leaves the previous complete file and no temporary."""
+    from mepkg.h5io import VideoScores, read_scores, write_scores
+
+    spot = np.linspace(0, 1, 10, dtype=np.float32)
+    scores = [VideoScores("006_1", "006", "006_1", spot, np.zeros((10, 5), np.float32), 7, 30)]
+    write = {"landmarks": lambda p: write_landmarks(p, make_track()),
+             "features": lambda p: write_features(p, make_features()),
+             "scores": lambda p: write_scores(p, scores, fold="006")}[writer]
+    read = {"landmarks": read_landmarks, "features": read_features, "scores": read_scores}[writer]
+    path = tmp_path / "out" / "006_1.h5"
+    write(path)
+    before = path.read_bytes()
+    calls = []
+    real = h5py.Group.create_dataset
+
+    def crash(self, name, *args, **kwargs):
+        calls.append(name)
+        if len(calls) == 2:
+            raise OSError("disk full (simulated)")
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", crash)
+    with pytest.raises(OSError, match="simulated"):
+        write(path)
+    monkeypatch.undo()
+    assert len(calls) == 2                                  # it did fail midway
+    assert path.read_bytes() == before                      # the old file, untouched
+    assert read(path)                                       # ... and still readable
+    assert sorted(p.name for p in path.parent.iterdir()) == ["006_1.h5"]   # no temporary
+    path.unlink()
+    monkeypatch.setattr(h5py.Group, "create_dataset", crash)
+    calls.clear()
+    with pytest.raises(OSError):
+        write(path)
+    assert list(path.parent.iterdir()) == []                # no file that looks complete
 
 
 def test_features_round_trip(tmp_path):

@@ -125,6 +125,10 @@ def test_veto_column_scores_with_and_without_the_veto():
     with_veto = evaluate(pred, gt, veto=True)
     without = evaluate(pred, gt, veto=False)
     assert (with_veto["spotting"]["tp"], with_veto["spotting"]["fn"]) == (1, 1)
+    assert with_veto["pairs"] == [["negative", "negative"]]      # the vetoed row is the one gone
+    assert evaluate(pred, gt)["pairs"] == with_veto["pairs"]     # the veto is the default
+    as_text = pred.assign(vetoed=["0", "1"])                     # a CSV may spell it 0/1
+    assert evaluate(as_text, gt)["pairs"] == with_veto["pairs"]
     assert (without["spotting"]["tp"], without["spotting"]["fn"]) == (2, 0)
     assert without["pairs"] == [["negative", "negative"], ["positive", "neutral"]]
 
@@ -235,3 +239,180 @@ def test_metrics_table_flattens_modes_vetoes_and_folds():
     assert (pooled.tp, pooled.fp, pooled.fn) == (1, 1, 1)
     assert pooled.spot_f1 == pytest.approx(0.5)
     assert table.set_index("scope").loc["2", "tp"] == 0
+
+
+# ---------------------------------------------------------------- UF1 / UAR != F1
+def _pairs_example():
+    """Seven matched (gt, pred) emotion pairs, one extra FP and two extra FN.
+
+    subject a: v1 (neg, neg) + an FP far away, v2 (neg, neg) + an FN far away,
+               v3 (neg, pos), v4 (pos, pos)
+    subject b: v5 (sur, sur) + an FN far away, v6 (sur, sur), v7 (sur, neg)
+    """
+    gt, pred = [], []
+    for subject, video, g, p in [("a", "v1", "negative", "negative"),
+                                 ("a", "v2", "negative", "negative"),
+                                 ("a", "v3", "negative", "positive"),
+                                 ("a", "v4", "positive", "positive"),
+                                 ("b", "v5", "surprise", "surprise"),
+                                 ("b", "v6", "surprise", "surprise"),
+                                 ("b", "v7", "surprise", "negative")]:
+        gt.append([subject, video, 100, 140, g])
+        pred.append([subject, video, 102, 140, p])            # IoU 39/41
+    pred.append(["a", "v1", 500, 540, "surprise"])              # FP
+    gt.append(["a", "v2", 800, 840, "positive"])                # FN
+    gt.append(["b", "v5", 900, 940, "negative"])                # FN
+    return table(pred), table(gt)
+
+
+@pytest.mark.parametrize("mode", ["official", "strict"])
+def test_uf1_uar_and_f1_differ_and_are_pinned_by_hand(mode):
+    pred, gt = _pairs_example()
+    r = evaluate(pred, gt, mode=mode, emotions=("negative", "positive", "surprise"))
+    # spotting: TP 7, FP 1, FN 2 -> P 7/8, R 7/9, F1 2*7 / (8 + 9) = 14/17
+    sp = r["spotting"]
+    assert (sp["tp"], sp["fp"], sp["fn"]) == (7, 1, 2)
+    assert sp["f1"] == pytest.approx(14 / 17)
+    # one-vs-rest over the 7 pairs (gt, pred):
+    #   negative: TP 2 (v1, v2), FP 1 (v7: sur -> neg), FN 1 (v3: neg -> pos): P 2/3, R 2/3
+    #   positive: TP 1 (v4), FP 1 (v3), FN 0:                                  P 1/2, R 1
+    #   surprise: TP 2 (v5, v6), FP 0, FN 1 (v7):                              P 1,   R 2/3
+    rc, pc = r["recognition"], r["recognition"]["per_class"]
+    assert [(pc[e]["tp"], pc[e]["fp"], pc[e]["fn"]) for e in ("negative", "positive", "surprise")
+            ] == [(2, 1, 1), (1, 1, 0), (2, 0, 1)]
+    # mean P = (2/3 + 1/2 + 1) / 3 = 13/18; mean R = UAR = (2/3 + 1 + 2/3) / 3 = 7/9
+    assert rc["precision"] == pytest.approx(13 / 18)
+    assert rc["recall"] == pytest.approx(7 / 9)
+    assert rc["uar"] == pytest.approx(7 / 9)                    # recall, not precision (13/18)
+    # F1 of the means = 2 (13/18)(7/9) / (13/18 + 7/9) = 182/243 ~ 0.7490
+    assert rc["f1"] == pytest.approx(182 / 243)
+    # UF1 = mean of per-class F1 = (2/3 + 2/3 + 4/5) / 3 = 32/45 ~ 0.7111, not 182/243
+    assert [pc[e]["f1"] for e in ("negative", "positive", "surprise")] == pytest.approx(
+        [2 / 3, 2 / 3, 4 / 5])
+    assert rc["uf1"] == pytest.approx(32 / 45)
+    assert r["strs"] == pytest.approx(14 / 17 * 182 / 243)
+    # subject b alone: spot TP 3, FP 0, FN 1 -> F1 6/7; recall per class: negative 0/0 and
+    # positive 0/0 (official: single-valued -> 0; strict: no TP -> 0), surprise 2/3 -> UAR 2/9
+    b = r["per_subject"]["b"]
+    assert b["spotting"]["f1"] == pytest.approx(6 / 7)
+    assert b["recognition"]["uar"] == pytest.approx(2 / 9)
+
+
+def test_iou_threshold_is_inclusive_at_one_half():
+    # [0, 9] vs [5, 14]: 5 shared frames of 15 -> 1/3; [0, 9] vs [0, 19]: 10 / 20 = 0.5 exactly
+    iou = iou_matrix([[0, 9]], [[5, 14], [0, 19], [30, 40]])
+    np.testing.assert_allclose(iou, [[1 / 3, 0.5, 0.0]])        # disjoint: 0, never negative
+    assert match_official(iou) == [(0, 1)]
+    assert match_strict(iou) == [(0, 1)]
+    assert match_official(iou_matrix([[0, 9]], [[0, 20]])) == []   # 10/21 < 0.5
+    assert match_strict(iou_matrix([[0, 9]], [[0, 20]])) == []
+
+
+def test_strict_ties_go_to_the_earlier_pair():
+    # two predictions with the same IoU 0.6 on one truth: the first in row order wins
+    iou = np.array([[0.6], [0.6]])
+    assert match_strict(iou) == [(0, 0)]
+    iou = np.array([[0.6, 0.6]])
+    assert match_strict(iou) == [(0, 0)]
+
+
+def _bootstrap_by_hand(pred, gt, n, seed, level, mode="official"):
+    """The subject bootstrap written plainly: resample subjects, rename the copies,
+    score the resampled tables with ``evaluate``, take the quantiles."""
+    subjects = sorted(set(pred.subject) if mode == "official" else set(gt.subject)
+                      | set(pred.subject))
+    draws = np.random.default_rng(seed).integers(0, len(subjects), size=(n, len(subjects)))
+    values = []
+    for draw in draws:
+        p_parts, g_parts = [], []
+        for copy, i in enumerate(draw):
+            s = subjects[i]
+            p_parts.append(pred[pred.subject == s].assign(subject=f"{s}#{copy}"))
+            g_parts.append(gt[gt.subject == s].assign(subject=f"{s}#{copy}"))
+        values.append(evaluate(pd.concat(p_parts), pd.concat(g_parts), mode=mode)["strs"])
+    alpha = (1 - level) / 2
+    return np.quantile(values, [alpha, 1 - alpha])
+
+
+@pytest.mark.parametrize("mode, level", [("official", 0.95), ("strict", 0.5)])
+def test_bootstrap_equals_resampling_the_subjects_by_hand(mode, level):
+    pred, gt = _many_subjects()
+    few = [f"s{i}" for i in range(5)]
+    gt = gt[gt.subject.isin(few)]
+    pred = pred[pred.subject.isin(few[:-1])]                # strict scores s4 too, official not
+    got = bootstrap_strs(pred, gt, n=8, seed=5, mode=mode, level=level)
+    low, high = _bootstrap_by_hand(pred, gt, 8, 5, level, mode)
+    assert (got["low"], got["high"]) == (pytest.approx(low), pytest.approx(high))
+    assert (got["n"], got["seed"], got["level"]) == (8, 5, level)
+    assert got["low"] < got["high"]
+    # the defaults: 1000 draws, seed 0, 95 %, with the veto
+    default = bootstrap_strs(pred, gt, mode=mode)
+    assert (default["n"], default["seed"], default["level"]) == (1000, 0, 0.95)
+
+
+def test_bootstrap_applies_the_veto():
+    pred, gt = _many_subjects()
+    vetoed = pred.assign(vetoed=[i % 3 == 0 for i in range(len(pred))])
+    kept = pred[[i % 3 != 0 for i in range(len(pred))]]
+    assert bootstrap_strs(vetoed, gt, n=30) == bootstrap_strs(kept, gt, n=30)
+    assert bootstrap_strs(vetoed, gt, n=30, veto=False) == bootstrap_strs(pred, gt, n=30)
+    assert bootstrap_strs(vetoed, gt, n=30) != bootstrap_strs(pred, gt, n=30)
+    empty = bootstrap_strs(pred, gt, n=0)
+    assert (empty["low"], empty["high"]) == (0.0, 0.0)
+    assert bootstrap_strs(pred, gt, n=1)["low"] > 0          # one draw is still a draw
+
+
+@pytest.mark.parametrize("mode", ["official", "strict"])
+def test_run_evaluate_json_and_log_line_on_the_hand_computed_example(tmp_path, caplog, mode):
+    pred, gt = _pairs_example()
+    # a vetoed extra prediction on v4 that would be an FP without the veto
+    pred = pd.concat([pred, table([["a", "v4", 600, 640, "neutral"]])], ignore_index=True)
+    pred["vetoed"] = [False] * (len(pred) - 1) + [True]
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    gt.to_csv(tmp_path / "gt.csv", index=False)
+    out = tmp_path / "metrics.json"
+    with caplog.at_level(logging.INFO, logger="mepkg.metrics"):
+        returned = run_evaluate(tmp_path / "pred.csv", tmp_path / "gt.csv", out, mode=mode,
+                                n_bootstrap=20, seed=3)
+    text = out.read_text()
+    assert text.startswith('{\n  "mode": ')                # indent 2
+    data = json.loads(text)
+    assert data["mode"] == mode and data["veto"] is True
+    assert data["emotions"] == ["negative", "positive", "surprise"]
+    assert data["spotting"]["fp"] == 1 and data["without_veto"]["spotting"]["fp"] == 2
+    assert data["strs"] == pytest.approx(14 / 17 * 182 / 243)
+    assert data["without_veto"]["strs"] == pytest.approx(2 * 7 / (9 + 9) * 182 / 243)
+    assert data["recognition"]["uf1"] == pytest.approx(32 / 45)
+    assert data["bootstrap"]["strs"] == data["strs"]
+    boot = bootstrap_strs(pred, gt, n=20, seed=3, mode=mode)
+    assert (data["bootstrap"]["low"], data["bootstrap"]["high"]) == (boot["low"], boot["high"])
+    assert data["inputs"] == {"pred": str(tmp_path / "pred.csv"), "gt": str(tmp_path / "gt.csv")}
+    assert returned["strs"] == data["strs"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "mepkg.metrics"
+               and "STRS" in r.getMessage()]
+    assert line == (f"{out} ({mode}): STRS {data['strs']:.4f} [{boot['low']:.4f}, "
+                    f"{boot['high']:.4f}] = spot F1 {14 / 17:.4f} (TP 7 FP 1 FN 2) x recog F1 "
+                    f"{182 / 243:.4f}; UF1 {32 / 45:.4f} UAR {7 / 9:.4f}; without veto STRS "
+                    f"{data['without_veto']['strs']:.4f}")
+    # run_evaluate's defaults: 1000 bootstrap draws, seed 0
+    run_evaluate(tmp_path / "pred.csv", tmp_path / "gt.csv", out, mode=mode)
+    again = json.loads(out.read_text())["bootstrap"]
+    assert (again["n"], again["seed"]) == (1000, 0)
+
+
+def test_metrics_row_names_every_figure():
+    from mepkg.metrics import metrics_row, metrics_table
+
+    pred, gt = _pairs_example()
+    r = evaluate(pred, gt)
+    row = metrics_row(r, mode="official", veto=True, scope="pooled")
+    assert row == {"mode": "official", "veto": True, "scope": "pooled", "strs": r["strs"],
+                   "spot_f1": pytest.approx(14 / 17), "spot_precision": pytest.approx(7 / 8),
+                   "spot_recall": pytest.approx(7 / 9), "tp": 7, "fp": 1, "fn": 2,
+                   "recog_f1": pytest.approx(182 / 243), "uf1": pytest.approx(32 / 45),
+                   "uar": pytest.approx(7 / 9), "n_pairs": 7}
+    r["without_veto"] = r
+    t = metrics_table({"official": r, "strict": evaluate(pred, gt, mode="strict")
+                       | {"without_veto": r}})
+    assert t["mode"].tolist() == ["official"] * 4 + ["strict"] * 4
+    assert t.columns.tolist()[:3] == ["mode", "veto", "scope"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,6 +72,56 @@ def test_plot_confusion_counts_and_extra_labels(tmp_path):
     _is_png(plot_confusion(pairs, ["negative", "positive", "surprise"], tmp_path / "cm.png"))
 
 
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions save, kept open for their content."""
+    import mepkg.plots as plots
+
+    saved = []
+    real = plots._save
+
+    def keep(fig, path):
+        saved.append(fig)
+        fig.savefig(path, format="png", dpi=40)
+        return Path(path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    yield saved
+    import matplotlib.pyplot as plt
+
+    for fig in saved:
+        plt.close(fig)
+
+
+def test_plot_confusion_cells_are_the_counts(tmp_path, figures):
+    pairs = [["negative", "negative"], ["negative", "positive"], ["surprise", "neutral"],
+             ["positive", "positive"], ["positive", "positive"], ["positive", "negative"]]
+    plot_confusion(pairs, ["negative", "positive", "surprise"], tmp_path / "cm.png")
+    ax = figures[0].axes[0]
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    cols = [t.get_text() for t in ax.get_xticklabels()]
+    assert rows == ["negative", "positive", "surprise"]                  # gt: no extra label
+    assert cols == ["negative", "positive", "surprise", "neutral"]       # pred: neutral added
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text())
+             for t in ax.texts}
+    grid = [[cells[(i, j)] for j in range(4)] for i in range(3)]
+    # rows gt (neg, pos, sur) x columns pred (neg, pos, sur, neutral), counted by hand
+    assert grid == [[1, 1, 0, 0], [1, 2, 0, 0], [0, 0, 0, 1]]
+    assert "n = 6" in ax.get_title()
+
+
+def test_plot_fold_strs_bars_line_and_band(tmp_path, figures):
+    plot_fold_strs({"b": {"strs": 0.3}, "a": {"strs": 0.1}}, 0.2, (0.05, 0.35),
+                   tmp_path / "f.png")
+    ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    assert [round(p.get_height(), 6) for p in ax.patches if p.get_width() < 1] == [0.1, 0.3]
+    lines = [l for l in ax.lines if l.get_ydata()[0] == l.get_ydata()[-1]]
+    assert any(l.get_ydata()[0] == 0.2 for l in lines)                   # the pooled STRS
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "pooled STRS 0.200" in labels and "95% bootstrap [0.050, 0.350]" in labels
+
+
 def test_plot_fold_strs_from_evaluate(tmp_path):
     videos, gt = synthetic_videos(3)
     pred = decode_videos(videos, DecodePriors(), K_P)
@@ -84,10 +136,13 @@ def test_threshold_sweep_rescoring_saved_curves(tmp_path):
     videos, gt = synthetic_videos(3)
     sweep = threshold_sweep(videos, K_P, gt, [0.3, 0.55, 0.9])
     assert sweep.p.tolist() == [0.3, 0.55, 0.9]
-    # a higher threshold never keeps more peaks
-    assert sweep.n_intervals.is_monotonic_decreasing
-    at = evaluate(decode_videos(videos, DecodePriors(), K_P), gt)
-    assert sweep.strs.iloc[1] == pytest.approx(at["strs"])
+    # a higher threshold keeps fewer peaks: here strictly, so a sweep ignoring p fails
+    assert sweep.n_intervals.is_monotonic_decreasing and sweep.n_intervals.is_unique
+    # every row is the decode + evaluate at that p (the other priors at their defaults)
+    for row in sweep.itertuples():
+        decoded = decode_videos(videos, DecodePriors(p=row.p), K_P)
+        assert row.n_intervals == int((~decoded.vetoed).sum())
+        assert row.strs == pytest.approx(evaluate(decoded, gt)["strs"])
     _is_png(plot_threshold_sweep(sweep, tmp_path / "sweep.png"))
     # a k' per subject (each fold's own) gives the same when they are all equal
     per_fold = threshold_sweep(videos, {"s0": K_P, "s1": K_P, "s2": K_P}, gt, [0.3, 0.55, 0.9])

@@ -29,10 +29,9 @@ from conftest import FIXTURES  # noqa: E402  (absent on a fresh clone: compariso
 
 
 # ---------------------------------------------------------------- the plan
-def test_plan_is_deterministic_and_fast():
-    start = time.perf_counter()
+def test_plan_is_deterministic():
+    # called at workflow parse time: its speed is measured in benchmarks/timings.py
     plan = plan_benchmark("standard", "sammlv", seed=3)
-    assert time.perf_counter() - start < 0.5          # called at workflow parse time
     again = plan_benchmark("standard", "sammlv", seed=3)
     pd.testing.assert_frame_equal(plan.truth(), again.truth())
     assert plan.identities == again.identities

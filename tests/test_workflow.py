@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -151,6 +152,23 @@ def test_tiny_run_writes_metrics_plots_and_summary(tiny_run):
     run = work / RUN
     assert 0.0 <= metrics["strs"] <= 1.0
     assert metrics["headline_mode"] == "official"
+    # the headline is the evaluation of the pooled fold predictions against the labels,
+    # every fold's subject is scored, and STRS = spotting F1 x recognition F1
+    from mepkg.metrics import evaluate
+
+    pred = pd.read_csv(run / "predictions.csv", dtype={"subject": str, "video": str})
+    labels = pd.read_csv(run / "labels.csv", dtype={"subject": str, "video": str})
+    again = evaluate(pred, labels, mode="official")
+    assert metrics["official"]["strs"] == pytest.approx(again["strs"], abs=1e-12)
+    assert metrics["official"]["spotting"] == again["spotting"]
+    assert sorted(metrics["official"]["per_subject"]) == ["001", "002", "003"]
+    assert set(pred.subject) == {"001", "002", "003"} and len(pred) > 0
+    micro = labels[labels.type == "micro"]
+    sp = metrics["strict"]["spotting"]
+    assert sp["tp"] + sp["fn"] == len(micro)                # every ME is found or missed
+    assert sp["tp"] + sp["fp"] == int((~pred.vetoed.astype(bool)).sum())
+    assert metrics["strs"] == pytest.approx(
+        metrics["official"]["spotting"]["f1"] * metrics["official"]["recognition"]["f1"])
     for mode in ("official", "strict", "release"):
         assert 0.0 <= metrics[mode]["strs"] <= 1.0
         assert "strs" in metrics[mode]["without_veto"]
@@ -176,6 +194,56 @@ def test_tiny_run_writes_metrics_plots_and_summary(tiny_run):
     assert load_model(run / "model_all.pt")[1]["fps"] == 200.0
     assert planned_jobs(work, *TINY) == {}            # complete: nothing left to do
     print(f"tiny synthetic workflow end to end: {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_each_fold_trained_on_the_other_subjects_only(tiny_run):
+    """LOSO through the workflow: fold S's model records the sha256 of its training
+    inputs; it must be that of every feature file except S's (plus labels.csv), and
+    its scores hold exactly S's videos."""
+    import hashlib
+
+    from mepkg.h5io import read_features, read_scores
+    from mepkg.model import load_model
+
+    work, _, _ = tiny_run
+    run = work / RUN
+    files = sorted((run / "features").glob("*.h5"))
+    subject_of = {f: str(read_features(f).attrs["subject"]) for f in files}
+    assert sorted(set(subject_of.values())) == ["001", "002", "003"]
+    for held in ("001", "002", "003"):
+        h = hashlib.sha256()
+        for f in files:
+            if subject_of[f] != held:
+                h.update(f.read_bytes())
+        h.update((run / "labels.csv").read_bytes())
+        _, meta = load_model(run / "folds" / held / "model.pt")
+        assert meta["input_checksum"] == h.hexdigest(), f"fold {held} trained on other inputs"
+        scored = {s.video_id for s in read_scores(run / "folds" / held / "scores.h5")}
+        assert scored == {f.stem for f in files if subject_of[f] == held}
+
+
+def test_plan_gives_each_fold_its_subject_and_the_decoder_only_its_own_fold(tmp_path):
+    """Plan level (the job graph, fast): one train_fold job per subject, and each
+    decode_fold job reads one train_fold job's output, a different one each.
+
+    (Every train_fold job reads every video's features by design: run_fold holds the
+    subject out itself and predicts its videos; test_loso.py and
+    test_each_fold_trained_on_the_other_subjects_only check that it does.)"""
+    proc = snakemake(copy_workflow(tmp_path), "--dag", *TINY)
+    nodes = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', proc.stdout, flags=re.M))
+    edges = re.findall(r"^\s*(\d+) -> (\d+)", proc.stdout, flags=re.M)
+    train = {n: label.split("subject: ")[1] for n, label in nodes.items()
+             if label.startswith("train_fold")}
+    assert sorted(train.values()) == ["001", "002", "003"]
+    decode = [n for n, label in nodes.items() if label.startswith("decode_fold")]
+    assert len(decode) == 3
+    parents = {d: [a for a, b in edges if b == d and a in train] for d in decode}
+    assert sorted(train[p] for ps in parents.values() for p in ps) == ["001", "002", "003"]
+    assert all(len(ps) == 1 for ps in parents.values())
+    features = [n for n, label in nodes.items() if label.startswith("extract_features")]
+    for n in train:
+        assert sorted(a for a, b in edges if b == n and a in features) == sorted(features)
 
 
 @pytest.mark.slow
@@ -220,35 +288,60 @@ def test_changing_a_feature_setting_reruns_features_and_everything_after(tiny_ru
     assert jobs["detect_landmarks"] == 6 and jobs["extract_features"] == 6
 
 
+CRASH_HOOK = """
+import os, signal, sys
+from pathlib import Path
+
+if os.environ.get("MEPKG_TEST_CRASH_DIR") and sys.argv and sys.argv[0].endswith("train_fold.py"):
+    import mepkg.train as _train
+
+    _counter = Path(os.environ["MEPKG_TEST_CRASH_DIR"]) / "train_fold_jobs"
+    _started = len(_counter.read_text()) if _counter.exists() else 0
+    with open(_counter, "a") as _f:
+        _f.write("x")
+    if _started == 1:                       # the second train_fold job to start
+        _write_csv = _train.write_csv
+
+        def write_csv(df, path):            # after its first epoch's log: crash everything
+            out = _write_csv(df, path)
+            (_counter.parent / "crashed").write_text(str(Path(path).parent.name))
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+            return out
+
+        _train.write_csv = write_csv
+"""
+
+
 @pytest.mark.slow
-def test_interrupted_training_resumes_without_redoing_finished_folds(tiny_run):
+def test_interrupted_training_resumes_without_redoing_finished_folds(tiny_run, tmp_path):
+    """A crash at a fixed point: the second fold job to start (one at a time, so the
+    first has finished) kills Snakemake and itself right after its first epoch's log
+    (a sitecustomize hook on the job's PYTHONPATH; no polling)."""
     work, _, _ = tiny_run
     run = work / RUN
     shutil.rmtree(run / "folds")
     shutil.rmtree(run / "logs" / "train_fold", ignore_errors=True)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", *TINY],
-                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    done, deadline = [], time.monotonic() + 1200
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            done = sorted(p.parent.name for p in run.glob("folds/*/scores.h5"))
-            running = [p.stem for p in (run / "logs" / "train_fold").glob("*.log")
-                       if p.stem not in done]
-            if done and running:
-                break
-            time.sleep(0.05)
-        finished_before_kill = mtimes(run / "folds" / s / "model.pt" for s in done)
-        os.killpg(proc.pid, signal.SIGKILL)        # a crash: no clean-up by Snakemake
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert done and len(done) < 3, f"could not interrupt between folds (done: {done})"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CRASH_HOOK)
+    env = dict(os.environ, MEPKG_TEST_CRASH_DIR=str(tmp_path),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(hook),
+                                                        os.environ.get("PYTHONPATH")])))
+    folds = [f"{RUN}/folds/{s}/scores.h5" for s in ("001", "002", "003")]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *folds, "--cores", "1", *TINY],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=1800,
+                          start_new_session=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    crashed = (tmp_path / "crashed").read_text()
+    done = sorted(p.parent.name for p in run.glob("folds/*/scores.h5"))
+    assert len(done) == 1 and crashed not in done, (done, crashed)
+    assert (run / "folds" / crashed / "train_log.csv").exists()       # it had started ...
+    assert not (run / "folds" / crashed / "model.pt").exists()        # ... and not finished
+    finished_before = mtimes(run / "folds" / s / "model.pt" for s in done)
 
     snakemake(work, "--unlock", *TINY)
     snakemake(work, "--cores", "2", *TINY)
-    assert mtimes(run / "folds" / s / "model.pt" for s in done) == finished_before_kill
+    assert mtimes(run / "folds" / s / "model.pt" for s in done) == finished_before
     from mepkg.h5io import read_scores
 
     for subject in ("001", "002", "003"):
@@ -302,4 +395,25 @@ def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
                            "--out", str(tmp_path / "spot")], capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "spot" / "intervals.csv").exists()
+    spot = pd.read_csv(tmp_path / "spot" / "intervals.csv", dtype={"subject": str, "video": str})
+    # the same intervals as decoding the packaged model's curve of that video's features
+    import torch
+
+    from mepkg.decode import DecodePriors, apply_veto, decode_videos
+    from mepkg.h5io import VideoScores, read_features
+    from mepkg.model import load_model
+    from mepkg.train import predict_video
+
+    row = manifest.iloc[0]
+    model, meta = load_model(work / RUN / "model_all.pt", "cpu")
+    fs = read_features(work / RUN / "features" / f"{row.video_id}.h5")
+    curve, logits = predict_video(model, fs.features, torch.device("cpu"))
+    scores = VideoScores(video_id=row.video_id, subject=row.subject, video=row.video,
+                         spot=curve, logits=logits, frame_skip=meta["frame_skip"], k=meta["k"],
+                         fps=float(row.fps), n_frames=int(row.n_frames))
+    priors = DecodePriors.from_dict(meta["decode"]["priors"])
+    expected = apply_veto(decode_videos([scores], priors, meta["decode"]["k_prime"]))
+    assert list(zip(spot.onset, spot.offset, spot.emotion)) == list(
+        zip(expected.onset, expected.offset, expected.emotion))
+    assert (spot.subject == row.subject).all() and (spot.video == row.video).all()
+    assert (tmp_path / "spot" / "timeline.png").stat().st_size > 1000
