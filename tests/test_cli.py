@@ -33,7 +33,7 @@ from mepkg.train import predict_video
 
 pytestmark = pytest.mark.slow
 
-LAYOUTS = {   # SPEC 1 table
+LAYOUTS = {   # docs/method.md §1.6
     "sammlv": dict(fps=200.0, k=30, frame_skip=7, sheets=["SAMM_LongVideos_V3_Release.xlsx",
                                                            "SAMM_Micro_FACS_Codes_v2.xlsx"]),
     "casme3": dict(fps=30.0, k=50, frame_skip=1,

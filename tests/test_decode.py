@@ -1,4 +1,4 @@
-"""Prior-guided decoding (SPEC 6): every step on hand-built curves with hand-computed answers."""
+"""Prior-guided decoding (docs/method.md §6): every step on hand-built curves with hand-computed answers."""
 
 from __future__ import annotations
 

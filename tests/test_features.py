@@ -1,4 +1,4 @@
-"""ROI optical-flow features (SPEC 2 steps 2-8) on warped astronaut frames with known motion."""
+"""ROI optical-flow features (docs/method.md §2.2-§2.8) on warped astronaut frames with known motion."""
 
 from __future__ import annotations
 

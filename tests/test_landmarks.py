@@ -1,4 +1,4 @@
-"""Landmark backends and reference-frame landmark tracks (SPEC 2 step 1)."""
+"""Landmark backends and reference-frame landmark tracks (docs/method.md §2.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""STRS evaluation (SPEC 7): the evaluator's README example, official vs strict, bad input."""
+"""STRS evaluation (docs/method.md §7): the evaluator's README example, official vs strict, bad input."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def table(rows, extra=None):
     return df
 
 
-# The MEGC evaluator's README example (SPEC 7)
+# The MEGC evaluator's README example (docs/method.md §7)
 README_PRED = table([[1, "EP02_01f", 10, 70, "happiness"], [1, "EP03_02", 100, 170, "others"],
                      [1, "EP04_02", 0, 70, "others"], [2, "EP01_11f", 20, 90, "happiness"],
                      [2, "EP02_04f", 70, 140, "happiness"]])

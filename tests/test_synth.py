@@ -254,7 +254,7 @@ def test_dlib_finds_one_face_on_every_video(tiny, layout):
 
 
 def _crop(gray: np.ndarray, lm: np.ndarray):
-    """The feature stage's 320-px crop (SPEC 2) and the frame -> crop mapping."""
+    """The feature stage's 320-px crop (docs/method.md §2) and the frame -> crop mapping."""
     g = (lm[42, 0] - lm[39, 0]) / 2
     cx, cy = (lm[39] + lm[42]) / 2
     r0, r1, c0, c1 = int(cy - 3.5 * g), int(cy + 5.5 * g), int(cx - 4.5 * g), int(cx + 4.5 * g)

@@ -27,7 +27,7 @@ WORKFLOW = ["Snakefile", "config.yaml", "config", "rules", "workflow_scripts", "
 TINY = ["--configfile", "config/tiny.yaml"]
 RUN = "results/synthetic-tiny"
 from conftest import FIXTURES  # noqa: E402
-# what a decode prior change may re-run (SPEC 6: "decoding and evaluation only")
+# what a decode prior change may re-run (docs/method.md §6: "decoding and evaluation only")
 DECODE_AND_AFTER = {"decode_fold", "collect_predictions", "evaluate", "tabulate_metrics",
                     "plot_curves", "plot_confusion", "plot_fold_strs", "plot_threshold_sweep",
                     "summarise_run", "package_model", "all"}
@@ -131,7 +131,7 @@ def test_dry_run_casme3_plans_folds_from_the_label_sheet(tmp_path):
     jobs = planned_jobs(work, *args)
     assert jobs["train_fold"] == me.subject.nunique()
     assert jobs["extract_features"] == len(set(zip(me.subject, me.video)))
-    assert "k=50, frame_skip=1" in proc.stdout + proc.stderr     # SPEC 1 table, CAS(ME)^3
+    assert "k=50, frame_skip=1" in proc.stdout + proc.stderr     # docs/method.md §1.6, CAS(ME)^3
 
 
 # ---------------------------------------------------------------- the tiny run (slow)
