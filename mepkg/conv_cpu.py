@@ -16,23 +16,29 @@ import torch
 from mepkg.scan_cpu import _exp, _jit, _run_split
 
 
+@_jit(inline="always")
+def _pre_activation(xr, w, bias, d, out):
+    """out[t] = bias[d] + sum_k w[d, k] xr[t - K + 1 + k] (xr = 0 before t 0): channel
+    d's causal convolution, before the silu."""
+    width = w.shape[1]
+    for t in range(out.shape[0]):
+        out[t] = bias[d]
+    for k in range(width):
+        shift = width - 1 - k
+        wk = w[d, k]
+        for t in range(shift, out.shape[0]):            # vectorised over time
+            out[t] += wk * xr[t - shift]
+
+
 @_jit
 def conv_forward_kernel(x, w, bias, y, b0, b1):
     """y[b, d, t] = silu(bias[d] + sum_k w[d, k] x[b, d, t - K + 1 + k]), x = 0 before t 0."""
     _, n_chan, length = x.shape
-    width = w.shape[1]
     one = y.dtype.type(1)
     for b in range(b0, b1):
         for d in range(n_chan):
-            xr = x[b, d]
             yr = y[b, d]
-            for t in range(length):
-                yr[t] = bias[d]
-            for k in range(width):
-                shift = width - 1 - k
-                wk = w[d, k]
-                for t in range(shift, length):          # vectorised over time
-                    yr[t] += wk * xr[t - shift]
+            _pre_activation(x[b, d], w, bias, d, yr)
             for t in range(length):
                 p = yr[t]
                 yr[t] = p / (one + _exp(-p))
@@ -49,13 +55,7 @@ def conv_backward_kernel(x, w, bias, dy, dx, dw_b, dbias_b, b0, b1):
     for b in range(b0, b1):
         for d in range(n_chan):
             xr = x[b, d]
-            for t in range(length):
-                dp[t] = bias[d]
-            for k in range(width):
-                shift = width - 1 - k
-                wk = w[d, k]
-                for t in range(shift, length):
-                    dp[t] += wk * xr[t - shift]
+            _pre_activation(xr, w, bias, d, dp)
             db = zero
             for t in range(length):                     # silu'(p) = s (1 + p (1 - s))
                 p = dp[t]

@@ -120,6 +120,25 @@ def _log_backend_once(device: torch.device) -> None:
         log.info("Mamba selective scan on %s: %s", device, name)
 
 
+def _step_sizes(delta, delta_bias, delta_softplus):
+    """delta (B, D, L) plus delta_bias (D,) where given, through softplus where asked."""
+    if delta_bias is not None:
+        delta = delta + delta_bias[None, :, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return delta
+
+
+def _skip_and_gate(y, u, D, z):
+    """The scan's output y = C_t . h_t (B, D, L) with the D skip (D u) added and
+    gated by silu(z), each where given."""
+    if D is not None:
+        y = y + u * D[None, :, None]
+    if z is not None:
+        y = y * F.silu(z)
+    return y
+
+
 def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                              delta_softplus=False):
     """Selective scan as a plain loop over time (the reference).
@@ -128,10 +147,7 @@ def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     D, z, delta_bias may be None (mamba_ssm's signature). Returns y: (B, D, L):
     h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t, y_t = (C_t . h_t + D u_t) silu(z_t).
     """
-    if delta_bias is not None:
-        delta = delta + delta_bias[None, :, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    delta = _step_sizes(delta, delta_bias, delta_softplus)
     batch, d_inner, length = u.shape
     h = u.new_zeros(batch, d_inner, A.shape[1])                        # B x D x N
     ys = []
@@ -141,11 +157,7 @@ def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         h = dA * h + dBu                                               # B x D x N
         ys.append((h * C[:, None, :, t]).sum(-1))                      # B x D
     y = torch.stack(ys, dim=-1)                                        # B x D x L
-    if D is not None:
-        y = y + u * D[None, :, None]
-    if z is not None:
-        y = y * F.silu(z)
-    return y
+    return _skip_and_gate(y, u, D, z)
 
 
 def selective_scan_loop(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
@@ -159,10 +171,7 @@ def selective_scan_loop(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     No host sync per step (no .item(), no branching on tensor values), so it
     also runs asynchronously on CUDA.
     """
-    if delta_bias is not None:
-        delta = delta + delta_bias[None, :, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    delta = _step_sizes(delta, delta_bias, delta_softplus)
     delta_t = delta.transpose(1, 2).contiguous()                       # B x L x D
     delta_u = (delta * u).transpose(1, 2).contiguous()                 # B x L x D
     B_t = B.transpose(1, 2).contiguous()                               # B x L x N
@@ -178,11 +187,7 @@ def selective_scan_loop(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
             h = torch.addcmul(dBu, dA, h)                              # B x D x N
         ys.append(torch.bmm(h, C_t[:, t]))                             # B x D x 1
     y = torch.cat(ys, dim=-1)                                          # B x D x L
-    if D is not None:
-        y = y + u * D[None, :, None]
-    if z is not None:
-        y = y * F.silu(z)
-    return y
+    return _skip_and_gate(y, u, D, z)
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):

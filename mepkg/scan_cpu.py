@@ -115,9 +115,12 @@ def _exp_overload(x):
     return lambda x: math.exp(x)
 
 
-def _jit(fn):
-    """njit with on-disk caching; without a writable cache location compile each run."""
-    opts = dict(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _jit(fn=None, **extra):
+    """njit with on-disk caching; without a writable cache location compile each run.
+    ``extra``: more njit options (``@_jit(inline="always")``)."""
+    if fn is None:
+        return lambda f: _jit(f, **extra)
+    opts = dict(nogil=True, fastmath=_FASTMATH, error_model="numpy", **extra)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumbaWarning)
@@ -153,6 +156,46 @@ def _transpose(A):
     return out
 
 
+@_jit(inline="always")
+def _block_scratch(length, block, like):
+    """The scratches both kernels share, of ``like``'s dtype: dts, us (L x block, one
+    block's dt and u, time-major), ys (L x block, C_t . h_t) and dtu (block, one step's dt u)."""
+    dtype = like.dtype
+    return (np.empty((length, block), dtype=dtype), np.empty((length, block), dtype=dtype),
+            np.empty((length, block), dtype=dtype), np.empty(block, dtype=dtype))
+
+
+@_jit(inline="always")
+def _state_step(Bm, Cm, b, t, A_t, d0, w, dtr, ur, h0, h1, dA, acc, dtu):
+    """One step of the recurrence for a block of w channels:
+    dA[n, j] = exp(dt_j A[d0 + j, n]), h1[n, j] = dA[n, j] h0[n, j] + dt_j u_j B_t[n] and
+    acc[j] = C_t . h1[:, j], with dtr, ur the step's dt and u (h1 may be h0: in place).
+    dA None (the forward) skips storing exp(dt A): a separate loop, chosen at compile time.
+    Inlined into both kernels, so the loop over channels stays vectorised."""
+    for j in range(w):
+        dtu[j] = dtr[j] * ur[j]
+        acc[j] = 0
+    for n in range(A_t.shape[0]):
+        Bn = Bm[b, n, t]
+        Cn = Cm[b, n, t]
+        Ar = A_t[n, d0:d0 + w]
+        h0r = h0[n]
+        h1r = h1[n]
+        if dA is None:                                  # resolved at compile time
+            for j in range(w):                          # vectorised over channels
+                hv = _exp(dtr[j] * Ar[j]) * h0r[j] + dtu[j] * Bn
+                h1r[j] = hv
+                acc[j] += Cn * hv
+        else:
+            ar = dA[n]
+            for j in range(w):
+                a = _exp(dtr[j] * Ar[j])
+                ar[j] = a
+                hv = a * h0r[j] + dtu[j] * Bn
+                h1r[j] = hv
+                acc[j] += Cn * hv
+
+
 @_jit
 def scan_forward_kernel(u, dt, A, Bm, Cm, D, z, has_z, y, block, b0, b1):
     """y[b] = (C_t . h_t + D u_t) * silu(z_t) for b in [b0, b1), where h_0 = 0 and
@@ -168,10 +211,7 @@ def scan_forward_kernel(u, dt, A, Bm, Cm, D, z, has_z, y, block, b0, b1):
     zero, one = y.dtype.type(0), y.dtype.type(1)
     A_t = _transpose(A)                                         # N x D
     h = np.empty((n_state, block), dtype=y.dtype)
-    dts = np.empty((length, block), dtype=y.dtype)              # L x block
-    us = np.empty((length, block), dtype=y.dtype)
-    ys = np.empty((length, block), dtype=y.dtype)
-    dtu = np.empty(block, dtype=y.dtype)
+    dts, us, ys, dtu = _block_scratch(length, block, y)
     for b in range(b0, b1):
         for d0 in range(0, n_chan, block):
             w = min(block, n_chan - d0)
@@ -179,20 +219,7 @@ def scan_forward_kernel(u, dt, A, Bm, Cm, D, z, has_z, y, block, b0, b1):
             _load_block(u, b, d0, w, us)
             h[:] = 0
             for t in range(length):
-                dtr = dts[t]
-                acc = ys[t]
-                for j in range(w):
-                    dtu[j] = dtr[j] * us[t, j]
-                    acc[j] = 0
-                for n in range(n_state):
-                    Bn = Bm[b, n, t]
-                    Cn = Cm[b, n, t]
-                    Ar = A_t[n, d0:d0 + w]
-                    hr = h[n]
-                    for j in range(w):                  # vectorised over channels
-                        hv = _exp(dtr[j] * Ar[j]) * hr[j] + dtu[j] * Bn
-                        hr[j] = hv
-                        acc[j] += Cn * hv
+                _state_step(Bm, Cm, b, t, A_t, d0, w, dts[t], us[t], h, h, None, ys[t], dtu)
             for j in range(w):
                 Dd = D[d0 + j]
                 for t in range(length):
@@ -229,37 +256,18 @@ def scan_backward_kernel(u, dt, A, Bm, Cm, D, z, has_z, delta, delta_bias, softp
     dAs = np.empty((length, n_state, block), dtype=dy.dtype)     # exp(dt_t A)
     g = np.empty((n_state, block), dtype=dy.dtype)
     dA_blk = np.empty((n_state, block), dtype=dy.dtype)
-    dts = np.empty((length, block), dtype=dy.dtype)              # L x block
-    us = np.empty((length, block), dtype=dy.dtype)
-    ys = np.empty((length, block), dtype=dy.dtype)               # C_t . h_t
+    dts, us, ys, dtu = _block_scratch(length, block, dy)
     dys = np.empty((length, block), dtype=dy.dtype)              # dL/d(C_t . h_t)
     gB = np.empty((length, block), dtype=dy.dtype)               # sum_n g_t B_t
     sA = np.empty((length, block), dtype=dy.dtype)               # sum_n g_t dA_t h_{t-1} A
-    dtu = np.empty(block, dtype=dy.dtype)
     for b in range(b0, b1):
         for d0 in range(0, n_chan, block):
             w = min(block, n_chan - d0)
             _load_block(dt, b, d0, w, dts)
             _load_block(u, b, d0, w, us)
             for t in range(length):                     # recompute the states
-                dtr = dts[t]
-                acc = ys[t]
-                for j in range(w):
-                    dtu[j] = dtr[j] * us[t, j]
-                    acc[j] = 0
-                for n in range(n_state):
-                    Bn = Bm[b, n, t]
-                    Cn = Cm[b, n, t]
-                    Ar = A_t[n, d0:d0 + w]
-                    h0 = hs[t, n]
-                    h1 = hs[t + 1, n]
-                    ar = dAs[t, n]
-                    for j in range(w):
-                        a = _exp(dtr[j] * Ar[j])
-                        ar[j] = a
-                        hv = a * h0[j] + dtu[j] * Bn
-                        h1[j] = hv
-                        acc[j] += Cn * hv
+                _state_step(Bm, Cm, b, t, A_t, d0, w, dts[t], us[t], hs[t], hs[t + 1], dAs[t],
+                            ys[t], dtu)
             for j in range(w):                          # through the gate and the D skip
                 d = d0 + j
                 dD_acc = zero

@@ -47,3 +47,15 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"needs the dataset fixtures (not found in {FIXTURES}): set {FIXTURES_ENV}")
     return FIXTURES
+
+
+def small_model_file(folder: Path):
+    """A small untrained SlowFastMamba (seed 0: d_model 16, depth 1, d_state 4) and
+    its raw model file ``folder/raw.pt`` (k 10, frame_skip 1, trained at 30 fps)."""
+    import torch
+
+    from mepkg.model import SlowFastMamba, save_model_file
+
+    torch.manual_seed(0)
+    net = SlowFastMamba(d_model=16, depth=1, d_state=4)
+    return net, save_model_file(folder / "raw.pt", net, k=10, frame_skip=1, fps=30.0)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, fixture_path, needs_fixture
+from conftest import ROOT, fixture_path, needs_fixture, small_model_file
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
@@ -400,12 +400,10 @@ def models(tmp_path_factory):
     """A raw model file, one without a frame rate, and a release-like state dict."""
     import torch
 
-    from mepkg.model import SlowFastMamba, save_model_file
+    from mepkg.model import save_model_file
 
     tmp = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    net = SlowFastMamba(d_model=16, depth=1, d_state=4)
-    raw = save_model_file(tmp / "raw.pt", net, k=10, frame_skip=1, fps=30.0)
+    net, raw = small_model_file(tmp)
     no_fps = save_model_file(tmp / "no_fps.pt", net, k=10, frame_skip=1, fps=None)
     release = tmp / "release.pkl"
     torch.save({"module.Stem.0.weight": torch.zeros(16, 36, 3)}, release)

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_model_file
 
 from mepkg.cli import main
 from mepkg.decode import DecodePriors
-from mepkg.model import SlowFastMamba, save_model_file
 from mepkg.spot import SPOT_COLUMNS, package_model, spot_frame_skip, spot_video
 
 
@@ -28,9 +28,7 @@ def test_frame_skip_matches_the_training_sampled_rate():
 def packaged_model(tmp_path_factory):
     """A small untrained model trained-at 30 fps, k 10, packaged with k' 2."""
     tmp = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    net = SlowFastMamba(d_model=16, depth=1, d_state=4)
-    raw = save_model_file(tmp / "raw.pt", net, k=10, frame_skip=1, fps=30.0)
+    _, raw = small_model_file(tmp)
     labels = pd.DataFrame({"subject": ["s1", "s1"], "video": ["a", "a"], "onset": [10, 40],
                            "apex": [12, 43], "offset": [14, 46], "type": ["micro", "micro"],
                            "emotion_raw": ["", ""], "emotion": ["negative", "positive"]})
