@@ -54,6 +54,8 @@ def limit_threads(threads: int) -> int:
     """
     n = max(1, min(int(threads), usable_cores()))
     for var in THREAD_ENV_VARS:
+        if var == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
+            continue   # read at import; changed later, it makes numba's next compile fail
         os.environ[var] = str(n)
     import cv2
 

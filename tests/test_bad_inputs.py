@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -602,9 +601,10 @@ def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mepkg", "synth", "--size", "standard",
                              "--out", str(tmp_path / "out")], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    first = proc.stderr.readline()      # the first log line: rendering has started
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
+    err = first + err
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "mepkg synth: interrupted"
 
