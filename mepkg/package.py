@@ -27,14 +27,16 @@ def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.
                   k_prime: int | None = None) -> Path:
     """Add the decoding priors and k' to a trained model file, for ``mepkg spot``.
 
-    k' comes from the micro-expressions of ``labels`` (the subjects the model
-    was trained on) at the model's frame_skip, unless given.
+    k' is ``k_prime`` when given, else the priors' fixed ``k_prime`` (a preset),
+    else it comes from the micro-expressions of ``labels`` (the subjects the
+    model was trained on) at the model's frame_skip.
     """
     from mepkg.model import read_model_file, write_model_file   # torch: imported when used
 
     priors = priors if isinstance(priors, DecodePriors) else DecodePriors.from_dict(priors or {})
     payload = read_model_file(model_file)
     check_model_settings(payload, model_file)
+    k_prime = k_prime or priors.k_prime
     if k_prime is None:
         table = labels if isinstance(labels, pd.DataFrame) else read_csv_file(
             labels, "labels", dtype={"subject": str, "video": str})

@@ -44,6 +44,17 @@ def test_package_model_stores_priors_and_k_prime(packaged_model):
     assert payload["decode"]["priors"]["p"] == pytest.approx(0.3)
 
 
+def test_package_model_keeps_a_preset_s_fixed_k_prime(packaged_model, tmp_path):
+    raw, _ = packaged_model
+    labels = pd.DataFrame({"subject": ["s1"], "video": ["a"], "onset": [10], "apex": [12],
+                           "offset": [14], "type": ["micro"], "emotion_raw": [""],
+                           "emotion": ["negative"]})
+    # the labels alone would give k' = (4 + 1) // 2 = 2; megc_casme3 fixes k' = 6
+    out = package_model(raw, labels, tmp_path / "m.pt",
+                        priors=DecodePriors.from_dict({"preset": "megc_casme3"}))
+    assert torch.load(out, weights_only=True)["decode"]["k_prime"] == 6
+
+
 @pytest.mark.slow
 def test_spot_writes_intervals_and_timeline(packaged_model, tmp_path):
     from mepkg.synth import render_video
