@@ -600,7 +600,10 @@ def test_spot_bad_options(tmp_path, models, args, expected, cli):
 def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mepkg", "synth", "--size", "standard",
                              "--out", str(tmp_path / "out")], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as in a terminal: a runner started in the background (CI) passes
+                            # SIGINT on ignored, and Python then never raises KeyboardInterrupt
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stderr.readline()      # the first log line: rendering has started
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -280,4 +280,4 @@ def test_decode_records_the_k_prime_it_used(tiny_64):
     expected = fold_k_primes(labels, 7, folds, "train")
     for fold in folds:
         priors, k_prime = read_priors(run / "decode" / "folds" / f"{fold}.priors.yaml")
-        assert k_prime == expected[fold] and priors == DecodePriors()
+        assert k_prime == expected[fold] and priors == DecodePriors(k_prime=expected[fold])
