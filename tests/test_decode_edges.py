@@ -18,44 +18,45 @@ from mepkg.h5io import VideoScores, write_scores
 
 
 # ---------------------------------------------------------------- step 4: ties and levels
-def test_onset_search_needs_a_strict_rise():
-    #        0  1  2  3  4  5  6  7  8  9  10
-    s = np.array([0, 0, 0, 1, 1, 2, 5, 2, 1, 1, 0], float)
+STRICT_RISE = [0, 0, 0, 1, 1, 2, 5, 2, 1, 1, 0]                  # frames 0-10
+EXCLUSIVE_LEVEL = [0, 0, 0, 0.5, 1, 5, 1, 0.5, 0, 0, 0]
+TWO_BELOW = [0.0, 0.2, 0.2, 0.5, 0.2, 1, 3, 1, 0.2, 0.5, 0.2, 0.2, 0.0]   # frames 0-12
+FIRST_PEAK = [3, 2, 1, 0.5, 0.1, 0.1, 0.1, 0.1]
+
+# name: (curve, peak, k', t1, t2, extend_factor, (start, end)), each worked out by hand
+ONSET_OFFSET_EDGES = {
     # peak 6, k' 3: l0 = 3, r0 = 9. Left: 1 -> 1 at 4 is no rise; 1 -> 2 at 5 is -> start 4.
     # Right (walking left from 8): 1 -> 1 at 8 is no fall; 2 -> 1 at 7 is -> end 8.
-    assert onset_offset(s, 6, 3, t1=0.5, t2=0.1, extend_factor=0) == (4, 8)
-
-
-def test_onset_search_level_is_exclusive():
-    s = np.array([0, 0, 0, 0.5, 1, 5, 1, 0.5, 0, 0, 0], float)
+    "a strict rise": (STRICT_RISE, 6, 3, 0.5, 0.1, 0, (4, 8)),
     # peak 5, k' 3: l0 = 2, r0 = 8. With t1 = 0.5 the rise to 0.5 at 3 does not count
     # (0.5 > 0.5 is false), the rise to 1 at 4 does -> start 3; likewise end 7.
-    assert onset_offset(s, 5, 3, t1=0.5, t2=0.0, extend_factor=0) == (3, 7)
+    "level exclusive": (EXCLUSIVE_LEVEL, 5, 3, 0.5, 0.0, 0, (3, 7)),
     # a level just below 0.5 lets 0.5 count: start 2, end 8
-    assert onset_offset(s, 5, 3, t1=0.49, t2=0.0, extend_factor=0) == (2, 8)
-
-
-def test_extensions_stop_at_two_frames_strictly_below_t2():
-    #              0    1    2    3    4    5  6    7    8    9   10   11   12
-    s = np.array([0.0, 0.2, 0.2, 0.5, 0.2, 1, 3, 1, 0.2, 0.5, 0.2, 0.2, 0.0])
+    "level just below": (EXCLUSIVE_LEVEL, 5, 3, 0.49, 0.0, 0, (2, 8)),
     # peak 6, k' 1: l0 = 5, r0 = 7; no rise/fall between them -> (5, 7).
     # t2 = 0.2: left from 4: s[4] = 0.2 < 0.2 is false, s[3] no, s[2] no, s[1]: 0.2 no,
     # so the walk reaches max(0, 6 - 5) = 1 without stopping: start stays 5.
-    assert onset_offset(s, 6, 1, t1=10, t2=0.2, extend_factor=5) == (5, 7)
+    "extension below t2 is strict": (TWO_BELOW, 6, 1, 10, 0.2, 5, (5, 7)),
     # t2 = 0.21: s[2] and s[1] are both below -> start 2 + 1 = 3; right: s[10], s[11]
     # both below -> end 10 - 1 = 9
-    assert onset_offset(s, 6, 1, t1=10, t2=0.21, extend_factor=5) == (3, 9)
-
-
-def test_boundary_search_at_the_ends_of_the_curve():
-    s = np.array([3, 2, 1, 0.5, 0.1, 0.1, 0.1, 0.1], float)
+    "extension stops at two below": (TWO_BELOW, 6, 1, 10, 0.21, 5, (3, 9)),
     # peak 0 at the first frame, k' 2: l0 = 0, r0 = 2; end: fall 2 > 1 at 1 -> end 2.
     # extension right walks to min(7, 0 + 5 * 2) = 7: 0.1, 0.1 below t2 = 0.2 at 4, 5
     # -> end 3
-    assert onset_offset(s, 0, 2, t1=0.05, t2=0.2, extend_factor=5) == (0, 3)
-    r = s[::-1].copy()
+    "peak at the first frame": (FIRST_PEAK, 0, 2, 0.05, 0.2, 5, (0, 3)),
     # mirrored: peak 7 at the last frame -> (4, 7)
-    assert onset_offset(r, 7, 2, t1=0.05, t2=0.2, extend_factor=5) == (4, 7)
+    "peak at the last frame": (FIRST_PEAK[::-1], 7, 2, 0.05, 0.2, 5, (4, 7)),
+}
+
+
+@pytest.mark.parametrize("case", ONSET_OFFSET_EDGES.values(), ids=list(ONSET_OFFSET_EDGES))
+def test_onset_offset_edge_cases(case):
+    curve, peak, k_p, t1, t2, extend, expected = case
+    assert onset_offset(np.array(curve, float), peak, k_p, t1=t1, t2=t2,
+                        extend_factor=extend) == expected
+
+
+def test_fixed_windows_clip_at_the_ends_of_the_curve():
     # the fixed-window baseline clips at the ends: [peak - k', peak + k'] in [0, n - 1]
     curve = np.zeros(12)
     curve[0:3] = [2, 3, 0]                        # smoothed peak at 1: 1 - 2 < 0 -> start 0
