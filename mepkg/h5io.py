@@ -165,13 +165,12 @@ class FeatureSet:
 FEATURES_SCHEMA = "mepkg.features/1"
 FEATURE_ATTRS = ("video_id", "subject", "video", "fps", "frame_skip", "k", "n_frames",
                  "landmark_backend", "flow_params", "mepkg_version")
-N_FEATURE_CHANNELS = N_CHANNELS  # 36 (mepkg.constants), kept for compatibility
 
 
 def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
     """Write a :class:`FeatureSet` to features/<video_id>.h5 atomically."""
     w = fs.features.shape[0]
-    shapes = {"features": (fs.features.shape, (w, N_FEATURE_CHANNELS, fs.features.shape[-1])),
+    shapes = {"features": (fs.features.shape, (w, N_CHANNELS, fs.features.shape[-1])),
               "window_start": (fs.window_start.shape, (w,)),
               "landmarks": (fs.landmarks.shape, (w, N_LANDMARKS, 2)),
               "crop_box": (fs.crop_box.shape, (w, 4)), "quality": (fs.quality.shape, (w,))}
@@ -191,7 +190,7 @@ def read_features(path: str | os.PathLike) -> FeatureSet:
     with _open_checked(path, "features") as h5:
         attrs = _check_schema(h5, FEATURES_SCHEMA, "features", FEATURE_ATTRS)
         k = int(attrs["k"])
-        feats = _require_shape(h5, "features", "features", (None, N_FEATURE_CHANNELS, k),
+        feats = _require_shape(h5, "features", "features", (None, N_CHANNELS, k),
                                np.float32)
         w = feats.shape[0]
         fs = FeatureSet(

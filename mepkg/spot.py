@@ -29,8 +29,7 @@ import pandas as pd
 
 from mepkg.atomic import write_csv
 from mepkg.decode import DecodePriors, apply_veto, decode_videos
-# packaging lives in mepkg.package; package_model re-exported for compatibility (one release)
-from mepkg.package import check_model_settings, package_model  # noqa: F401
+from mepkg.package import check_model_settings
 
 log = logging.getLogger(__name__)
 

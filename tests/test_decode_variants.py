@@ -17,7 +17,7 @@ import torch
 from mepkg.decode import (DECODE_PRESETS, DecodePriors, apply_preset, decode_intervals,
                           decode_videos, frame_classes, megc_submission, read_priors,
                           recognise, run_decode, write_megc_submission)
-from mepkg.datasets.common import CLASS_NAMES
+from mepkg.constants import CLASS_NAMES
 
 NEG, POS, SUR, OTH, NEU = range(5)
 

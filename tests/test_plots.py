@@ -78,7 +78,6 @@ def figures(monkeypatch):
     import mepkg.plots as plots
 
     saved = []
-    real = plots._save
 
     def keep(fig, path):
         saved.append(fig)
@@ -86,11 +85,7 @@ def figures(monkeypatch):
         return Path(path)
 
     monkeypatch.setattr(plots, "_save", keep)
-    yield saved
-    import matplotlib.pyplot as plt
-
-    for fig in saved:
-        plt.close(fig)
+    return saved   # Figure objects (no pyplot): freed with the list
 
 
 def test_plot_confusion_cells_are_the_counts(tmp_path, figures):

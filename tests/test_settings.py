@@ -8,7 +8,6 @@ the expected intervals written out. Training settings: spied on in ``run_fold``.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 

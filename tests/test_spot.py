@@ -10,7 +10,8 @@ from conftest import small_model_file
 
 from mepkg.cli import main
 from mepkg.decode import DecodePriors
-from mepkg.spot import SPOT_COLUMNS, package_model, spot_frame_skip, spot_video
+from mepkg.package import package_model
+from mepkg.spot import SPOT_COLUMNS, spot_frame_skip, spot_video
 
 
 def test_frame_skip_matches_the_training_sampled_rate():

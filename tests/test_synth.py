@@ -18,7 +18,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from mepkg.datasets.common import EMOTIONS, LABEL_COLUMNS
+from mepkg.constants import EMOTIONS, SAMM_EMOTION_SHEET, SAMM_INTERVAL_SHEET
+from mepkg.datasets.common import LABEL_COLUMNS
 from mepkg.synth import SIZES, generate_benchmark, plan_benchmark, render_video
 from mepkg.synth import layouts, sheets
 from mepkg.synth.faces import ASTRONAUT_LANDMARKS, detect_faces, render_identity
@@ -148,9 +149,9 @@ def test_samm_sheets_have_the_real_preamble_and_header(tmp_path):
     assert list(raw.iloc[13])[:11] == sheets.SAMM_MICRO_HEADER[:11]
     if FIXTURES.exists():     # same preamble text, same header row as the real files
         real = FIXTURES / "sammlv_layout"
-        assert _cells(long_path, "Sheet1", 10) == _cells(real / sheets.SAMM_LV_SHEET, "Sheet1", 10)
+        assert _cells(long_path, "Sheet1", 10) == _cells(real / SAMM_INTERVAL_SHEET, "Sheet1", 10)
         assert _cells(micro_path, "MICRO_ONLY", 14) == \
-            _cells(real / sheets.SAMM_MICRO_SHEET, "MICRO_ONLY", 14)
+            _cells(real / SAMM_EMOTION_SHEET, "MICRO_ONLY", 14)
     body = pd.read_excel(long_path, header=9, dtype={"Subject": str, "Filename": str})
     truth = plan.truth()
     assert len(body) == len(truth)

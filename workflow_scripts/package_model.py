@@ -10,7 +10,7 @@ from mepkg.jobs import setup_job
 
 setup_job(snakemake)
 
-from mepkg.spot import package_model  # noqa: E402
+from mepkg.package import package_model  # noqa: E402
 
 package_model(snakemake.input.model, snakemake.input.labels, snakemake.output.model,
               priors=dict(snakemake.params.decode))

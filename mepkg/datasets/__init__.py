@@ -17,7 +17,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from mepkg.constants import CASME3_COLOR_DIR
+from mepkg.constants import (CASME3_COLOR_DIR, CASME3_LABEL_SHEET, GENERIC_LABEL_FILE,
+                             GENERIC_VIDEOS_DIR, SAMM_EMOTION_SHEET, SAMM_INTERVAL_SHEET)
 from mepkg.datasets import casme3, generic, sammlv
 from mepkg.datasets.common import LABEL_COLUMNS, MANIFEST_COLUMNS, find_file
 
@@ -74,9 +75,9 @@ def read_labels(dataset: str, label_files: str | Path | Sequence[str | Path],
 def default_label_files(dataset: str, root: str | Path) -> list[Path]:
     """The label sheet(s) in their usual place: at ``root`` or anywhere below it."""
     _check_dataset(dataset)
-    names = {"casme3": [casme3.LABEL_FILE],
-             "sammlv": [sammlv.INTERVAL_FILE, sammlv.EMOTION_FILE],
-             "generic": [generic.LABEL_FILE]}[dataset]
+    names = {"casme3": [CASME3_LABEL_SHEET],
+             "sammlv": [SAMM_INTERVAL_SHEET, SAMM_EMOTION_SHEET],
+             "generic": [GENERIC_LABEL_FILE]}[dataset]
     return [find_file(root, name) for name in names]
 
 
@@ -180,7 +181,7 @@ def identify_video(path: str | Path, subject: str | None = None) -> tuple[str, s
     found_subject, video = "", path.name if path.is_dir() else path.stem
     if path.name.lower() == CASME3_COLOR_DIR and path.parent.name:
         found_subject, video = path.parent.parent.name, path.parent.name.lower()
-    elif path.parent.parent.name == generic.VIDEOS_DIR:
+    elif path.parent.parent.name == GENERIC_VIDEOS_DIR:
         found_subject = path.parent.name
     elif re.fullmatch(r"\d+_\d+", video):
         found_subject = video.split("_")[0]

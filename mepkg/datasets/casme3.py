@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mepkg.constants import CASME3_COLOR_DIR, CASME3_LABEL_SHEET
+from mepkg.constants import CASME3_COLOR_DIR
 from mepkg.datasets.common import (
     CASME3_EMOTION_MAP, clean_events, map_emotions, merged_emotion_map, read_sheet_table,
     trailing_number, video_id,
@@ -29,7 +29,6 @@ from mepkg.datasets.frames import list_frame_folder
 
 log = logging.getLogger(__name__)
 
-LABEL_FILE = CASME3_LABEL_SHEET     # layout names: mepkg.constants
 DAMAGED_LIST = "error_info_damaged_image_partA.txt"
 FPS = 30.0
 # Flag (not drop) micro intervals longer than this many frames: on the real

@@ -21,8 +21,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-# Classes of the recognition head: mepkg.constants (re-exported here for compatibility).
-from mepkg.constants import CLASS_INDEX, CLASS_NAMES, EMOTIONS, NEUTRAL  # noqa: F401
+from mepkg.constants import EMOTIONS
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mepkg.constants import GENERIC_LABEL_FILE, GENERIC_VIDEOS_DIR
+from mepkg.constants import GENERIC_VIDEOS_DIR
 from mepkg.datasets.common import (
     GENERIC_EMOTION_MAP, check_columns, clean_events, read_csv_file, event_type, map_emotions,
     merged_emotion_map, video_id,
@@ -32,8 +32,6 @@ from mepkg.datasets.frames import DEFAULT_FOLDER_FPS, list_frame_folder, video_p
 
 log = logging.getLogger(__name__)
 
-LABEL_FILE = GENERIC_LABEL_FILE     # layout names: mepkg.constants
-VIDEOS_DIR = GENERIC_VIDEOS_DIR
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 CSV_COLUMNS = ("subject", "video", "onset", "apex", "offset", "type", "emotion")
 
@@ -63,7 +61,7 @@ def read_generic_labels(path: str | Path, emotion_map: dict[str, str] | None = N
 
 def scan_generic(root: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> pd.DataFrame:
     """One manifest row per video file or frame folder in ``root/videos/<subject>/``."""
-    videos_root = Path(root) / VIDEOS_DIR
+    videos_root = Path(root) / GENERIC_VIDEOS_DIR
     if not videos_root.is_dir():
         raise FileNotFoundError(f"{videos_root} not found; a generic dataset keeps its videos "
                                 f"in <root>/videos/<subject>/")

@@ -32,9 +32,6 @@ from mepkg.datasets.frames import list_frame_folder
 
 log = logging.getLogger(__name__)
 
-INTERVAL_FILE = SAMM_INTERVAL_SHEET   # layout names: mepkg.constants
-EMOTION_FILE = SAMM_EMOTION_SHEET
-FRAMES_DIR = SAMM_FRAMES_DIR
 FPS = 200.0
 # Flag (not drop) micro intervals longer than this many frames (2.5 s at 200 fps).
 MAX_DURATION = 500
@@ -48,7 +45,7 @@ def split_sheets(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, Path, pd.Da
     Returns ``(intervals, interval_path, emotions, emotion_path)``.
     """
     if len(paths) != 2:
-        raise ValueError(f"SAMM-LV needs two label files ({INTERVAL_FILE} and {EMOTION_FILE}), "
+        raise ValueError(f"SAMM-LV needs two label files ({SAMM_INTERVAL_SHEET} and {SAMM_EMOTION_SHEET}), "
                          f"got {len(paths)}: {', '.join(map(str, paths))}")
     found: dict[str, tuple[pd.DataFrame, Path]] = {}
     for path in map(Path, paths):
@@ -120,7 +117,7 @@ def read_sammlv_labels(paths: Sequence[str | Path], emotion_map: dict[str, str] 
 
 def scan_sammlv(root: str | Path) -> pd.DataFrame:
     """One manifest row per ``SAMM_longvideos/<sub>_<n>`` frame folder under ``root``."""
-    frames_root = Path(root) / FRAMES_DIR
+    frames_root = Path(root) / SAMM_FRAMES_DIR
     if not frames_root.is_dir():
         raise FileNotFoundError(f"{frames_root} not found; is --root the SAMM-LV folder?")
     rows = []

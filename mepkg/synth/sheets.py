@@ -21,12 +21,6 @@ from mepkg.constants import (CASME3_LABEL_SHEET, GENERIC_LABEL_FILE, SAMM_EMOTIO
 from mepkg.synth.motion import PATTERN_AUS
 from mepkg.synth.plan import BenchmarkPlan
 
-# the names the adapters read (mepkg.constants)
-SAMM_LV_SHEET = SAMM_INTERVAL_SHEET
-SAMM_MICRO_SHEET = SAMM_EMOTION_SHEET
-CASME3_SHEET = CASME3_LABEL_SHEET
-GENERIC_LABELS = GENERIC_LABEL_FILE
-
 _AU_HELP = [
     '"L2 or R2" = Unilateral AU 2 on left side of face / right side of face',
     '"A2" = Asymmetric AU 2. Occurs on both sides of face but stronger on one side',
@@ -116,7 +110,7 @@ def write_samm_sheets(plan: BenchmarkPlan, out: Path) -> list[Path]:
         if ev.type == "micro":
             micro_rows.append([video.subject, filename, inducement, *frames, kind, aus,
                                ev.emotion_raw, objective, None])
-    paths = [out / SAMM_LV_SHEET, out / SAMM_MICRO_SHEET]
+    paths = [out / SAMM_INTERVAL_SHEET, out / SAMM_EMOTION_SHEET]
     for path, title, preamble, row, header, rows in (
             (paths[0], "Sheet1", SAMM_LV_PREAMBLE, SAMM_LV_HEADER_ROW, SAMM_LV_HEADER, long_rows),
             (paths[1], "MICRO_ONLY", SAMM_MICRO_PREAMBLE, SAMM_MICRO_HEADER_ROW, SAMM_MICRO_HEADER,
@@ -142,7 +136,7 @@ def write_casme3_sheet(plan: BenchmarkPlan, out: Path) -> Path:
     _sheet(wb, "label", {}, 1, CASME3_HEADER, rows)
     wb.create_sheet("Sheet1")     # the real workbook has two empty sheets too
     wb.create_sheet("Sheet3")
-    path = out / CASME3_SHEET
+    path = out / CASME3_LABEL_SHEET
     _save_reproducible(wb, path)
     return path
 
@@ -152,7 +146,7 @@ def write_generic_labels(plan: BenchmarkPlan, out: Path) -> Path:
     rows = [dict(subject=v.subject, video=v.video, onset=e.onset + 1, apex=e.apex + 1,
                  offset=e.offset + 1, type=e.type, emotion=e.emotion)
             for v, _, e in _labelled(plan)]
-    path = out / GENERIC_LABELS
+    path = out / GENERIC_LABEL_FILE
     with atomic_output(path) as tmp:
         pd.DataFrame(rows, columns=["subject", "video", "onset", "apex", "offset", "type",
                                     "emotion"]).to_csv(tmp, index=False)
