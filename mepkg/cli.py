@@ -96,9 +96,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- model
 def _cmd_train_fold(args: argparse.Namespace) -> None:
-    from mepkg.train import TrainConfig, run_fold
-
-    from mepkg.train import resolve_device
+    from mepkg.train import TrainConfig, resolve_device, run_fold
 
     resolve_device(args.device)   # a bad --device fails before any work
     overrides = {"epochs": args.epochs} if args.epochs is not None else {}
@@ -148,8 +146,8 @@ def _cmd_package_model(args: argparse.Namespace) -> None:
     from mepkg.decode import read_priors
     from mepkg.package import package_model
 
-    priors, k_prime = read_priors(args.priors)
-    package_model(args.model, args.labels, args.out, priors=priors, k_prime=k_prime)
+    priors, _ = read_priors(args.priors)        # a fixed k' travels in priors.k_prime
+    package_model(args.model, args.labels, args.out, priors=priors)
 
 
 # ---------------------------------------------------------------- parser
