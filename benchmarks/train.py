@@ -37,6 +37,7 @@ from mepkg import mamba as mamba_mod
 from mepkg.mamba import (conv1d_silu, scan_backend, selective_scan_loop,
                          selective_scan_reference)
 from mepkg.model import SlowFastMamba, count_parameters
+from mepkg.train import make_optimizer
 
 CPU_MODEL = {"d_model": 32, "depth": 2, "d_state": 16}     # config/synthetic.yaml
 
@@ -125,11 +126,15 @@ def bench_scans(threads: int, repeats: int) -> None:
                   f"fwd+bwd {ms:8.1f} ms")
 
 
-def train_step_fn(device: torch.device, batch: int, k: int, model_args: dict):
-    """One training step (forward + backward + Adam) of a fresh model on random data."""
+def train_step_fn(device: torch.device, batch: int, k: int, model_args: dict,
+                  optimizer: str = "training"):
+    """One training step (forward + backward + Adam) of a fresh model on random data.
+    optimizer "training": ``mepkg.train.make_optimizer`` (what training uses); "per-tensor":
+    torch's default CPU Adam, one set of small ops per parameter tensor (before #10)."""
     torch.manual_seed(0)
     model = SlowFastMamba(**model_args).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    opt = (make_optimizer(model, 3e-4) if optimizer == "training"
+           else torch.optim.Adam(model.parameters(), lr=3e-4, foreach=False))
     x = torch.randn(batch, 36, k, device=device)
     target = torch.rand(batch, k, device=device)
     cls = torch.randint(0, 5, (batch, k), device=device)
@@ -146,25 +151,36 @@ def train_step_fn(device: torch.device, batch: int, k: int, model_args: dict):
     return step
 
 
+BEFORE = "before #10"      # the training step when issue #10 was filed: loop scan, torch conv,
+                           # per-tensor Adam
+
+
 def bench_training(device: torch.device, threads: int, batch: int, k: int, steps: int,
-                   model_args: dict, scans: dict | None = None, budget_s: float = 60) -> dict:
+                   model_args: dict, scans: dict | None = None, budget_s: float = 60,
+                   before: bool = False) -> dict:
     """Training windows/s per scan (median of ``steps`` timed steps after one warm-up,
     fewer, but at least one, once a round of all scans has taken ``budget_s`` in all;
-    the scans' steps alternate so that load on a shared machine hits them alike)."""
+    the scans' steps alternate so that load on a shared machine hits them alike).
+    Every scan trains its own copy of the model with training's optimizer; ``before``
+    adds the BEFORE column (the loop scan with torch's per-tensor Adam)."""
     torch.set_num_threads(threads)
-    scans = scans or {"fused": mamba_mod.selective_scan}
-    step = train_step_fn(device, batch, k, model_args)
+    scans = dict(scans or {"fused": mamba_mod.selective_scan})
+    settings = {name: (name, scan, "training") for name, scan in scans.items()}
+    if before:
+        settings[BEFORE] = ("loop", selective_scan_loop, "per-tensor")
+    steps_of = {name: train_step_fn(device, batch, k, model_args, optimizer)
+                for name, (_, _, optimizer) in settings.items()}
     original = mamba_mod.selective_scan
-    times = {name: [] for name in scans}
+    times = {name: [] for name in settings}
     start = time.perf_counter()
     try:
         for rep in range(steps + 1):
             if rep >= 2 and time.perf_counter() - start > budget_s:
                 break
-            for name, scan in scans.items():
-                use_scan(name, scan)
+            for name, (kind, scan, _) in settings.items():
+                use_scan(kind, scan)
                 t0 = time.perf_counter()
-                step()
+                steps_of[name]()
                 if rep:                                 # rep 0: warm-up
                     times[name].append(time.perf_counter() - t0)
     finally:
@@ -224,21 +240,23 @@ def main() -> None:
 
     scans = cpu_scans()
     models = {"paper model": args.model, "CPU model": CPU_MODEL}
-    print(f"training windows/s, CPU, batch {args.batch}, k {args.k} (fwd+bwd+Adam, median):")
-    header = "".join(f"{name:>11s}" for name in scans)
+    print(f"training windows/s, CPU, batch {args.batch}, k {args.k} (fwd+bwd+Adam, median; "
+          f"'{BEFORE}': the loop with torch's per-tensor Adam, the step as it was):")
+    columns = list(scans) + [BEFORE]
+    header = "".join(f"{name:>11s}" for name in columns)
     print(f"  {'model':12s} {'parameters':>10s} {'threads':>7s}{header}"
-          + ("   fused/loop fused/ref" if "fused" in scans else ""))
+          + ("   fused/loop fused/ref fused/before" if "fused" in scans else ""))
     rates = {}
     for label, model_args in models.items():
         n_params = count_parameters(SlowFastMamba(**model_args))
         steps = args.steps * (1 if label == "paper model" else 4)
         for threads in args.threads:
             r = bench_training(torch.device("cpu"), threads, args.batch, args.k, steps,
-                               model_args, scans, args.budget)
+                               model_args, scans, args.budget, before=True)
             rates[(label, threads)] = r
-            cells = "".join(f"{r[name]:11.2f}" for name in scans)
-            ratio = (f"   {r['fused'] / r['loop']:9.1f}x {r['fused'] / r['reference']:8.1f}x"
-                     if "fused" in r else "")
+            cells = "".join(f"{r[name]:11.2f}" for name in columns)
+            ratio = (f"   {r['fused'] / r['loop']:9.1f}x {r['fused'] / r['reference']:8.1f}x "
+                     f"{r['fused'] / r[BEFORE]:11.1f}x" if "fused" in r else "")
             print(f"  {label:12s} {n_params:10,d} {threads:7d}{cells}{ratio}")
     for label, model_args in models.items():
         rate = bench_inference(args.threads[0], args.k, model_args)

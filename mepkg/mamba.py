@@ -254,17 +254,17 @@ class Mamba(nn.Module):
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))      # inverse softplus
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        # The (B, D, L) operands are transposed views of the linear layers' time-major
+        # (B, L, D) memory: the fused CPU kernels read them without a copy and return
+        # views the same way; the other paths make what they need contiguous themselves.
         cfg = self.config
-        xz = self.in_proj(hidden).transpose(1, 2)                      # B x 2D x L
-        x, z = xz.chunk(2, dim=1)                                      # B x D x L each
+        x, z = (t.transpose(1, 2) for t in self.in_proj(hidden).chunk(2, dim=-1))  # B x D x L
         x = conv1d_silu(x, self.conv1d)                                # B x D x L, causal
         x_dbl = self.x_proj(x.transpose(1, 2))                         # B x L x (R + 2N)
         dt, B, C = torch.split(x_dbl, [cfg.dt_rank, cfg.d_state, cfg.d_state], dim=-1)
         delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)         # B x D x L, bias in scan
-        B = B.transpose(1, 2).contiguous()                             # B x N x L
-        C = C.transpose(1, 2).contiguous()                             # B x N x L
         A = -torch.exp(self.A_log.float())                             # D x N
-        y = selective_scan(x.contiguous(), delta.contiguous(), A, B, C, self.D.float(),
-                           z=z.contiguous(), delta_bias=self.dt_proj.bias.float(),
+        y = selective_scan(x, delta, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(),
+                           z=z, delta_bias=self.dt_proj.bias.float(),
                            delta_softplus=True)                        # B x D x L
         return self.out_proj(y.transpose(1, 2))                        # B x L x d_model

@@ -138,33 +138,6 @@ def fast_exp_array(x):
     return out
 
 
-@_jit
-def _load_block(src, b, d0, w, dst):
-    """dst[t, j] = src[b, d0 + j, t]: one block of channels, time-major."""
-    for j in range(w):
-        for t in range(src.shape[2]):
-            dst[t, j] = src[b, d0 + j, t]
-
-
-@_jit
-def _transpose(A):
-    """A.T as a new C-contiguous array."""
-    out = np.empty((A.shape[1], A.shape[0]), dtype=A.dtype)
-    for i in range(A.shape[0]):
-        for j in range(A.shape[1]):
-            out[j, i] = A[i, j]
-    return out
-
-
-@_jit(inline="always")
-def _block_scratch(length, block, like):
-    """The scratches both kernels share, of ``like``'s dtype: dts, us (L x block, one
-    block's dt and u, time-major), ys (L x block, C_t . h_t) and dtu (block, one step's dt u)."""
-    dtype = like.dtype
-    return (np.empty((length, block), dtype=dtype), np.empty((length, block), dtype=dtype),
-            np.empty((length, block), dtype=dtype), np.empty(block, dtype=dtype))
-
-
 @_jit(inline="always")
 def _state_step(Bm, Cm, b, t, A_t, d0, w, dtr, ur, h0, h1, dA, acc, dtu):
     """One step of the recurrence for a block of w channels:
@@ -176,8 +149,8 @@ def _state_step(Bm, Cm, b, t, A_t, d0, w, dtr, ur, h0, h1, dA, acc, dtu):
         dtu[j] = dtr[j] * ur[j]
         acc[j] = 0
     for n in range(A_t.shape[0]):
-        Bn = Bm[b, n, t]
-        Cn = Cm[b, n, t]
+        Bn = Bm[b, t, n]
+        Cn = Cm[b, t, n]
         Ar = A_t[n, d0:d0 + w]
         h0r = h0[n]
         h1r = h1[n]
@@ -197,140 +170,147 @@ def _state_step(Bm, Cm, b, t, A_t, d0, w, dtr, ur, h0, h1, dA, acc, dtu):
 
 
 @_jit
-def scan_forward_kernel(u, dt, A, Bm, Cm, D, z, has_z, y, block, b0, b1):
+def scan_forward_kernel(u, dt, A_t, Bm, Cm, D, z, has_z, y, block, b0, b1):
     """y[b] = (C_t . h_t + D u_t) * silu(z_t) for b in [b0, b1), where h_0 = 0 and
     h_t[n, d] = exp(dt_t[d] A[d, n]) h_{t-1}[n, d] + dt_t[d] u_t[d] B_t[n].
 
-    u, dt (softplus already applied), z, y: (B, D, L); A: (D, N); Bm, Cm: (B, N, L);
-    D: (D,). Channels are taken ``block`` at a time and made time-major in
-    scratch, so the innermost loop runs over contiguous channels (vectorised) and
-    the block's state, N x block, stays in L1 while the loop runs over time.
+    Time-major: u, dt (softplus already applied), z, y: (B, L, D); A_t: (N, D), A
+    transposed; Bm, Cm: (B, L, N); D: (D,). Channels are taken ``block`` at a time
+    (the same blocks as the backward), the innermost loops run over contiguous
+    channels (vectorised) and the block's state, N x block, stays in L1 while the
+    loop runs over time.
     """
-    _, n_chan, length = u.shape
-    n_state = A.shape[1]
+    _, length, n_chan = u.shape
+    n_state = A_t.shape[0]
     zero, one = y.dtype.type(0), y.dtype.type(1)
-    A_t = _transpose(A)                                         # N x D
     h = np.empty((n_state, block), dtype=y.dtype)
-    dts, us, ys, dtu = _block_scratch(length, block, y)
+    acc = np.empty(block, dtype=y.dtype)
+    dtu = np.empty(block, dtype=y.dtype)
     for b in range(b0, b1):
         for d0 in range(0, n_chan, block):
             w = min(block, n_chan - d0)
-            _load_block(dt, b, d0, w, dts)
-            _load_block(u, b, d0, w, us)
             h[:] = 0
             for t in range(length):
-                _state_step(Bm, Cm, b, t, A_t, d0, w, dts[t], us[t], h, h, None, ys[t], dtu)
-            for j in range(w):
-                Dd = D[d0 + j]
-                for t in range(length):
-                    out = ys[t, j] + Dd * us[t, j]
-                    if has_z:
-                        zt = z[b, d0 + j, t]
-                        out *= zt / (one + _exp(-zt))
-                    y[b, d0 + j, t] = out
+                ur = u[b, t, d0:d0 + w]
+                _state_step(Bm, Cm, b, t, A_t, d0, w, dt[b, t, d0:d0 + w], ur, h, h, None,
+                            acc, dtu)
+                yr = y[b, t, d0:d0 + w]
+                Dr = D[d0:d0 + w]
+                if has_z:
+                    zr = z[b, t, d0:d0 + w]
+                    for j in range(w):
+                        zt = zr[j]
+                        yr[j] = (acc[j] + Dr[j] * ur[j]) * (zt / (one + _exp(-zt)))
+                else:
+                    for j in range(w):
+                        yr[j] = acc[j] + Dr[j] * ur[j]
     return zero
 
 
 @_jit
-def scan_backward_kernel(u, dt, A, Bm, Cm, D, z, has_z, delta, delta_bias, softplus, dy,
+def scan_backward_kernel(u, dt, A_t, Bm, Cm, D, z, has_z, delta, delta_bias, softplus, dy,
                          du, ddelta, dz, dA_b, dB, dC, dD_b, dbias_b, block, b0, b1):
     """Gradients of scan_forward_kernel's y for b in [b0, b1), given dy = dL/dy.
 
-    delta, delta_bias: the step sizes before softplus (for its derivative).
-    Writes du, ddelta, dz (B, D, L) and the per-batch-element dA_b (B, D, N),
-    dD_b, dbias_b (B, D) (summed over B by the caller); accumulates dB, dC
-    (B, N, L, zeroed by the caller) over channels. Per block of channels the
-    states are recomputed into hs (L + 1, N, block), hs[t + 1] = h_t, with
-    dAs[t] = exp(dt_t A) beside them (cheaper to keep than to recompute), not stored
-    by the forward; then the adjoint runs backwards in time:
+    Time-major as the forward. delta: the step sizes before delta_bias and softplus
+    (for its derivative), (B, L, D). Writes du, ddelta, dz, dB, dC (B, L, D or N),
+    the per-batch-element dA_b (B, N, D), dD_b, dbias_b (B, D) (summed over B by
+    the caller); dB and dC accumulate over channel blocks (zeroed by the caller).
+    Per block of channels the states are recomputed into hs (L + 1, N, block),
+    hs[t + 1] = h_t, with dAs[t] = exp(dt_t A) beside them (cheaper to keep than to
+    recompute), not stored by the forward; then the adjoint runs backwards in time:
     g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}, dB_t += g_t dt_t u_t, dC_t += dy_t h_t,
     du_t = dt_t sum_n g_t B_t + D dy_t,
     ddt_t = u_t sum_n g_t B_t + sum_n g_t exp(dt_t A) h_{t-1} A,
     dA += g_t exp(dt_t A) h_{t-1} dt_t (dy_t here is the gradient before the gate).
     """
-    _, n_chan, length = u.shape
-    n_state = A.shape[1]
+    _, length, n_chan = u.shape
+    n_state = A_t.shape[0]
     zero, one = dy.dtype.type(0), dy.dtype.type(1)
-    A_t = _transpose(A)                                          # N x D
     hs = np.zeros((length + 1, n_state, block), dtype=dy.dtype)  # hs[0] = h_0 = 0
     dAs = np.empty((length, n_state, block), dtype=dy.dtype)     # exp(dt_t A)
-    g = np.empty((n_state, block), dtype=dy.dtype)
-    dA_blk = np.empty((n_state, block), dtype=dy.dtype)
-    dts, us, ys, dtu = _block_scratch(length, block, dy)
+    ys = np.empty((length, block), dtype=dy.dtype)               # C_t . h_t
     dys = np.empty((length, block), dtype=dy.dtype)              # dL/d(C_t . h_t)
-    gB = np.empty((length, block), dtype=dy.dtype)               # sum_n g_t B_t
-    sA = np.empty((length, block), dtype=dy.dtype)               # sum_n g_t dA_t h_{t-1} A
+    g = np.empty((n_state, block), dtype=dy.dtype)
+    gB = np.empty(block, dtype=dy.dtype)                         # sum_n g_t B_t
+    sA = np.empty(block, dtype=dy.dtype)                         # sum_n g_t dA_t h_{t-1} A
+    dtu = np.empty(block, dtype=dy.dtype)
+    dA_blk = np.empty((n_state, block), dtype=dy.dtype)
     for b in range(b0, b1):
         for d0 in range(0, n_chan, block):
             w = min(block, n_chan - d0)
-            _load_block(dt, b, d0, w, dts)
-            _load_block(u, b, d0, w, us)
+            Dr = D[d0:d0 + w]
             for t in range(length):                     # recompute the states
-                _state_step(Bm, Cm, b, t, A_t, d0, w, dts[t], us[t], hs[t], hs[t + 1], dAs[t],
-                            ys[t], dtu)
-            for j in range(w):                          # through the gate and the D skip
-                d = d0 + j
-                dD_acc = zero
-                for t in range(length):
-                    dyt = dy[b, d, t]
-                    if has_z:                           # y = y_pre * silu(z)
-                        zt = z[b, d, t]
+                _state_step(Bm, Cm, b, t, A_t, d0, w, dt[b, t, d0:d0 + w], u[b, t, d0:d0 + w],
+                            hs[t], hs[t + 1], dAs[t], ys[t], dtu)
+            dDr = dD_b[b, d0:d0 + w]
+            dDr[:] = 0
+            for t in range(length):                     # through the gate and the D skip
+                ur = u[b, t, d0:d0 + w]
+                dyr = dy[b, t, d0:d0 + w]
+                dysr = dys[t]
+                if has_z:                               # y = y_pre * silu(z)
+                    zr = z[b, t, d0:d0 + w]
+                    dzr = dz[b, t, d0:d0 + w]
+                    ysr = ys[t]
+                    for j in range(w):
+                        zt = zr[j]
                         sig = one / (one + _exp(-zt))
-                        dz[b, d, t] = dyt * (ys[t, j] + D[d] * us[t, j]) * sig * (
-                            one + zt * (one - sig))
-                        dyt = dyt * zt * sig
-                    dys[t, j] = dyt
-                    dD_acc += dyt * us[t, j]
-                dD_b[b, d] = dD_acc
+                        dzr[j] = dyr[j] * (ysr[j] + Dr[j] * ur[j]) * sig * (one + zt * (one - sig))
+                        dysr[j] = dyr[j] * zt * sig
+                else:
+                    for j in range(w):
+                        dysr[j] = dyr[j]
+                for j in range(w):
+                    dDr[j] += dysr[j] * ur[j]
             g[:] = 0
             dA_blk[:] = 0
+            dbr = dbias_b[b, d0:d0 + w]
+            dbr[:] = 0
             for t in range(length - 1, -1, -1):         # adjoint, backwards in time
-                dtr = dts[t]
+                dtr = dt[b, t, d0:d0 + w]
+                ur = u[b, t, d0:d0 + w]
                 dyr = dys[t]
-                gBr = gB[t]
-                sAr = sA[t]
                 for j in range(w):
-                    dtu[j] = dtr[j] * us[t, j]
-                    gBr[j] = 0
-                    sAr[j] = 0
+                    dtu[j] = dtr[j] * ur[j]
+                    gB[j] = 0
+                    sA[j] = 0
                 for n in range(n_state):
-                    Bn = Bm[b, n, t]
-                    Cn = Cm[b, n, t]
+                    Bn = Bm[b, t, n]
+                    Cn = Cm[b, t, n]
                     Ar = A_t[n, d0:d0 + w]
                     dAr = dA_blk[n]
                     gr = g[n]
                     h0 = hs[t, n]
                     h1 = hs[t + 1, n]
+                    ar = dAs[t, n]
                     dC_acc = zero
                     dB_acc = zero
-                    ar = dAs[t, n]
                     for j in range(w):                  # vectorised over channels
                         gn = gr[j] + dyr[j] * Cn
                         a = ar[j]
                         via_a = gn * a * h0[j]          # dL/d(dt_t A) per state
                         dC_acc += dyr[j] * h1[j]
                         dB_acc += gn * dtu[j]
-                        gBr[j] += gn * Bn
-                        sAr[j] += via_a * Ar[j]
+                        gB[j] += gn * Bn
+                        sA[j] += via_a * Ar[j]
                         dAr[j] += via_a * dtr[j]
                         gr[j] = gn * a
-                    dC[b, n, t] += dC_acc
-                    dB[b, n, t] += dB_acc
-            for j in range(w):
-                d = d0 + j
-                for n in range(n_state):
-                    dA_b[b, d, n] = dA_blk[n, j]
-                dbias_acc = zero
-                for t in range(length):
-                    du[b, d, t] = dts[t, j] * gB[t, j] + D[d] * dys[t, j]
-                    ddt = us[t, j] * gB[t, j] + sA[t, j]
-                    if softplus:                        # softplus' = sigmoid (1 above 20)
-                        x = delta[b, d, t] + delta_bias[d]
-                        if x <= 20:
-                            ddt *= one / (one + _exp(-x))
-                    ddelta[b, d, t] = ddt
-                    dbias_acc += ddt
-                dbias_b[b, d] = dbias_acc
+                    dC[b, t, n] += dC_acc
+                    dB[b, t, n] += dB_acc
+                dur = du[b, t, d0:d0 + w]
+                ddr = ddelta[b, t, d0:d0 + w]
+                delr = delta[b, t, d0:d0 + w]
+                biasr = delta_bias[d0:d0 + w]
+                for j in range(w):
+                    dur[j] = dtr[j] * gB[j] + Dr[j] * dyr[j]
+                    ddt = ur[j] * gB[j] + sA[j]
+                    if softplus:                        # softplus' = sigmoid
+                        ddt *= one / (one + _exp(-(delr[j] + biasr[j])))
+                    ddr[j] = ddt
+                    dbr[j] += ddt
+            for n in range(n_state):
+                dA_b[b, n, d0:d0 + w] = dA_blk[n, :w]
     return zero
 
 
@@ -365,18 +345,29 @@ def channel_block(n_chan: int, length: int, n_state: int, itemsize: int = 4) -> 
     return max(8, min(block, n_chan))
 
 
-def _arr(t: torch.Tensor | None, dtype: torch.dtype, zeros_shape: tuple = (0, 0, 0)
-         ) -> np.ndarray:
-    """``t`` as a C-contiguous numpy array of ``dtype``; where None, zeros of
-    ``zeros_shape`` (the default: an empty stand-in for a missing z)."""
+def _arr(t: torch.Tensor | None, dtype: torch.dtype, zeros_shape: tuple = (0,)) -> np.ndarray:
+    """``t`` as a C-contiguous numpy array of ``dtype``; where None, zeros of ``zeros_shape``."""
     if t is None:
         return torch.zeros(zeros_shape, dtype=dtype).numpy()
     return t.detach().to(dtype).contiguous().numpy()
 
 
+def _time_major(t: torch.Tensor | None, dtype: torch.dtype) -> np.ndarray:
+    """A (B, D, L) or (B, N, L) tensor as a C-contiguous time-major (B, L, D) or (B, L, N)
+    numpy array of ``dtype``: no copy where ``t`` is a transposed view of time-major
+    memory, as ``Mamba.forward`` passes them. None (a missing z): an empty array."""
+    if t is None:
+        return torch.zeros((0, 0, 0), dtype=dtype).numpy()
+    return t.detach().transpose(1, 2).to(dtype).contiguous().numpy()
+
+
 class FusedSelectiveScan(torch.autograd.Function):
     """autograd Function around the kernels; inputs as ``fused_selective_scan``.
 
+    The kernels work time-major, (B, L, D), the layout of the linear layers around
+    the scan; (B, D, L) inputs that are transposed views of that memory (as
+    ``Mamba.forward`` passes them) cost no copy, and the outputs and gradients are
+    returned the same way: (B, D, L) views of time-major tensors.
     Only delta + delta_bias and its softplus are torch ops here (vectorised exp and
     log1p); everything else runs in the two kernels. Saved for the backward: the
     inputs and dt, all O(B D L + D N); no states.
@@ -387,20 +378,20 @@ class FusedSelectiveScan(torch.autograd.Function):
         dtype = u.dtype
         batch, n_chan, length = u.shape
         with torch.no_grad():
-            x = delta.to(dtype)
+            x = delta.transpose(1, 2).to(dtype)                           # B x L x D
             if delta_bias is not None:
-                x = x + delta_bias.to(dtype)[None, :, None]
-            dt = F.softplus(x) if delta_softplus else x                   # B x D x L
-            y = torch.empty(batch, n_chan, length, dtype=dtype)
+                x = x + delta_bias.to(dtype)
+            dt = (F.softplus(x) if delta_softplus else x).contiguous()    # B x L x D
+            y = torch.empty(batch, length, n_chan, dtype=dtype)
             block = channel_block(n_chan, length, A.shape[1], y.element_size())
-            _run_split(scan_forward_kernel, batch, _arr(u, dtype), _arr(dt, dtype),
-                       _arr(A, dtype), _arr(B, dtype), _arr(C, dtype),
-                       _arr(D, dtype, (n_chan,)), _arr(z, dtype),
+            _run_split(scan_forward_kernel, batch, _time_major(u, dtype), dt.numpy(),
+                       _arr(A.t(), dtype), _time_major(B, dtype), _time_major(C, dtype),
+                       _arr(D, dtype, (n_chan,)), _time_major(z, dtype),
                        z is not None, y.numpy(), block)
         ctx.save_for_backward(u, delta, dt, A, B, C, D, z, delta_bias)
         ctx.delta_softplus = bool(delta_softplus)
         ctx.block = block
-        return y
+        return y.transpose(1, 2)                                          # B x D x L
 
     @staticmethod
     def backward(ctx, dy):
@@ -409,18 +400,21 @@ class FusedSelectiveScan(torch.autograd.Function):
         batch, n_chan, length = u.shape
         n_state = A.shape[1]
         new = lambda *shape: torch.empty(*shape, dtype=dtype)  # noqa: E731
-        du, ddelta, dz = new(batch, n_chan, length), new(batch, n_chan, length), \
-            new(batch, n_chan, length)
-        dA_b, dD_b, dbias_b = new(batch, n_chan, n_state), new(batch, n_chan), new(batch, n_chan)
-        dB = torch.zeros(batch, n_state, length, dtype=dtype)
-        dC = torch.zeros(batch, n_state, length, dtype=dtype)
-        _run_split(scan_backward_kernel, batch, _arr(u, dtype), _arr(dt, dtype), _arr(A, dtype),
-                   _arr(B, dtype), _arr(C, dtype), _arr(D, dtype, (n_chan,)),
-                   _arr(z, dtype), z is not None, _arr(delta, dtype),
-                   _arr(delta_bias, dtype, (n_chan,)), ctx.delta_softplus,
-                   _arr(dy, dtype), du.numpy(), ddelta.numpy(), dz.numpy(), dA_b.numpy(),
-                   dB.numpy(), dC.numpy(), dD_b.numpy(), dbias_b.numpy(), ctx.block)
-        grads = (du, ddelta, dA_b.sum(0), dB, dC, dD_b.sum(0), dz, dbias_b.sum(0))
+        du, ddelta = new(batch, length, n_chan), new(batch, length, n_chan)
+        dz = new(batch, length, n_chan) if z is not None else new(0, 0, 0)
+        dA_b, dD_b, dbias_b = new(batch, n_state, n_chan), new(batch, n_chan), new(batch, n_chan)
+        dB = torch.zeros(batch, length, n_state, dtype=dtype)
+        dC = torch.zeros(batch, length, n_state, dtype=dtype)
+        _run_split(scan_backward_kernel, batch, _time_major(u, dtype), dt.numpy(),
+                   _arr(A.t(), dtype), _time_major(B, dtype), _time_major(C, dtype),
+                   _arr(D, dtype, (n_chan,)), _time_major(z, dtype), z is not None,
+                   _time_major(delta, dtype), _arr(delta_bias, dtype, (n_chan,)),
+                   ctx.delta_softplus, _time_major(dy, dtype), du.numpy(), ddelta.numpy(),
+                   dz.numpy(), dA_b.numpy(), dB.numpy(), dC.numpy(), dD_b.numpy(),
+                   dbias_b.numpy(), ctx.block)
+        grads = (du.transpose(1, 2), ddelta.transpose(1, 2), dA_b.sum(0).t(),
+                 dB.transpose(1, 2), dC.transpose(1, 2), dD_b.sum(0), dz.transpose(1, 2),
+                 dbias_b.sum(0))
         return tuple(None if like is None else g.to(like.dtype)
                      for g, like in zip(grads, (u, delta, A, B, C, D, z, delta_bias))) + (None,)
 

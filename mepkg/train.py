@@ -162,6 +162,16 @@ def fold_loss(spot, logits, spot_target, cls_target, weights, config: TrainConfi
     return config.spot_loss_weight * mse + config.class_loss_weight * ce, mse, ce
 
 
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam over the model's parameters (docs/method.md §5), with torch's fused
+    multi-tensor kernel on CPU and CUDA: one call per step instead of ~10 small ops
+    per parameter tensor (the CPU model has 180; its step was 8 ms of a 100 ms
+    training step per batch, now ~1.5 ms). Same update rule as the default one."""
+    device = next(model.parameters()).device
+    return torch.optim.Adam(model.parameters(), lr=lr,
+                            fused=device.type in ("cpu", "cuda"))
+
+
 @torch.no_grad()
 def predict_video(model: SlowFastMamba, features: np.ndarray, device: torch.device,
                   batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +261,7 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
              count_parameters(model), device, scan_backend(device))
     log.info("class weights %s", np.round(weights.cpu().numpy(), 4).tolist())
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config.lr)
     steps = math.ceil(len(keep) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.max_lr,
                                                     epochs=config.epochs, steps_per_epoch=steps)
@@ -260,7 +270,7 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
     rows = []
     for epoch in range(1, config.epochs + 1):
         model.train()
-        t0, sums = time.perf_counter(), np.zeros(3)
+        t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64, device=device)
         for idx in torch.randperm(len(keep), generator=gen).split(config.batch_size):
             scale = torch.empty(len(idx)).uniform_(lo, hi, generator=gen)       # B
             x = (x_train[idx] * scale[:, None, None]).to(device)                # B x 36 x k
@@ -271,8 +281,8 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
             loss.backward()
             optimizer.step()
             scheduler.step()
-            sums += len(idx) * np.array([loss.item(), mse.item(), ce.item()])
-        loss_, mse_, ce_ = sums / len(keep)
+            sums += len(idx) * torch.stack([loss, mse, ce]).detach()            # no host sync
+        loss_, mse_, ce_ = (sums / len(keep)).tolist()
         row = {"epoch": epoch, "loss": loss_, "mse": mse_, "ce": ce_,
                "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
         rows.append(row)
