@@ -100,6 +100,34 @@ def test_fused_scan_equals_reference_values_and_gradients(batch, d, length, n):
                               _scan_inputs(torch.float32, batch, d, length, n))
 
 
+def test_fused_scan_takes_and_returns_views_of_time_major_memory():
+    # As Mamba.forward calls it: u, z halves of one (B, L, 2D) tensor, B and C columns
+    # of one (B, L, R + 2N) tensor, delta a (B, L, D) tensor, all passed as transposed views.
+    inputs = _scan_inputs(torch.float32, batch=2, d=40, length=15, n=16)
+    time_major = {
+        "xz": torch.cat([inputs["u"], inputs["z"]], dim=1).transpose(1, 2).contiguous(),
+        "bc": torch.cat([inputs["B"], inputs["C"]], dim=1).transpose(1, 2).contiguous(),
+        "delta": inputs["delta"].transpose(1, 2).contiguous()}
+
+    def run(scan):
+        leaves = {k: v.clone().requires_grad_() for k, v in time_major.items()}
+        xz, bc = leaves["xz"], leaves["bc"]
+        y = scan(xz[..., :40].transpose(1, 2), leaves["delta"].transpose(1, 2), inputs["A"],
+                 bc[..., :16].transpose(1, 2), bc[..., 16:].transpose(1, 2), inputs["D"],
+                 z=xz[..., 40:].transpose(1, 2), delta_bias=inputs["delta_bias"],
+                 delta_softplus=True)
+        (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        return y, {k: v.grad for k, v in leaves.items()}
+
+    y, grads = run(fused_selective_scan)
+    y_ref, grads_ref = run(selective_scan_reference)
+    assert y.shape == (2, 40, 15) and y.transpose(1, 2).is_contiguous()   # time-major out
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    for name in grads_ref:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-4,
+                                   msg=lambda m: f"gradient of {name}: {m}")
+
+
 @pytest.mark.parametrize("drop", [("z",), ("D",), ("delta_bias",), ("z", "D", "delta_bias")])
 @pytest.mark.parametrize("delta_softplus", [True, False])
 def test_fused_scan_optional_inputs(drop, delta_softplus):
@@ -142,14 +170,14 @@ def test_fused_scan_same_for_any_thread_count():
 def test_fused_conv_silu_equals_torch_conv(dtype):
     torch.manual_seed(0)
     conv = torch.nn.Conv1d(40, 40, kernel_size=4, groups=40, padding=3).to(dtype)
-    x = torch.randn(3, 40, 15, dtype=dtype)
+    xz = torch.randn(3, 15, 80, dtype=dtype)          # time-major, x its first half (Mamba)
     results = []
     for fn in (mamba_mod.conv1d_silu, mamba_mod.conv1d_silu_torch):
         conv.zero_grad()
-        xl = x.clone().requires_grad_()
-        y = fn(xl, conv)
+        xzl = xz.clone().requires_grad_()
+        y = fn(xzl[..., :40].transpose(1, 2), conv)    # B x D x L view
         (y * torch.linspace(-1, 1, y.numel(), dtype=dtype).reshape(y.shape)).sum().backward()
-        results.append((y.detach(), xl.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
+        results.append((y.detach(), xzl.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
     for fused, torch_conv in zip(*results):
         torch.testing.assert_close(fused, torch_conv, rtol=1e-5, atol=1e-6)
 

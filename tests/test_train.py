@@ -7,7 +7,7 @@ import torch
 
 from mepkg.h5io import FeatureSet, read_scores, write_features
 from mepkg.model import SlowFastMamba, load_model
-from mepkg.train import TrainConfig, fold_loss, run_fold
+from mepkg.train import TrainConfig, fold_loss, make_optimizer, run_fold
 
 torch.set_num_threads(1)
 
@@ -150,3 +150,25 @@ def test_fold_learns_to_spot_synthetic_bumps(tmp_path):
             inside[row.onset // FRAME_SKIP + 1: row.offset // FRAME_SKIP] = True
         ratio = scores.spot[inside].mean() / scores.spot[~inside].mean()
         assert ratio > 2, (scores.video_id, ratio)
+
+
+def test_make_optimizer_is_fused_adam_with_the_default_update():
+    torch.manual_seed(0)
+    # eval mode: batch norm in training mode cancels the stem's biases, whose
+    # gradients would then be rounding noise that Adam scales up
+    models = [SlowFastMamba(d_model=16, depth=1, d_state=8).eval() for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    start = models[0].stem[0].weight.detach().clone()
+    fused = make_optimizer(models[0], 1e-2)
+    plain = torch.optim.Adam(models[1].parameters(), lr=1e-2, foreach=False)
+    assert fused.defaults["fused"] and fused.defaults["lr"] == 1e-2
+    x = torch.randn(4, 36, 16)
+    for _ in range(5):
+        for model, opt in zip(models, (fused, plain)):
+            spot, logits = model(x)
+            opt.zero_grad()
+            (spot.square().mean() + logits.square().mean()).backward()
+            opt.step()
+    for (name, p), q in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+    assert not torch.equal(models[0].stem[0].weight, start)          # it did update
