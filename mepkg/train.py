@@ -270,7 +270,7 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
     rows = []
     for epoch in range(1, config.epochs + 1):
         model.train()
-        t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64, device=device)
+        t0, sums = time.perf_counter(), torch.zeros(3, device=device)       # loss, mse, ce
         for idx in torch.randperm(len(keep), generator=gen).split(config.batch_size):
             scale = torch.empty(len(idx)).uniform_(lo, hi, generator=gen)       # B
             x = (x_train[idx] * scale[:, None, None]).to(device)                # B x 36 x k
