@@ -8,9 +8,11 @@ Prints, in one run (so that the ratios hold on a shared machine):
 - training windows/s (forward + backward + Adam step, batch 32, k 30) of the
   paper's model and of the synthetic config's CPU model, for each --threads
   value, with the fused scan (+ the fused conv+SiLU), the loop and the reference
-  loop (+ torch's conv, i.e. the model before the fused path) swapped into
-  ``mepkg.mamba``; steps of the three alternate, warm-up excluded, median of
-  --steps; on CUDA when present (mamba_ssm if importable);
+  loop (+ torch's conv) swapped into ``mepkg.mamba``, all with training's
+  optimizer, and "before #10" (the loop with torch's per-tensor Adam: the step
+  as it was when issue 10 was filed); steps of the four alternate, warm-up
+  excluded, median of --steps; on CUDA when present: the pure-PyTorch loop and mamba_ssm's kernel
+  (when it imports), paper model;
 - inference windows/s on CPU (prediction of held-out videos, ``mepkg spot``);
 - seconds per epoch for a SAMM-LV-sized fold: training windows = windows with
   an ME frame (other subjects) + background ratio x as many.
@@ -265,10 +267,17 @@ def main() -> None:
     epoch_rates = {f"CPU threads={t}": rates[("paper model", t)][next(iter(scans))]
                    for t in args.threads}
     if torch.cuda.is_available():
-        rate = bench_training(torch.device("cuda"), 1, args.batch, args.k,
-                              max(args.steps, 10), args.model)["fused"]
-        epoch_rates["CUDA"] = rate
-        print(f"training CUDA ({scan_backend('cuda')}), paper model: {rate:.1f} windows/s")
+        cuda_scans = {"pure-PyTorch loop": selective_scan_loop}
+        if mamba_mod._cuda_scan is not None:
+            cuda_scans["mamba_ssm kernel"] = mamba_mod._cuda_scan
+        else:
+            print(f"  (mamba_ssm not importable: {mamba_mod._CUDA_SCAN_ERROR})")
+        r = bench_training(torch.device("cuda"), 1, args.batch, args.k, max(args.steps, 10),
+                           args.model, cuda_scans, args.budget)
+        for name, rate in r.items():
+            epoch_rates[f"CUDA {name}"] = rate
+            print(f"training CUDA {torch.cuda.get_device_name()}, paper model, {name}: "
+                  f"{rate:.1f} windows/s")
 
     all_windows = args.sampled_frames / (args.k / 2) - 79
     fold = samm_fold_windows(args.n_me, args.me_len, args.k, args.ratio, args.subjects)
@@ -280,7 +289,7 @@ def main() -> None:
     print(f"paper model, {next(iter(scans))} scan:")
     for key, rate in epoch_rates.items():
         per_epoch = fold / rate
-        print(f"  {key:14s}: {per_epoch:8.0f} s/epoch, {per_epoch * 50 / 3600:6.1f} h for 50 "
+        print(f"  {key:26s}: {per_epoch:8.0f} s/epoch, {per_epoch * 50 / 3600:6.1f} h for 50 "
               f"epochs (one fold); one pass over all {all_windows:,.0f} windows: "
               f"{all_windows / rate / 3600:6.2f} h")
 

@@ -21,9 +21,9 @@ which pick a path per call, logged once per device:
 - anything else (other dtypes, other devices): ``selective_scan_loop``.
 
 Measured on a 2-vCPU shared machine, 1 thread, training step (forward +
-backward + Adam, batch 32, k 30): the paper's model 4.7-5.9x the windows/s it
+backward + Adam, batch 32, k 30): the paper's model 4.2-5.6x the windows/s it
 gets with ``selective_scan_reference`` swapped in, the synthetic config's CPU
-model 2.3-2.5x the loop's (``python benchmarks/train.py``; docs/benchmarks.md).
+model 3.1-3.4x the loop's (``python benchmarks/train.py``; docs/benchmarks.md).
 
 ``selective_scan_loop`` is a cache-friendly loop over time; for the short windows
 of this model (k <= 50) it beat a parallel (Hillis-Steele) scan and mambapy's

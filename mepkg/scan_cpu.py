@@ -33,7 +33,7 @@ numba vectorises exp only with Intel's SVML, absent from the wheels. So:
 
 Result, kernels' forward + backward per call: ~12-20 + 27-50 ms at the paper's
 fast path (the reference loop: ~80-200 + 130-300 ms, mepkg's torch loop ~50-100
-+ 110-240 ms, all on the same shared machine at different loads); ~0.8 + 1.7 ms
++ 110-240 ms, all on the same shared machine at different loads); ~0.7 + 1.9 ms
 at the CPU config's (D 64, L 30, N 16; the loop ~8 + 18 ms). numba
 installs from a wheel (no compiler on the user's machine) and compiles on first
 use (~5-12 s, then cached next to this file, or in numba's user cache directory
