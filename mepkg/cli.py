@@ -41,9 +41,16 @@ def _cmd_labels(args: argparse.Namespace) -> None:
 def _cmd_manifest(args: argparse.Namespace) -> None:
     from mepkg.atomic import write_csv
     from mepkg.datasets import scan_dataset
+    from mepkg.datasets.generic import FolderRateError
 
-    labels, manifest = scan_dataset(args.dataset, args.root, label_files=args.labels,
-                                    emotion_map=_parse_map(args.emotion_map))
+    try:
+        labels, manifest = scan_dataset(args.dataset, args.root, label_files=args.labels,
+                                        emotion_map=_parse_map(args.emotion_map),
+                                        folder_fps=args.folder_fps)
+    except FolderRateError as error:
+        raise ValueError(f"{error.folder}: a frame folder has no frame rate; pass the rate of "
+                         f"the dataset's frame folders with --folder-fps (e.g. --folder-fps 200)"
+                         ) from None
     out = Path(args.out)
     write_csv(labels, out / "labels.csv")
     write_csv(manifest, out / "manifest.csv")
@@ -223,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True)
     p.add_argument("--labels", nargs="+", help="label sheet(s) if not in their usual place")
     p.add_argument("--emotion-map", nargs="*", metavar="RAW=CLASS")
+    p.add_argument("--folder-fps", type=POS_FLOAT,
+                   help="generic: frame rate of its frame folders (required when it has any; "
+                        "video files keep their own)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_manifest)
     outputs(p, ("out", "dir", "--out"))

@@ -36,14 +36,17 @@ def drop_long_events(events: pd.DataFrame, max_duration: int) -> pd.DataFrame:
 
 def build_manifest(adapter: str, root: str | os.PathLike, labels_out, manifest_out, *,
                    videos: Iterable[str], label_files=None, emotion_map=None,
-                   max_duration: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   max_duration: int = 0,
+                   folder_fps: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan ``root`` with ``adapter``; write the manifest and the planned videos' labels.
 
     manifest: one row per video on disk; labels: one row per event of the
     ``videos`` (video ids), minus micro events longer than ``max_duration``.
+    ``folder_fps``: the rate of a generic root's frame folders (the manifest's fps).
     """
     labels, manifest = scan_dataset(adapter, root, label_files=list(label_files or []) or None,
-                                    emotion_map=emotion_map or None)
+                                    emotion_map=emotion_map or None,
+                                    folder_fps=folder_fps or None)
     planned = set(videos)
     labels = labels[[video_id(s, v) in planned for s, v in zip(labels.subject, labels.video)]]
     labels = drop_long_events(labels, max_duration)

@@ -49,12 +49,15 @@ def finalise_config(config):
 
     `--config dataset=sammlv data_root=/data` means dataset.name=sammlv,
     dataset.data_root=/data; the other dataset keys keep config.yaml's values.
+    `folder_fps=200` likewise means dataset.folder_fps=200.
     """
     if isinstance(config.get("dataset"), str):
         base = yaml.safe_load(Path(workflow.basedir, "config.yaml").read_text())
         config["dataset"] = {**base.get("dataset", {}), "name": config["dataset"]}
     if "data_root" in config:
         config.setdefault("dataset", {})["data_root"] = str(config.pop("data_root"))
+    if "folder_fps" in config:
+        config.setdefault("dataset", {})["folder_fps"] = config.pop("folder_fps")
     schema = yaml.safe_load(SCHEMA.read_text())
     _coerce_strings(config, schema)
     try:
@@ -143,7 +146,7 @@ def workflow_plan(config):
         from mepkg.datasets import plan_dataset
 
         events, manifest = plan_dataset(ds["name"], ds["data_root"], label_files(config),
-                                        ds["emotion_map"])
+                                        ds["emotion_map"], folder_fps=ds["folder_fps"])
         every_video = list(zip(manifest["subject"].astype(str), manifest["video"].astype(str)))
     from mepkg.manifest import drop_long_events
 

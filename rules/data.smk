@@ -53,6 +53,14 @@ rule build_manifest:
         videos=sorted(VIDEOS),
         emotion_map=config["dataset"]["emotion_map"],
         max_duration=config["dataset"]["max_duration"],
+        # the rate of a generic root's frame folders (the manifest's fps column);
+        # 0 for the others (known rates; synthetic renders video files), so
+        # that changing it re-runs nothing there
+        folder_fps=(
+            config["dataset"]["folder_fps"]
+            if config["dataset"]["name"] == "generic"
+            else 0
+        ),
     log:
         f"{RES}/logs/build_manifest.log",
     benchmark:

@@ -269,6 +269,17 @@ def test_manifest_warns_about_a_label_past_the_last_frame(tmp_path):
     assert "frame 2" in warning[0]
 
 
+def test_manifest_generic_frame_folder_needs_folder_fps(tmp_path):
+    root = tmp_path / "root"
+    write(root / "labels.csv", GENERIC_HEADER + "s1,v1,1,2,3,micro,happy\n")
+    folder = frame_folder(root / "videos" / "s1" / "v1")
+    out = tmp_path / "out"
+    proc = mepkg("manifest", "--dataset", "generic", "--root", root, "--out", out)
+    assert_one_line_error(proc, "manifest", f"{folder}: a frame folder has no frame rate",
+                          "--folder-fps")
+    assert_nothing_written(out / "labels.csv", out / "manifest.csv")
+
+
 def test_manifest_out_is_a_file(tmp_path):
     root = tmp_path / "root"
     frame_folder(root / "spNO.1" / "a" / "color")
@@ -663,6 +674,42 @@ def test_workflow_plan_fails_early(tmp_path, case, expected):
     out = proc.stdout + proc.stderr
     assert expected in out, out[-3000:]
     assert "Job stats" not in out
+
+
+def _generic_root(tmp_path) -> Path:
+    """A generic root whose one labelled video is a frame folder (no frame rate on disk)."""
+    root = tmp_path / "generic"
+    write(root / "labels.csv", GENERIC_HEADER + "s1,v1,2,3,4,micro,happy\n")
+    frame_folder(root / "videos" / "s1" / "v1", n=8)
+    return root
+
+
+def test_workflow_generic_frame_folder_needs_folder_fps(tmp_path):
+    """Not a guessed rate: planning stops on the folder, naming dataset.folder_fps."""
+    root = _generic_root(tmp_path)
+    proc = _snakemake_dry_run(tmp_path, f"dataset={{name: generic, data_root: {root}}}")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    line = f"{root / 'videos' / 's1' / 'v1'}: a frame folder has no frame rate; set " \
+           f"dataset.folder_fps"
+    assert line in out, out[-3000:]
+    assert "Job stats" not in out
+
+
+@pytest.mark.parametrize("form", ["shorthand", "nested"])
+def test_workflow_generic_folder_fps_reaches_the_manifest(tmp_path, form):
+    """dataset.folder_fps plans the run and is the manifest's fps (rule build_manifest)."""
+    import pandas as pd
+    from test_workflow import copy_workflow, snakemake
+
+    root = _generic_root(tmp_path)
+    config = {"shorthand": ["dataset=generic", f"data_root={root}", "folder_fps=200"],
+              "nested": [f"dataset={{name: generic, data_root: {root}, folder_fps: 200}}"]}
+    work = copy_workflow(tmp_path / "wf")
+    snakemake(work, "--cores", "1", "results/generic/manifest.csv", "--config", *config[form],
+              timeout=300)
+    manifest = pd.read_csv(work / "results" / "generic" / "manifest.csv")
+    assert manifest[["video_id", "fps", "n_frames"]].values.tolist() == [["s1_v1", 200.0, 8]]
 
 
 def test_workflow_bad_config_value(tmp_path):

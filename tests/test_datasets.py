@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -12,8 +13,10 @@ import pandas as pd
 import pytest
 
 from mepkg.cli import main as cli_main
-from mepkg.datasets import read_labels, scan_dataset
+from mepkg.datasets import plan_dataset, read_labels, scan_dataset, scan_manifest
 from mepkg.datasets.common import LABEL_COLUMNS, MANIFEST_COLUMNS
+from mepkg.datasets.generic import FolderRateError
+from mepkg.manifest import build_manifest
 
 from conftest import fixture_path, needs_fixture
 
@@ -256,20 +259,71 @@ def test_scan_sammlv(tmp_path):
     assert set(labels.video) == {"006_1"} and len(labels) == 4    # 007_3 is not on disk
 
 
-def test_scan_generic(tmp_path):
-    write_generic_csv(tmp_path / "labels.csv", ["s01,v1,2,3,4,micro,happy",
-                                                "s01,v2,1,2,3,micro,fear"])
-    (tmp_path / "videos" / "s01").mkdir(parents=True)
-    writer = cv2.VideoWriter(str(tmp_path / "videos" / "s01" / "v1.avi"),
-                             cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (8, 8))
-    for _ in range(7):
+def write_avi(path: Path, fps: float = 25.0, n: int = 7) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (8, 8))
+    for _ in range(n):
         writer.write(np.zeros((8, 8, 3), np.uint8))
     writer.release()
-    write_frames(tmp_path / "videos" / "s01" / "v2", ["000.png", "001.png"])
-    labels, manifest = scan_dataset("generic", tmp_path)
+    return path
+
+
+def generic_root(root: Path) -> Path:
+    """A generic root: s01 v1 a 25 fps video file, s01 v2 a frame folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_generic_csv(root / "labels.csv", ["s01,v1,2,3,4,micro,happy",
+                                            "s01,v2,1,2,3,micro,fear"])
+    write_avi(root / "videos" / "s01" / "v1.avi")
+    write_frames(root / "videos" / "s01" / "v2", ["000.png", "001.png"])
+    return root
+
+
+def test_scan_generic(tmp_path):
+    """Frame folders get folder_fps; a video file keeps its own rate."""
+    labels, manifest = scan_dataset("generic", generic_root(tmp_path), folder_fps=200)
     assert manifest[["video_id", "fps", "n_frames", "n_missing"]].values.tolist() == [
-        ["s01_v1", 25.0, 7, 0], ["s01_v2", 30.0, 2, 0]]
+        ["s01_v1", 25.0, 7, 0], ["s01_v2", 200.0, 2, 0]]
     assert len(labels) == 2
+
+
+@pytest.mark.parametrize("folder_fps", [None, 0])
+def test_scan_generic_frame_folder_needs_folder_fps(tmp_path, folder_fps):
+    """No rate is guessed for a frame folder: the error names it (plan_dataset: the setting)."""
+    root = generic_root(tmp_path)
+    folder = root / "videos" / "s01" / "v2"
+    with pytest.raises(FolderRateError, match=re.escape(f"{folder}: a frame folder has no "
+                                                        f"frame rate")):
+        scan_dataset("generic", root, folder_fps=folder_fps)
+    with pytest.raises(ValueError) as error:
+        plan_dataset("generic", root, folder_fps=folder_fps)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{folder}: a frame folder has no frame rate")
+    assert "dataset.folder_fps" in message and "folder_fps=200" in message
+
+
+def test_scan_generic_video_files_need_no_folder_fps(tmp_path):
+    write_generic_csv(tmp_path / "labels.csv", ["s01,v1,2,3,4,micro,happy"])
+    write_avi(tmp_path / "videos" / "s01" / "v1.avi", fps=50.0)
+    for folder_fps in (None, 200):    # folder_fps does not override a video file's rate
+        _, manifest = plan_dataset("generic", tmp_path, folder_fps=folder_fps)
+        assert manifest[["video_id", "fps"]].values.tolist() == [["s01_v1", 50.0]]
+
+
+def test_folder_fps_leaves_casme3_and_sammlv_rates(tmp_path):
+    write_frames(tmp_path / "casme3" / "spNO.1" / "a" / "color", ["0.jpg", "1.jpg"])
+    write_frames(tmp_path / "samm" / "SAMM_longvideos" / "006_1", ["006_1_0001.jpg"])
+    assert scan_manifest("casme3", tmp_path / "casme3", folder_fps=100).fps.tolist() == [30.0]
+    assert scan_manifest("sammlv", tmp_path / "samm", folder_fps=100).fps.tolist() == [200.0]
+
+
+def test_build_manifest_writes_folder_fps(tmp_path):
+    """Rule build_manifest's function: the manifest's fps column is folder_fps."""
+    root = generic_root(tmp_path / "root")
+    build_manifest("generic", root, tmp_path / "labels.csv", tmp_path / "manifest.csv",
+                   videos=["s01_v1", "s01_v2"], folder_fps=200)
+    manifest = pd.read_csv(tmp_path / "manifest.csv")
+    assert manifest[["video_id", "fps"]].values.tolist() == [["s01_v1", 25.0],
+                                                             ["s01_v2", 200.0]]
 
 
 def test_scan_empty_frame_folder(tmp_path):
@@ -283,6 +337,7 @@ def test_cli_manifest(tmp_path):
     write_frames(tmp_path / "videos" / "s01" / "v2", ["1.jpg", "2.jpg", "3.jpg"])
     out = tmp_path / "out"
     assert cli_main(["manifest", "--dataset", "generic", "--root", str(tmp_path),
-                     "--out", str(out)]) == 0
+                     "--folder-fps", "200", "--out", str(out)]) == 0
     manifest = pd.read_csv(out / "manifest.csv")
-    assert manifest.n_frames.tolist() == [3] and len(pd.read_csv(out / "labels.csv")) == 1
+    assert manifest.n_frames.tolist() == [3] and manifest.fps.tolist() == [200.0]
+    assert len(pd.read_csv(out / "labels.csv")) == 1

@@ -6,7 +6,9 @@ one table, LABEL_COLUMNS, original 0-based frames. ``scan_dataset(dataset,
 root)`` also finds the sheets and the videos under ``root`` and returns the
 labels of the videos on disk with the manifest (MANIFEST_COLUMNS). The
 layouts are described in each adapter module; frames are read with
-``mepkg.datasets.frames.open_frames``.
+``mepkg.datasets.frames.open_frames``. A generic root's frame folders record
+no frame rate: ``folder_fps`` gives it (the CAS(ME)^3 and SAMM-LV rates are
+known, 30 and 200 fps, and video files carry theirs).
 """
 
 from __future__ import annotations
@@ -81,21 +83,29 @@ def default_label_files(dataset: str, root: str | Path) -> list[Path]:
     return [find_file(root, name) for name in names]
 
 
-def scan_manifest(dataset: str, root: str | Path) -> pd.DataFrame:
-    """One row per video on disk, MANIFEST_COLUMNS (no label needed)."""
+def scan_manifest(dataset: str, root: str | Path,
+                  folder_fps: float | None = None) -> pd.DataFrame:
+    """One row per video on disk, MANIFEST_COLUMNS (no label needed).
+
+    ``folder_fps``: the rate of a generic root's frame folders (required when
+    it has any: FolderRateError); unused by casme3 and sammlv, whose rates are known.
+    """
     _check_dataset(dataset)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root not found: {root}")
-    scan = {"casme3": casme3.scan_casme3, "sammlv": sammlv.scan_sammlv,
-            "generic": generic.scan_generic}[dataset]
-    return scan(root)[MANIFEST_COLUMNS].reset_index(drop=True)
+    if dataset == "generic":
+        manifest = generic.scan_generic(root, folder_fps=folder_fps)
+    else:
+        manifest = {"casme3": casme3.scan_casme3, "sammlv": sammlv.scan_sammlv}[dataset](root)
+    return manifest[MANIFEST_COLUMNS].reset_index(drop=True)
 
 
 def scan_dataset(dataset: str, root: str | Path,
                  label_files: str | Path | Sequence[str | Path] | None = None,
                  emotion_map: dict[str, str] | None = None, *,
-                 missing: str = "warn") -> tuple[pd.DataFrame, pd.DataFrame]:
+                 missing: str = "warn",
+                 folder_fps: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(labels, manifest)`` of a dataset root.
 
     The manifest lists every video on disk; the labels keep the events of
@@ -103,10 +113,11 @@ def scan_dataset(dataset: str, root: str | Path,
     with a warning saying how many (``missing="error"``: a ValueError naming
     the first such video, as the workflow's planning wants). Events ending
     past the last frame of their video are warned about, naming the file and row.
+    ``folder_fps``: the rate of a generic root's frame folders (scan_manifest).
     """
     if missing not in ("warn", "error"):
         raise ValueError(f"missing must be 'warn' or 'error', got {missing!r}")
-    manifest = scan_manifest(dataset, root)
+    manifest = scan_manifest(dataset, root, folder_fps=folder_fps)
     if label_files is None:
         label_files = default_label_files(dataset, root)
     labels = read_labels(dataset, label_files, emotion_map, with_rows=True)
@@ -135,19 +146,29 @@ def scan_dataset(dataset: str, root: str | Path,
 
 def plan_dataset(dataset: str, root: str | Path,
                  label_files: Sequence[str | Path] | None = None,
-                 emotion_map: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 emotion_map: dict[str, str] | None = None,
+                 folder_fps: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(labels, manifest)`` for the workflow's parse-time plan: fails early, in one line.
 
-    A missing or frame-less data root, a corrupt label sheet and a labelled
-    video missing on disk are errors naming the root, the sheet or the video
-    (not failures of a job hours later). Cheap: frames are listed, not decoded.
+    A missing or frame-less data root, a corrupt label sheet, a labelled
+    video missing on disk and a generic frame folder without
+    ``dataset.folder_fps`` are errors naming the root, the sheet or the video
+    (not failures of a job hours later, nor a guessed frame rate). Cheap:
+    frames are listed, not decoded.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset.data_root {root}: no such folder; set it to the root "
                                 f"of your {dataset} copy")
-    return scan_dataset(dataset, root, label_files=label_files or None,
-                        emotion_map=emotion_map or None, missing="error")
+    try:
+        return scan_dataset(dataset, root, label_files=label_files or None,
+                            emotion_map=emotion_map or None, missing="error",
+                            folder_fps=folder_fps or None)
+    except generic.FolderRateError as error:
+        raise ValueError(f"{error.folder}: a frame folder has no frame rate; set "
+                         f"dataset.folder_fps to the rate of the frame folders, in config.yaml "
+                         f"or e.g. --config dataset={dataset} data_root={root} folder_fps=200"
+                         ) from None
 
 
 def _warn_beyond_end(labels: pd.DataFrame, manifest: pd.DataFrame) -> None:

@@ -12,8 +12,12 @@ sheets (the first frame of a video is 1); apex empty or -1 = not annotated.
 ``type`` is micro or macro; ``emotion`` a raw name mapped with the union of
 the CAS(ME)^3 and SAMM-LV maps, or one of negative/positive/surprise/others.
 
-Frame rate: a video file's own; frame folders have none and are read as
-``folder_fps`` (default 30): use video files for other rates.
+Frame rate: a video file's own; a frame folder records none, so its rate is
+``folder_fps``, given by the caller (workflow: ``dataset.folder_fps``; ``mepkg
+manifest``: ``--folder-fps``), the same for every frame folder of the root. A
+root with a frame folder and no ``folder_fps`` is an error naming the folder
+(FolderRateError), never a guessed rate. ``folder_fps`` does not change the
+rate of video files.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from mepkg.datasets.common import (
     GENERIC_EMOTION_MAP, check_columns, clean_events, read_csv_file, event_type, map_emotions,
     merged_emotion_map, video_id,
 )
-from mepkg.datasets.frames import DEFAULT_FOLDER_FPS, list_frame_folder, video_properties
+from mepkg.datasets.frames import list_frame_folder, video_properties
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,28 @@ def read_generic_labels(path: str | Path, emotion_map: dict[str, str] | None = N
     return map_emotions(events, merged_emotion_map(GENERIC_EMOTION_MAP, emotion_map), path)
 
 
-def scan_generic(root: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> pd.DataFrame:
-    """One manifest row per video file or frame folder in ``root/videos/<subject>/``."""
+class FolderRateError(ValueError):
+    """A frame folder of a generic dataset and no rate for it; ``folder`` names it.
+
+    The callers say where the rate is set (plan_dataset: dataset.folder_fps;
+    ``mepkg manifest``: --folder-fps) in the one-line message they re-raise.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        super().__init__(f"{folder}: a frame folder has no frame rate; give the rate of the "
+                         f"dataset's frame folders (folder_fps)")
+
+
+def scan_generic(root: str | Path, folder_fps: float | None = None) -> pd.DataFrame:
+    """One manifest row per video file or frame folder in ``root/videos/<subject>/``.
+
+    ``folder_fps``: the frame rate of the frame folders (video files keep their
+    own); None or 0 with a frame folder under the root raises FolderRateError.
+    """
+    if folder_fps is not None and not folder_fps >= 0:
+        raise ValueError(f"folder_fps must be a frame rate > 0 (0 or None: not set), "
+                         f"got {folder_fps!r}")
     videos_root = Path(root) / GENERIC_VIDEOS_DIR
     if not videos_root.is_dir():
         raise FileNotFoundError(f"{videos_root} not found; a generic dataset keeps its videos "
@@ -69,6 +93,8 @@ def scan_generic(root: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> pd
     for subject_dir in sorted(p for p in videos_root.iterdir() if p.is_dir()):
         for entry in sorted(subject_dir.iterdir()):
             if entry.is_dir():
+                if not folder_fps:
+                    raise FolderRateError(entry)
                 listing = list_frame_folder(entry)
                 video, fps = entry.name, folder_fps
                 n_frames, n_missing = listing.n_frames, listing.n_gaps
