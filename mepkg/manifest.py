@@ -34,6 +34,28 @@ def drop_long_events(events: pd.DataFrame, max_duration: int) -> pd.DataFrame:
     return events[~too_long]
 
 
+# docs/method.md §1.6: both protocols sample ~29-30 frames per second (SAMM-LV 200 fps
+# / frame_skip 7, CAS(ME)^3 30 fps / 1), the rate the windows k and the priors assume
+PROTOCOL_SAMPLED_FPS = (15.0, 60.0)   # outside this, warn: a factor 2 off
+
+
+def sampled_rate_warning(fps, frame_skip: int, dataset: str) -> str | None:
+    """A one-line warning when the videos' frame rates ``fps`` over ``features.frame_skip``
+    are far from the ~29-30 sampled frames per second of the paper's protocols; None
+    where every rate is in PROTOCOL_SAMPLED_FPS (or no rate is known)."""
+    rates = sorted({float(f) for f in fps if float(f) > 0})
+    off = [r for r in rates if not PROTOCOL_SAMPLED_FPS[0] <= r / frame_skip
+           <= PROTOCOL_SAMPLED_FPS[1]]
+    if not off:
+        return None
+    suggested = max(1, round(off[0] / 30))
+    return (f"dataset {dataset}: videos at {off[0]:g} fps with features.frame_skip "
+            f"{frame_skip} are sampled at {off[0] / frame_skip:.1f} frames/s, while the "
+            f"windows (features.k) and decoding priors assume ~30 (docs/method.md §1.6); "
+            f"set features.frame_skip {suggested} (e.g. --config 'features={{frame_skip: "
+            f"{suggested}}}') unless this is intended")
+
+
 def build_manifest(adapter: str, root: str | os.PathLike, labels_out, manifest_out, *,
                    videos: Iterable[str], label_files=None, emotion_map=None,
                    max_duration: int = 0,

@@ -148,6 +148,12 @@ def workflow_plan(config):
         events, manifest = plan_dataset(ds["name"], ds["data_root"], label_files(config),
                                         ds["emotion_map"], folder_fps=ds["folder_fps"])
         every_video = list(zip(manifest["subject"].astype(str), manifest["video"].astype(str)))
+        from mepkg.manifest import sampled_rate_warning
+
+        warning = sampled_rate_warning(manifest["fps"], config["features"]["frame_skip"],
+                                       ds["name"])
+        if warning:
+            logger.warning(warning)
     from mepkg.manifest import drop_long_events
 
     events = drop_long_events(events, ds["max_duration"])

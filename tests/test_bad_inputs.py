@@ -716,3 +716,22 @@ def test_workflow_bad_config_value(tmp_path):
     proc = _snakemake_dry_run(tmp_path, "features={frame_skip: 0}")
     assert proc.returncode != 0
     assert "bad value for 'features.frame_skip'" in proc.stdout + proc.stderr
+
+
+def test_workflow_warns_when_the_sampled_rate_is_far_from_the_protocols(tmp_path):
+    """30 fps frames with SAMM-LV's frame_skip 7 sample 4.3 frames/s, not ~30: one warning
+    naming the rates and the setting; frame_skip 1 plans without it."""
+    from test_workflow import copy_workflow, snakemake
+
+    root = _generic_root(tmp_path)
+    work = copy_workflow(tmp_path / "wf")
+    dataset = f"dataset={{name: generic, data_root: {root}, folder_fps: 30}}"
+    outs = {}
+    for frame_skip in (7, 1):
+        proc = snakemake(work, "-n", "--config", dataset, f"features={{frame_skip: {frame_skip}}}",
+                         timeout=300)
+        outs[frame_skip] = proc.stdout + proc.stderr
+    assert ("dataset generic: videos at 30 fps with features.frame_skip 7 are sampled at "
+            "4.3 frames/s") in outs[7], outs[7][-3000:]
+    assert "set features.frame_skip 1" in outs[7]
+    assert "sampled at" not in outs[1]

@@ -341,3 +341,14 @@ def test_cli_manifest(tmp_path):
     manifest = pd.read_csv(out / "manifest.csv")
     assert manifest.n_frames.tolist() == [3] and manifest.fps.tolist() == [200.0]
     assert len(pd.read_csv(out / "labels.csv")) == 1
+
+
+def test_sampled_rate_warning_against_the_protocols():
+    from mepkg.manifest import sampled_rate_warning
+    assert sampled_rate_warning([200.0, 200.0], 7, "sammlv") is None       # 28.6 frames/s
+    assert sampled_rate_warning([30.0], 1, "casme3") is None               # 30
+    assert sampled_rate_warning([0.0], 7, "generic") is None               # rate unknown
+    text = sampled_rate_warning([30.0, 200.0], 7, "generic")               # 4.3 frames/s
+    assert "videos at 30 fps with features.frame_skip 7 are sampled at 4.3 frames/s" in text
+    assert "set features.frame_skip 1" in text
+    assert "frame_skip 4" in sampled_rate_warning([120.0], 1, "generic")   # 120 -> 30
