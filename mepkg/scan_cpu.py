@@ -359,13 +359,18 @@ def _arr(t: torch.Tensor | None, dtype: torch.dtype, zeros_shape: tuple = (0,)) 
     return t.detach().to(dtype).contiguous().numpy()
 
 
-def _time_major(t: torch.Tensor | None, dtype: torch.dtype) -> np.ndarray:
+def _time_major(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """A (B, D, L) or (B, N, L) tensor as a C-contiguous time-major (B, L, D) or (B, L, N)
-    numpy array of ``dtype``: no copy where ``t`` is a transposed view of time-major
-    memory, as ``Mamba.forward`` passes them. None (a missing z): an empty array."""
+    tensor of ``dtype``: no copy where ``t`` is a transposed view of time-major memory,
+    as ``Mamba.forward`` passes them. None stays None."""
     if t is None:
-        return torch.zeros((0, 0, 0), dtype=dtype).numpy()
-    return t.detach().transpose(1, 2).to(dtype).contiguous().numpy()
+        return None
+    return t.detach().transpose(1, 2).to(dtype).contiguous()
+
+
+def _np(t: torch.Tensor | None, dtype: torch.dtype) -> np.ndarray:
+    """``t`` as a numpy array; None (a missing z or dz) as an empty (0, 0, 0) array."""
+    return torch.zeros((0, 0, 0), dtype=dtype).numpy() if t is None else t.numpy()
 
 
 class FusedSelectiveScan(torch.autograd.Function):
@@ -377,7 +382,8 @@ class FusedSelectiveScan(torch.autograd.Function):
     returned the same way: (B, D, L) views of time-major tensors.
     Only delta + delta_bias and its softplus are torch ops here (vectorised exp and
     log1p); everything else runs in the two kernels. Saved for the backward: the
-    inputs and dt, all O(B D L + D N); no states.
+    time-major operands the forward handed the kernel and dt, all O(B D L + D N);
+    no states.
     """
 
     @staticmethod
@@ -389,41 +395,45 @@ class FusedSelectiveScan(torch.autograd.Function):
             if delta_bias is not None:
                 x = x + delta_bias.to(dtype)
             dt = (F.softplus(x) if delta_softplus else x).contiguous()    # B x L x D
+            u_t, B_t, C_t, z_t = (_time_major(t, dtype) for t in (u, B, C, z))
             y = torch.empty(batch, length, n_chan, dtype=dtype)
             block = channel_block(n_chan, length, A.shape[1], y.element_size())
-            _run_split(scan_forward_kernel, batch, _time_major(u, dtype), dt.numpy(),
-                       _arr(A.t(), dtype), _time_major(B, dtype), _time_major(C, dtype),
-                       _arr(D, dtype, (n_chan,)), _time_major(z, dtype),
+            _run_split(scan_forward_kernel, batch, u_t.numpy(), dt.numpy(),
+                       _arr(A.t(), dtype), B_t.numpy(), C_t.numpy(),
+                       _arr(D, dtype, (n_chan,)), _np(z_t, dtype),
                        z is not None, y.numpy(), block)
-        ctx.save_for_backward(u, delta, dt, A, B, C, D, z, delta_bias)
+        # the time-major operands, as the kernels read them: the backward copies nothing again
+        ctx.save_for_backward(u_t, delta, dt, A, B_t, C_t, D, z_t, delta_bias)
+        ctx.input_dtypes = tuple(None if t is None else t.dtype
+                                 for t in (u, delta, A, B, C, D, z, delta_bias))
         ctx.delta_softplus = bool(delta_softplus)
         ctx.block = block
         return y.transpose(1, 2)                                          # B x D x L
 
     @staticmethod
     def backward(ctx, dy):
-        u, delta, dt, A, B, C, D, z, delta_bias = ctx.saved_tensors
-        dtype = u.dtype
-        batch, n_chan, length = u.shape
+        u_t, delta, dt, A, B_t, C_t, D, z_t, delta_bias = ctx.saved_tensors
+        dtype = u_t.dtype
+        batch, length, n_chan = u_t.shape
         n_state = A.shape[1]
         new = lambda *shape: torch.empty(*shape, dtype=dtype)  # noqa: E731
         du, ddelta = new(batch, length, n_chan), new(batch, length, n_chan)
-        dz = new(batch, length, n_chan) if z is not None else new(0, 0, 0)
+        dz = new(batch, length, n_chan) if z_t is not None else None
         dA_b, dD_b, dbias_b = new(batch, n_state, n_chan), new(batch, n_chan), new(batch, n_chan)
         dB = torch.zeros(batch, length, n_state, dtype=dtype)
         dC = torch.zeros(batch, length, n_state, dtype=dtype)
-        _run_split(scan_backward_kernel, batch, _time_major(u, dtype), dt.numpy(),
-                   _arr(A.t(), dtype), _time_major(B, dtype), _time_major(C, dtype),
-                   _arr(D, dtype, (n_chan,)), _time_major(z, dtype), z is not None,
-                   _time_major(delta, dtype), _arr(delta_bias, dtype, (n_chan,)),
-                   ctx.delta_softplus, _time_major(dy, dtype), du.numpy(), ddelta.numpy(),
-                   dz.numpy(), dA_b.numpy(), dB.numpy(), dC.numpy(), dD_b.numpy(),
-                   dbias_b.numpy(), ctx.block)
+        _run_split(scan_backward_kernel, batch, u_t.numpy(), dt.numpy(),
+                   _arr(A.t(), dtype), B_t.numpy(), C_t.numpy(),
+                   _arr(D, dtype, (n_chan,)), _np(z_t, dtype), z_t is not None,
+                   _time_major(delta, dtype).numpy(), _arr(delta_bias, dtype, (n_chan,)),
+                   ctx.delta_softplus, _time_major(dy, dtype).numpy(), du.numpy(),
+                   ddelta.numpy(), _np(dz, dtype), dA_b.numpy(), dB.numpy(), dC.numpy(),
+                   dD_b.numpy(), dbias_b.numpy(), ctx.block)
         grads = (du.transpose(1, 2), ddelta.transpose(1, 2), dA_b.sum(0).t(),
-                 dB.transpose(1, 2), dC.transpose(1, 2), dD_b.sum(0), dz.transpose(1, 2),
-                 dbias_b.sum(0))
-        return tuple(None if like is None else g.to(like.dtype)
-                     for g, like in zip(grads, (u, delta, A, B, C, D, z, delta_bias))) + (None,)
+                 dB.transpose(1, 2), dC.transpose(1, 2), dD_b.sum(0),
+                 None if dz is None else dz.transpose(1, 2), dbias_b.sum(0))
+        return tuple(None if like is None else g.to(like)
+                     for g, like in zip(grads, ctx.input_dtypes)) + (None,)
 
 
 def fused_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
