@@ -68,7 +68,7 @@ def build_manifest(adapter: str, root: str | os.PathLike, labels_out, manifest_o
     """
     labels, manifest = scan_dataset(adapter, root, label_files=list(label_files or []) or None,
                                     emotion_map=emotion_map or None,
-                                    folder_fps=folder_fps or None)
+                                    folder_fps=folder_fps)
     planned = set(videos)
     labels = labels[[video_id(s, v) in planned for s, v in zip(labels.subject, labels.video)]]
     labels = drop_long_events(labels, max_duration)

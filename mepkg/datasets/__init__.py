@@ -163,7 +163,7 @@ def plan_dataset(dataset: str, root: str | Path,
     try:
         return scan_dataset(dataset, root, label_files=label_files or None,
                             emotion_map=emotion_map or None, missing="error",
-                            folder_fps=folder_fps or None)
+                            folder_fps=folder_fps)
     except generic.FolderRateError as error:
         raise ValueError(f"{error.folder}: a frame folder has no frame rate; set "
                          f"dataset.folder_fps to the rate of the frame folders, in config.yaml "
