@@ -16,7 +16,8 @@ Entry points (docs/architecture.md):
 - ``run_decode(scores_files, out, priors_file, labels)``: the ``mepkg decode``
   stage.
 - ``megc_submission`` / ``write_megc_submission``: the MEGC submission CSV
-  (vetoed rows dropped, frames 1-based; docs/method.md §9.3).
+  (vetoed rows dropped, frames 1-based; or the authors' own rows;
+  docs/method.md §9.3).
 
 The release's ablation switches and its MEGC test-set settings are fields of
 :class:`DecodePriors` too (docs/method.md §9): ``interval`` (prior | fixed |
@@ -30,7 +31,8 @@ column ``vetoed`` (True only where the vote is neutral *and* the veto is on:
 synergy 1 and off under 0 and 2; :attr:`DecodePriors.veto`). Scoring the rows
 with ``vetoed == False`` gives the result with the veto, scoring all rows the
 result without it; both come from one decode output
-(``mepkg.metrics.evaluate(..., veto=...)``). Use :func:`apply_veto` before handing a CSV to an external evaluator.
+(``mepkg.metrics.evaluate(..., veto=...)``). Use :func:`apply_veto` before
+handing a CSV to an external evaluator.
 
 Decisions where the method leaves room (docs/method.md §6.9): ME durations
 for k' are measured on sampled label indices (``offset // skip - onset //
