@@ -597,9 +597,9 @@ def megc_submission(intervals: pd.DataFrame, rows: str = "mepkg", frame_skip: in
     off_grid = np.flatnonzero((values % skip != 0).any(axis=1))
     if off_grid.size:
         row = kept.iloc[off_grid[0]]
-        raise ValueError(f"interval {row['subject']}/{row['video']} onset {row['onset']}: "
-                         f"not a multiple of frame_skip {skip}; give the frame_skip the "
-                         f"intervals were decoded at")
+        raise ValueError(f"interval {row['subject']}/{row['video']} frames "
+                         f"{dict(zip(frames, values[off_grid[0]].tolist()))}: not multiples of "
+                         f"frame_skip {skip}; give the frame_skip the intervals were decoded at")
     sampled = values // skip
     if fixed_k_prime:
         on, off = sampled[:, 2] - int(fixed_k_prime), sampled[:, 2] + int(fixed_k_prime)
