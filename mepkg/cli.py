@@ -302,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["megc_samm", "megc_casme3"],
                    help="the release's MEGC test-set decoding (docs/method.md §9.3)")
     p.add_argument("--megc-out", help="also write the MEGC submission CSV (1-based frames, "
-                                      "vetoed rows dropped)")
+                                      "vetoed rows dropped; `submission: release` in the "
+                                      "priors file: the authors' rows, docs/method.md §9.3)")
     p.set_defaults(func=_cmd_decode)
     outputs(p, ("out", "file", "--out"), ("megc_out", "file", "--megc-out"))
 

@@ -16,19 +16,23 @@ Entry points (docs/architecture.md):
 - ``run_decode(scores_files, out, priors_file, labels)``: the ``mepkg decode``
   stage.
 - ``megc_submission`` / ``write_megc_submission``: the MEGC submission CSV
-  (vetoed rows dropped, frames 1-based; docs/method.md §9.3).
+  (vetoed rows dropped, frames 1-based; or the authors' own rows;
+  docs/method.md §9.3).
 
 The release's ablation switches and its MEGC test-set settings are fields of
-:class:`DecodePriors` too (docs/method.md §9): ``interval`` (prior | fixed),
-``synergy`` (0 | 1 | 2) and the presets ``megc_samm`` / ``megc_casme3``.
+:class:`DecodePriors` too (docs/method.md §9): ``interval`` (prior | fixed |
+samm_test), ``synergy`` (0 | 1 | 2), the presets ``megc_samm`` /
+``megc_casme3`` and the submission rows (mepkg | release).
 
 The neutral veto (step 6) is recorded, not applied: the output keeps every
 interval and marks the ones the recognition head rejects in the boolean
-column ``vetoed`` (True only where the vote is neutral *and*
-``drop_neutral`` is on). Scoring the rows with ``vetoed == False`` gives the
-result with the veto, scoring all rows the result without it; both come from
-one decode output (``mepkg.metrics.evaluate(..., veto=...)``). Use
-:func:`apply_veto` before handing a CSV to an external evaluator.
+column ``vetoed`` (True only where the vote is neutral *and* the veto is on:
+``drop_neutral``, which by default follows the release's reporting, on under
+synergy 1 and off under 0 and 2; :attr:`DecodePriors.veto`). Scoring the rows
+with ``vetoed == False`` gives the result with the veto, scoring all rows the
+result without it; both come from one decode output
+(``mepkg.metrics.evaluate(..., veto=...)``). Use :func:`apply_veto` before
+handing a CSV to an external evaluator.
 
 Decisions where the method leaves room (docs/method.md §6.9): ME durations
 for k' are measured on sampled label indices (``offset // skip - onset //
@@ -58,19 +62,24 @@ OUTPUT_COLUMNS = ["subject", "video", "onset", "offset", "emotion",
                   "apex", "score", "vote", "vetoed"]
 MEGC_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]   # 1-based frames (§9.3)
 K_RULES = ("train", "dataset")
-INTERVAL_STRATEGIES = ("prior", "fixed")       # docs/method.md §9.1
+INTERVAL_STRATEGIES = ("prior", "fixed", "samm_test")   # docs/method.md §9.1, §9.3
 SYNERGY_LEVELS = (0, 1, 2)                     # docs/method.md §9.2
+SUBMISSION_ROWS = ("mepkg", "release")         # docs/method.md §9.3
 
 # The release's MEGC test-set settings (docs/method.md §9.3). A preset replaces
 # the fields it names; every other field keeps its configured value.
 DECODE_PRESETS: dict[str, dict] = {
-    # SAMM test set: p 0.65; step 4 with fixed levels t1 = 0.2, t2 = 0.8 instead
-    # of the curve mean; no suppression (step 5); negative logit - 1; the vote
-    # leaves `negative` only when more than 20% of the span is not negative.
-    "megc_samm": {"p": 0.65, "t1_level": 0.2, "t2_level": 0.8, "suppression": False,
-                  "negative_penalty": 1.0, "non_negative_share": 0.2},
-    # CAS(ME)^3 test set: fixed windows peak +- k' with k' = 6.
-    "megc_casme3": {"interval": "fixed", "k_prime": 6},
+    # SAMM test set: p 0.65; the release's SAMM boundary search on the smoothed
+    # curve with levels 0.2 (within k' of the peak) and 0.8 (k' to 2k'), no
+    # suppression; negative logit - 1; the vote leaves `negative` only when more
+    # than 20% of the span is not negative; k' 6.
+    "megc_samm": {"p": 0.65, "interval": "samm_test", "t1_level": 0.2, "t2_level": 0.8,
+                  "synergy": 1, "negative_penalty": 1.0, "non_negative_share": 0.2,
+                  "k_prime": 6},
+    # CAS(ME)^3 test set: p 0.55; fixed windows peak +- k' (no suppression) with
+    # k' 6; per-frame class over the 4 emotions (synergy 2); plain vote.
+    "megc_casme3": {"p": 0.55, "interval": "fixed", "synergy": 2, "negative_penalty": 0.0,
+                    "non_negative_share": None, "k_prime": 6},
 }
 
 
@@ -94,20 +103,26 @@ class DecodePriors:
     extend_factor: int = 5         # §6.4: extensions walk at most 5 k' from the peak
     iou_threshold: float = 0.2     # §6.5: keep only if IoU < 0.2 with every kept interval
     apex_factor: float = 1.0       # §6.5: ... and apexes more than 1 x k' apart
-    drop_neutral: bool = True      # §6.6: synergy veto, intervals voted neutral are removed
+    drop_neutral: bool | None = None  # §6.6: synergy veto, intervals voted neutral are
+                                   # removed; None: as the release reports, on under synergy 1,
+                                   # off under 0 and 2 (§9.2; :attr:`veto`)
     k_rule: str = "train"          # §6.8: k' from the fold's training subjects ('train')
                                    # or the whole dataset ('dataset', the release's test-label leak)
-    interval: str = "prior"        # §9.1 ablation: 'prior' (step 4 boundary search) or
+    interval: str = "prior"        # §9.1 ablation: 'prior' (step 4 boundary search),
                                    # 'fixed' (peak +- k', the release's fixed-window baseline)
+                                   # or 'samm_test' (the release's SAMM test-set search, §9.3)
     synergy: int = 1               # §9.2 ablation, per-frame class: 1 neutral logit set to 0,
                                    # then argmax over 5 (paper); 0 plain argmax over the 5 raw
                                    # logits (train with train.neutral_factor 0); 2 argmax over
                                    # the 4 emotions
     t1_level: float | None = None  # §9.3: fixed onset/offset search level instead of
-                                   # mean / t1_divisor (None: from the curve mean; megc_samm: 0.2)
+                                   # mean / t1_divisor (None: from the curve mean); samm_test:
+                                   # its near level (megc_samm: 0.2)
     t2_level: float | None = None  # §9.3: fixed extension level instead of t2_factor x mean
-                                   # (None: from the curve mean; megc_samm: 0.8)
-    suppression: bool = True       # §6.5 on/off (megc_samm: off)
+                                   # (None: from the curve mean); samm_test: its far level
+                                   # (megc_samm: 0.8)
+    suppression: bool = True       # §6.5 on/off; applies to interval 'prior' only, as in the
+                                   # release (fixed and samm_test windows are never suppressed)
     negative_penalty: float = 0.0  # §9.3: subtracted from the negative logit before the
                                    # per-frame argmax (megc_samm: 1)
     non_negative_share: float | None = None  # §9.3: vote leaves `negative` only when more
@@ -116,6 +131,8 @@ class DecodePriors:
     k_prime: int | None = None     # §9.3: fixed k' (None: from the labels by k_rule;
                                    # megc_casme3: 6)
     preset: str = ""               # §9.3: '' (none), 'megc_samm' or 'megc_casme3'
+    submission: str = "mepkg"      # §9.3: MEGC submission rows: 'mepkg' (1-based original
+                                   # frames, vetoed rows dropped) or 'release' (the authors' rows)
 
     def __post_init__(self):
         checks = [
@@ -130,6 +147,9 @@ class DecodePriors:
             ("apex_factor", self.apex_factor >= 0, "non-negative"),
             ("k_rule", self.k_rule in K_RULES, f"one of {K_RULES}"),
             ("interval", self.interval in INTERVAL_STRATEGIES, f"one of {INTERVAL_STRATEGIES}"),
+            ("drop_neutral", self.drop_neutral is None or isinstance(self.drop_neutral, bool),
+             "true, false or null (as the release reports: on under synergy 1 only)"),
+            ("submission", self.submission in SUBMISSION_ROWS, f"one of {SUBMISSION_ROWS}"),
             ("synergy", not isinstance(self.synergy, bool) and self.synergy in SYNERGY_LEVELS,
              f"one of {SYNERGY_LEVELS}"),
             ("t1_level", self.t1_level is None or self.t1_level >= 0, "None or >= 0"),
@@ -146,6 +166,15 @@ class DecodePriors:
             if not ok:
                 raise ValueError(f"decode prior {name}={getattr(self, name)!r}: "
                                  f"expected {expected}")
+        if self.interval == "samm_test" and (self.t1_level is None or self.t2_level is None):
+            raise ValueError("decode prior interval='samm_test' needs t1_level and t2_level "
+                             "(its near and far levels; the megc_samm preset sets 0.2 and 0.8)")
+
+    @property
+    def veto(self) -> bool:
+        """Whether intervals voted neutral are vetoed: ``drop_neutral``, or when it is None
+        the release's reporting (main.py reports the vetoed result under synergy 1 only)."""
+        return self.synergy == 1 if self.drop_neutral is None else self.drop_neutral
 
     def interval_kwargs(self) -> dict:
         """The keyword arguments of :func:`decode_intervals` (steps 1-5)."""
@@ -317,6 +346,43 @@ def onset_offset(s: np.ndarray, peak: int, k_p: int, t1: float, t2: float,
     return start, end
 
 
+def samm_test_bounds(sm: np.ndarray, peak: int, k_p: int, near_level: float,
+                     far_level: float) -> tuple[int, int]:
+    """The release's SAMM test-set boundaries of one peak, on the *smoothed* curve
+    (docs/method.md §9.3; training_utils.py:53-84): ``(start, end)``, inclusive.
+
+    Defaults ``peak -+ 2k'`` (clipped). Walking out from the peak within k', the
+    first frame ``i`` where ``sm[i]`` and its outer neighbour are both below
+    ``near_level`` sets the boundary (start ``i``; end ``i + 1``); failing
+    that, the same test with ``far_level`` walking from k' + 1 out to 2k' - 1
+    frames from the peak on the right, and from k' + 1 to 2k' on the left. The
+    frame at exactly ``peak + k'`` is never tested.
+    """
+    n = len(sm)
+    start, end = max(0, peak - 2 * k_p), min(n - 1, peak + 2 * k_p)
+    near_start = max(0, peak - k_p)
+    for i in range(peak - 1, near_start - 1, -1):
+        if i > 0 and sm[i] < near_level and sm[i - 1] < near_level:
+            start = i
+            break
+    else:
+        for i in range(near_start - 1, max(0, peak - 2 * k_p) - 1, -1):
+            if i > 0 and sm[i] < far_level and sm[i - 1] < far_level:
+                start = i
+                break
+    near_end = min(n - 1, peak + k_p)
+    for i in range(peak + 1, near_end):
+        if i + 1 < n and sm[i] < near_level and sm[i + 1] < near_level:
+            end = i + 1
+            break
+    else:
+        for i in range(near_end + 1, min(n - 1, peak + 2 * k_p)):
+            if i + 1 < n and sm[i] < far_level and sm[i + 1] < far_level:
+                end = i + 1
+                break
+    return start, end
+
+
 def suppress(candidates, k_p: int, iou_threshold: float = 0.2, apex_factor: float = 1.0,
              ) -> list[tuple[int, int, int]]:
     """Step 5: sort by start; keep an interval only if, against every kept one,
@@ -335,14 +401,22 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
                      interval: str = "prior", t1_level: float | None = None,
                      t2_level: float | None = None, suppression: bool = True,
                      ) -> list[tuple[int, int, int]]:
-    """One spot-score curve -> ``[(start, end, apex), ...]`` sorted by start (§6, steps 1-5).
+    """One spot-score curve -> ``[(start, end, apex), ...]`` (§6, steps 1-5).
+
+    Sorted by start, except ``samm_test`` intervals, which stay in peak order
+    as the release writes them.
 
     Indices are sampled frames, inclusive. A constant curve (max == min)
     carries no evidence and gives no interval (a literal run would find one
     plateau peak in the zero-padded smoothed curve of a constant c > 0).
-    ``interval="fixed"`` replaces step 4 by ``[peak - k', peak + k']`` (clipped);
-    ``t1_level`` / ``t2_level`` replace the mean-based levels of step 4;
-    ``suppression=False`` skips step 5 (docs/method.md §9).
+    Interval strategies (docs/method.md §9): ``prior`` is steps 4-5, with
+    ``t1_level`` / ``t2_level`` replacing the mean-based levels of step 4 and
+    ``suppression=False`` skipping step 5; ``fixed`` is ``[peak - k', peak +
+    k']`` clipped to the curve, apex = the peak (the recognition vote runs over
+    the unclipped window, :func:`decode_videos`); ``samm_test`` is
+    :func:`samm_test_bounds` with the levels ``t1_level`` / ``t2_level``,
+    apex = the first maximum of the smoothed curve on the interval. As in the
+    release, only ``prior`` intervals are suppressed.
     """
     if interval not in INTERVAL_STRATEGIES:
         raise ValueError(f"interval must be one of {INTERVAL_STRATEGIES}, got {interval!r}")
@@ -350,21 +424,31 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
     if isinstance(k_p, bool) or int(k_p) != k_p or k_p < 1:
         raise ValueError(f"k' must be an integer >= 1, got {k_p!r}")
     k_p = int(k_p)
+    if interval == "samm_test" and (t1_level is None or t2_level is None):
+        raise ValueError("interval 'samm_test' needs t1_level and t2_level (e.g. 0.2 and 0.8)")
     if len(s) == 0 or s.max() == s.min():
         return []
     # 1-3. smooth, threshold, peaks
-    peaks, _, _ = detect_peaks(s, k_p, p=p, smooth_factor=smooth_factor)
+    peaks, sm, _ = detect_peaks(s, k_p, p=p, smooth_factor=smooth_factor)
+    n = len(s)
+    if interval == "fixed":
+        # peak +- k' clipped, apex = the peak, never suppressed (the release suppresses
+        # interval_strategy 1 only); the vote runs to peak + k' (decode_videos)
+        return [(max(0, int(pk) - k_p), min(n - 1, int(pk) + k_p), int(pk)) for pk in peaks]
+    if interval == "samm_test":
+        out = []
+        for pk in peaks:
+            start, end = samm_test_bounds(sm, int(pk), k_p, float(t1_level), float(t2_level))
+            out.append((start, end, start + int(np.argmax(sm[start:end + 1]))))
+        return out
     # 4. onset/offset on the raw curve with mean m: t1 = m / 1.5, t2 = m
-    #    (fixed levels when given; fixed windows peak +- k' with interval="fixed")
+    #    (fixed levels when given)
     m = float(s.mean())
     t1 = m / t1_divisor if t1_level is None else float(t1_level)
     t2 = m * t2_factor if t2_level is None else float(t2_level)
     candidates = []
     for peak in peaks:
-        if interval == "fixed":
-            start, end = max(0, int(peak) - k_p), min(len(s) - 1, int(peak) + k_p)
-        else:
-            start, end = onset_offset(s, int(peak), k_p, t1, t2, extend_factor)
+        start, end = onset_offset(s, int(peak), k_p, t1, t2, extend_factor)
         apex = start + int(np.argmax(s[start:end + 1]))          # first maximum
         candidates.append((start, end, apex))
     # 5. suppression by IoU and apex distance
@@ -404,6 +488,9 @@ def recognise(classes: np.ndarray, start: int, end: int,
     """Majority vote of ``classes[start+1 .. end-2]`` (docs/method.md §6.6).
 
     Ties go to the class met first in the span; an empty span votes neutral.
+    ``end`` may lie past the curve's end (the unclipped window of
+    ``interval: fixed``): the span then stops at the last frame, as a Python
+    slice does; ``start`` must be >= 0.
     Returns ``(class_index, vote)`` with ``vote`` the fraction of the span's
     frames that voted for the winner (0.0 for an empty span).
     ``non_negative_share`` (the release's SAMM test vote, §9.3): the winner is
@@ -415,7 +502,7 @@ def recognise(classes: np.ndarray, start: int, end: int,
         return NEUTRAL_INDEX, 0.0
     if non_negative_share is not None:
         others = span[span != NEGATIVE_INDEX]
-        if others.size <= non_negative_share * span.size:
+        if not others.size / span.size > non_negative_share:    # the release's test
             return NEGATIVE_INDEX, float((span == NEGATIVE_INDEX).sum() / span.size)
         winner, _ = recognise(others, -1, others.size + 1)       # plain vote over all of them
         return winner, float((span == winner).sum() / span.size)
@@ -431,7 +518,9 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
 
     Columns: ``OUTPUT_COLUMNS``. ``score`` is the maximum raw spot score in
     the interval, ``vote`` the winning class's share of the vote, ``vetoed``
-    True where the vote is neutral and ``priors.drop_neutral`` is on.
+    True where the vote is neutral and the veto is on (``priors.veto``). The
+    vote of an ``interval: fixed`` window runs to its unclipped end
+    (docs/method.md §9.1).
     ``priors.k_prime``, when set, replaces ``k_p``.
     """
     if priors.k_prime is not None:
@@ -454,47 +543,107 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
             raise ValueError(f"video {v.video_id} (subject {v.subject}): {err}") from err
         skip = int(v.frame_skip)
         for start, end, apex in intervals:
-            cls, vote = recognise(classes, start, end, priors.non_negative_share)
+            # a fixed window votes up to its unclipped end peak + k' (apex = peak), as the
+            # release slices the per-frame classes (training_utils.py, recognition)
+            vote_end = apex + k_p if priors.interval == "fixed" else end
+            cls, vote = recognise(classes, start, vote_end, priors.non_negative_share)
             rows.append({
                 "subject": str(v.subject), "video": str(v.video),
                 "onset": start * skip, "offset": end * skip,
                 "emotion": CLASS_NAMES[cls], "apex": apex * skip,
                 "score": float(spot[start:end + 1].max()), "vote": vote,
-                "vetoed": bool(priors.drop_neutral and cls == NEUTRAL_INDEX),
+                "vetoed": bool(priors.veto and cls == NEUTRAL_INDEX),
             })
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 
 
-def megc_submission(intervals: pd.DataFrame) -> pd.DataFrame:
+def megc_submission(intervals: pd.DataFrame, rows: str = "mepkg", frame_skip: int = 1,
+                    fixed_k_prime: int | None = None) -> pd.DataFrame:
     """The MEGC submission table of decoded intervals (docs/method.md §9.3).
 
-    Rows the neutral veto removes are dropped (:func:`apply_veto`); columns
-    ``subject, video, onset, offset, emotion`` in file order, with onset and
-    offset **1-based** (original 0-based frame + 1), the convention of the
-    MEGC label sheets; ``apex``, ``score``, ``vote`` are left out.
+    Columns ``subject, video, onset, offset, emotion`` in file order;
+    ``apex``, ``score``, ``vote`` are left out.
+
+    ``rows="mepkg"`` (default): the rows the neutral veto keeps
+    (:func:`apply_veto`; ``others`` stays), onset and offset **1-based**
+    original frames (0-based + 1), the numbering of the MEGC label sheets.
+
+    ``rows="release"``: exactly the authors' rows (train.py ``out_excel``):
+    every row voted ``others`` or ``neutral`` dropped (their class >= 3 filter),
+    whatever ``vetoed`` says; frames ``x * frame_skip - frame_skip + 1`` of
+    the sampled index ``x`` (SAMM: one sample early; CAS(ME)^3, frame_skip 1:
+    the 0-based index); ``fixed_k_prime`` given (the intervals are
+    ``interval: fixed`` windows, apex = peak): the unclipped window
+    ``peak -+ k'``, negative or past the video's end where the release writes so.
     """
-    missing = [c for c in MEGC_COLUMNS if c not in intervals.columns]
+    if rows not in SUBMISSION_ROWS:
+        raise ValueError(f"submission rows {rows!r}: expected one of {SUBMISSION_ROWS}")
+    needed = MEGC_COLUMNS + (["apex"] if rows == "release" and fixed_k_prime else [])
+    missing = [c for c in needed if c not in intervals.columns]
     if missing:
         raise ValueError(f"intervals lack column(s) {missing} for a MEGC submission")
-    out = apply_veto(intervals)[MEGC_COLUMNS].copy()
-    out["onset"] = out["onset"].astype(np.int64) + 1
-    out["offset"] = out["offset"].astype(np.int64) + 1
+    if rows == "mepkg":
+        out = apply_veto(intervals)[MEGC_COLUMNS].copy()
+        out["onset"] = out["onset"].astype(np.int64) + 1
+        out["offset"] = out["offset"].astype(np.int64) + 1
+        return out.reset_index(drop=True)
+    if isinstance(frame_skip, bool) or int(frame_skip) != frame_skip or frame_skip < 1:
+        raise ValueError(f"frame_skip must be an integer >= 1, got {frame_skip!r}")
+    skip = int(frame_skip)
+    kept = intervals[~intervals["emotion"].astype(str).isin(
+        [CLASS_NAMES[i] for i in range(3, len(CLASS_NAMES))])]           # class >= 3
+    frames = ["onset", "offset"] + (["apex"] if fixed_k_prime else [])
+    values = kept[frames].to_numpy(np.int64)
+    off_grid = np.flatnonzero((values % skip != 0).any(axis=1))
+    if off_grid.size:
+        row = kept.iloc[off_grid[0]]
+        raise ValueError(f"interval {row['subject']}/{row['video']} frames "
+                         f"{dict(zip(frames, values[off_grid[0]].tolist()))}: not multiples of "
+                         f"frame_skip {skip}; give the frame_skip the intervals were decoded at")
+    sampled = values // skip
+    if fixed_k_prime:
+        on, off = sampled[:, 2] - int(fixed_k_prime), sampled[:, 2] + int(fixed_k_prime)
+    else:
+        on, off = sampled[:, 0], sampled[:, 1]
+    out = kept[MEGC_COLUMNS].copy()
+    out["onset"] = on * skip - skip + 1
+    out["offset"] = off * skip - skip + 1
     return out.reset_index(drop=True)
 
 
 def write_megc_submission(intervals: pd.DataFrame | str | os.PathLike,
-                          out: str | os.PathLike) -> Path:
-    """Write :func:`megc_submission` of a table or an intervals/predictions CSV (atomic)."""
+                          out: str | os.PathLike, priors: DecodePriors | dict | None = None,
+                          frame_skip: int = 1, k_prime: int | None = None) -> Path:
+    """Write :func:`megc_submission` of a table or an intervals/predictions CSV (atomic).
+
+    ``priors`` (the decode priors the intervals were made with; default the
+    defaults) choose the rows (``priors.submission``); for the release's rows
+    of ``interval: fixed`` windows the window's k' is ``k_prime`` or else
+    ``priors.k_prime``. ``frame_skip`` is the dataset's (release rows only).
+    """
     from mepkg.atomic import write_csv
 
+    if priors is None:
+        priors = DecodePriors()
+    elif not isinstance(priors, DecodePriors):
+        priors = DecodePriors.from_dict(dict(priors), source="config.yaml decode")
+    fixed_k_prime = None
+    if priors.submission == "release" and priors.interval == "fixed":
+        fixed_k_prime = k_prime or priors.k_prime
+        if fixed_k_prime is None:
+            raise ValueError("the release's submission rows of interval 'fixed' windows are "
+                             "peak -+ k' with one k': set decode.k_prime (the megc_casme3 "
+                             "preset sets 6)")
     if not isinstance(intervals, pd.DataFrame):
         path = Path(intervals)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such intervals CSV")
         intervals = pd.read_csv(path, dtype={"subject": str, "video": str})
-    table = megc_submission(intervals)
+    table = megc_submission(intervals, priors.submission, frame_skip, fixed_k_prime)
     write_csv(table, out)
-    log.info("%s: MEGC submission, %d intervals (1-based frames)", out, len(table))
+    log.info("%s: MEGC submission, %d intervals (%s)", out, len(table),
+             "1-based frames" if priors.submission == "mepkg" else
+             "the release's rows and frame numbers")
     return Path(out)
 
 
@@ -577,13 +726,14 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
         subjects = None
         if priors.k_rule == "train":
             subjects = sorted(set(table["subject"].astype(str)) - held_out)
-        k_p = k_prime_from_labels(table, skips.pop() if skips else 1, subjects)
+        k_p = k_prime_from_labels(table, next(iter(skips), 1), subjects)
         log.info("k' = %d from %s (%s subjects)", k_p, labels,
                  "training" if subjects is not None else "all")
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
     if megc_out is not None:
-        write_megc_submission(result, megc_out)
+        write_megc_submission(result, megc_out, priors, frame_skip=next(iter(skips), 1),
+                              k_prime=k_p)
     log.info("%s: %d intervals in %d videos (%d vetoed as neutral), k'=%d",
              out, len(result), len(videos), int(result["vetoed"].sum()), k_p)
     return Path(out)

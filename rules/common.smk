@@ -95,7 +95,10 @@ def _coerce_strings(node, schema):
         if not isinstance(node, dict) or key not in node:
             continue
         value = node[key]
-        if isinstance(value, str) and sub.get("type") in ("number", "integer", "boolean", "array"):
+        types = sub.get("type")
+        types = types if isinstance(types, list) else [types]          # [number, "null"]
+        if isinstance(value, str) and any(
+                kind in ("number", "integer", "boolean", "array") for kind in types):
             node[key] = yaml.safe_load(value)
         elif isinstance(value, list) and sub.get("type") == "array":
             item = sub.get("items", {})

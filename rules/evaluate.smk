@@ -101,12 +101,17 @@ rule tabulate_metrics:
 
 rule megc_submission:
     message:
-        "MEGC submission CSV (1-based frames, vetoed rows dropped): {output.submission}"
+        "MEGC submission CSV ({params.decode[submission]} rows): {output.submission}"
     input:
         predictions=rules.collect_predictions.output.predictions,
         code=module_file("mepkg.decode"),
     output:
         submission=f"{RES}/megc_submission.csv",
+    params:
+        # decode.submission picks the rows; the release's rows also need the
+        # interval strategy, k' (preset applied) and the sampled rate
+        decode=config["decode"],
+        frame_skip=config["features"]["frame_skip"],
     log:
         f"{RES}/logs/megc_submission.log",
     threads: 1

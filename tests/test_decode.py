@@ -23,7 +23,7 @@ CASME3_SHEET = fixture_path("casme3", "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx
 def test_priors_defaults_are_the_papers():
     pr = DecodePriors()
     assert (pr.p, pr.smooth_factor, pr.t1_divisor, pr.t2_factor, pr.extend_factor,
-            pr.iou_threshold, pr.apex_factor, pr.drop_neutral, pr.k_rule) == (
+            pr.iou_threshold, pr.apex_factor, pr.veto, pr.k_rule) == (
         0.55, 2, 1.5, 1.0, 5, 0.2, 1.0, True, "train")
 
 

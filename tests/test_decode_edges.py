@@ -231,7 +231,7 @@ REJECTED = [  # (field, value, the message's "expected ...")
     ("t2_factor", -0.1, "non-negative"), ("extend_factor", -1, "non-negative"),
     ("iou_threshold", 0.0, "in (0, 1]"), ("iou_threshold", 1.01, "in (0, 1]"),
     ("apex_factor", -0.5, "non-negative"), ("k_rule", "test", "one of ('train', 'dataset')"),
-    ("interval", "wide", "one of ('prior', 'fixed')"), ("synergy", 3, "one of (0, 1, 2)"),
+    ("interval", "wide", "one of ('prior', 'fixed', 'samm_test')"), ("synergy", 3, "one of (0, 1, 2)"),
     ("synergy", True, "one of (0, 1, 2)"), ("t1_level", -1.0, "None or >= 0"),
     ("t2_level", -0.1, "None or >= 0"), ("negative_penalty", -1.0, "non-negative"),
     ("non_negative_share", 1.0, "None or in [0, 1)"),

@@ -41,14 +41,15 @@ def test_interval_prior_vs_fixed_on_a_wide_plateau():
     # s = 1 on frames 20..40 of 60, k' = 3. sm = 1 where [i-3, i+2] lies in [20, 40]: i in
     # 23..38, less on either side -> one peak at (23 + 38) // 2 = 30. Threshold: mean(sm) =
     # 21/60 = 0.35, 0.35 + 0.55 (1 - 0.35) = 0.7075 < 1.
-    # fixed: [30 - 3, 30 + 3] = [27, 33], apex = first maximum of s on it = 27.
+    # fixed: [30 - 3, 30 + 3] = [27, 33], apex = the peak 30 (training_utils.py: the fixed
+    # branch records [peak - k_p, peak + k_p] with the peak).
     # prior: m = 0.35, t1 = 0.233, t2 = 0.35; l0 = 27, r0 = 33; no rise/fall inside (flat)
     #   -> start 27, end 33; extend left from 26: first i with s[i], s[i-1] < t2 is 19 ->
     #   start 20; extend right from 34: first j with s[j], s[j+1] < t2 is 41 -> end 40.
     #   apex = first maximum on [20, 40] = 20.
     s = plateau()
     assert decode_intervals(s, 3, interval="prior") == [(20, 40, 20)]
-    assert decode_intervals(s, 3, interval="fixed") == [(27, 33, 27)]
+    assert decode_intervals(s, 3, interval="fixed") == [(27, 33, 30)]
     with pytest.raises(ValueError, match="interval"):
         decode_intervals(s, 3, interval="window")
 
@@ -56,10 +57,10 @@ def test_interval_prior_vs_fixed_on_a_wide_plateau():
 def test_interval_fixed_clips_at_the_curve_ends():
     # s = 1 on 0..4 of 20, k' = 3, zero padding outside: sm[0] = s[0..2]/6 = 3/6,
     # sm[1] = 4/6, sm[2] = s[0..4]/6 = 5/6, sm[3] = s[0..5]/6 = 5/6, sm[4] = 4/6 -> plateau
-    # 2..3 -> peak (2 + 3) // 2 = 2. Fixed window [2 - 3, 2 + 3] clipped to [0, 5], apex 0.
+    # 2..3 -> peak (2 + 3) // 2 = 2. Fixed window [2 - 3, 2 + 3] clipped to [0, 5], apex 2.
     s = np.zeros(20)
     s[:5] = 1.0
-    assert decode_intervals(s, 3, interval="fixed") == [(0, 5, 0)]
+    assert decode_intervals(s, 3, interval="fixed") == [(0, 5, 2)]
 
 
 # ---------------------------------------------------------------- synergy (§9.2)
@@ -168,31 +169,44 @@ def test_suppression_switch():
     assert decode_intervals(s, 3, suppression=False) == [(20, 34, 22), (20, 34, 22)]
 
 
+def samm_plateau_k6():
+    # s = 0.5 on 20..40 of 60 with k' = 6 (w = 12): sm[i] = s[i-6..i+5] / 12 = 0.5 on
+    # 26..35, 0.5 x 11/12 = 0.458 at 25 and 36, 0.417 at 24 and 37, ... -> peak 30. p 0.65:
+    # mean(sm) = 0.175, threshold 0.175 + 0.65 (0.5 - 0.175) = 0.386.
+    # samm_test (training_utils.py:53-84): defaults 30 -+ 12 = [18, 42]; no pair below 0.2
+    # on 29..24 nor on 31..35 (all >= 0.417); below 0.8 (every value): left from 23 ->
+    # start 23; right from 37 (36 = peak + k' is never tested) -> end 37 + 1 = 38.
+    # apex: first maximum of sm on [23, 38] = 26.
+    return plateau(0.5)
+
+
 def test_megc_samm_preset_end_to_end():
-    # megc_samm on the 0.5 plateau: p 0.65, levels 0.2 / 0.8 -> (27, 33) as above; the
-    # logits (1.0, 0.5, 0, 0, -5) on every frame vote negative by default and positive with
-    # the -1 penalty (every frame positive: non-negative share 1 > 0.2 -> positive).
+    # megc_samm on the 0.5 plateau (above): (23, 38); the logits (1.0, 0.5, 0, 0, -5) on
+    # every frame vote negative by default and positive with the -1 penalty (every frame
+    # positive: non-negative share 1 > 0.2 -> positive). k' 6 whatever k_p is given.
     # default priors: (20, 40) negative. frame_skip 7 -> original x 7.
-    s = plateau(0.5)
+    s = samm_plateau_k6()
     preset = DecodePriors.from_dict({"preset": "megc_samm"})
-    assert (preset.p, preset.t1_level, preset.t2_level, preset.suppression,
-            preset.negative_penalty, preset.non_negative_share) == (0.65, 0.2, 0.8, False,
-                                                                    1.0, 0.2)
+    assert (preset.p, preset.interval, preset.t1_level, preset.t2_level, preset.synergy,
+            preset.negative_penalty, preset.non_negative_share, preset.k_prime) == (
+        0.65, "samm_test", 0.2, 0.8, 1, 1.0, 0.2, 6)
     out = decode_videos([video(s, frame_skip=7)], preset, 3)
     assert out[["onset", "offset", "apex", "emotion"]].values.tolist() == [
-        [27 * 7, 33 * 7, 27 * 7, "positive"]]
+        [23 * 7, 38 * 7, 26 * 7, "positive"]]
     base = decode_videos([video(s, frame_skip=7)], DecodePriors(), 3)
     assert base[["onset", "offset", "emotion"]].values.tolist() == [[140, 280, "negative"]]
 
 
 def test_megc_casme3_preset_fixes_k_prime_and_windows():
-    # megc_casme3: interval fixed, k' = 6 whatever k_p is passed (3 here).
+    # megc_casme3 (train.py:32-34 for CASME_test, load_label.py:120-121): interval fixed,
+    # synergy 2, k' = 6 whatever k_p is passed (3 here).
     # s = 1 on 20..40: w = 12, sm[i] = s[i-6..i+5] / 12 = 1 for i in 26..35 -> peak 30;
-    # window [24, 36], apex 24.
+    # window [24, 36], apex = the peak 30.
     preset = DecodePriors.from_dict({"preset": "megc_casme3"})
-    assert (preset.interval, preset.k_prime) == ("fixed", 6)
+    assert (preset.p, preset.interval, preset.synergy, preset.negative_penalty,
+            preset.non_negative_share, preset.k_prime) == (0.55, "fixed", 2, 0.0, None, 6)
     out = decode_videos([video(plateau())], preset, 3)
-    assert out[["onset", "offset", "apex"]].values.tolist() == [[24, 36, 24]]
+    assert out[["onset", "offset", "apex"]].values.tolist() == [[24, 36, 30]]
 
 
 def test_preset_overrides_config_values_and_survives_a_round_trip(tmp_path):
@@ -207,7 +221,7 @@ def test_preset_overrides_config_values_and_survives_a_round_trip(tmp_path):
     assert priors.p == 0.65
     path = tmp_path / "priors.yaml"
     path.write_text(yaml.safe_dump(priors.to_dict()))
-    assert read_priors(path) == (priors, None)
+    assert read_priors(path) == (priors, 6)
     assert dataclasses.replace(priors, p=0.4).p == 0.4
     assert apply_preset(DecodePriors(), "") == DecodePriors()
     with pytest.raises(ValueError, match="preset"):
@@ -235,8 +249,9 @@ def test_megc_submission_is_one_based_without_vetoed_rows(tmp_path):
 
 
 def test_cli_decode_preset_and_megc_out(tmp_path):
-    # scores.h5 with the 0.5 plateau video at frame_skip 7 -> megc_samm gives sampled
-    # (27, 33) -> original (189, 231) -> MEGC 1-based (190, 232), positive.
+    # scores.h5 with the 0.5 plateau video at frame_skip 7 -> megc_samm (k' 6 over the
+    # priors file's 3) gives sampled (23, 38) -> original (161, 266) -> MEGC 1-based
+    # (162, 267), positive; the release's rows: x * 7 - 6 -> (155, 260).
     from mepkg.cli import main
     from mepkg.h5io import VideoScores, write_scores
 
@@ -250,7 +265,13 @@ def test_cli_decode_preset_and_megc_out(tmp_path):
                  str(tmp_path / "intervals.csv"), "--megc-out", str(tmp_path / "megc.csv")])
     assert code == 0
     megc = pd.read_csv(tmp_path / "megc.csv", dtype={"subject": str, "video": str})
-    assert megc.values.tolist() == [["s1", "v1", 190, 232, "positive"]]
+    assert megc.values.tolist() == [["s1", "v1", 162, 267, "positive"]]
+    (tmp_path / "release.yaml").write_text("submission: release\n")
+    assert main(["decode", "--scores", str(tmp_path / "scores.h5"), "--priors",
+                 str(tmp_path / "release.yaml"), "--preset", "megc_samm", "--out",
+                 str(tmp_path / "intervals.csv"), "--megc-out", str(tmp_path / "rel.csv")]) == 0
+    rel = pd.read_csv(tmp_path / "rel.csv", dtype={"subject": str, "video": str})
+    assert rel.values.tolist() == [["s1", "v1", 155, 260, "positive"]]
     # the same through run_decode with the casme3 preset: k' 6 from the preset, no labels
     run_decode([tmp_path / "scores.h5"], tmp_path / "c.csv", preset="megc_casme3")
     c = pd.read_csv(tmp_path / "c.csv")

@@ -85,9 +85,9 @@ CASES = [
      {"p": 0.1, "smooth_factor": 1, "extend_factor": 1, "apex_factor": 0.5}, 0.9,
      [(11, 15, 12)], [(11, 15, 12), (13, 17, 15)]),
     # apex_factor: disjoint intervals with apexes 4 apart; 4 > 0.5 x 3 keeps both, 4 > 4 x 3 not
-    # interval "fixed": [peak - k', peak + k'] instead of the boundary search
+    # interval "fixed": [peak - k', peak + k'] instead of the boundary search, apex = the peak
     ("interval", _noisy_bumps, 3, {}, "fixed",
-     [(27, 34, 30), (85, 95, 89)], [(28, 34, 30), (87, 93, 89)]),
+     [(27, 34, 30), (85, 95, 89)], [(28, 34, 31), (87, 93, 90)]),
     # t1_level: a fixed search level instead of mean / t1_divisor (0.006 ~ divisor 10 above)
     ("t1_level", _slow_rise, 4, {"extend_factor": 0}, 0.006,
      [(6, 13, 11)], [(6, 14, 11)]),
