@@ -154,7 +154,8 @@ def _cmd_package_model(args: argparse.Namespace) -> None:
     from mepkg.package import package_model
 
     priors, _ = read_priors(args.priors)        # a fixed k' travels in priors.k_prime
-    package_model(args.model, args.labels, args.out, priors=priors)
+    package_model(args.model, args.labels, args.out, priors=priors,
+                  trained_on={"dataset": args.dataset} if args.dataset else None)
 
 
 # ---------------------------------------------------------------- parser
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model.pt of `train-fold --subject all`")
     p.add_argument("--labels", required=True, help="labels.csv of the training subjects")
     p.add_argument("--priors", help="YAML of decoding priors (default: the paper's)")
+    p.add_argument("--dataset", help="the training dataset's name, recorded in the model file")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_package_model)
     outputs(p, ("out", "file", "--out"))
