@@ -6,7 +6,11 @@ this stage and the evaluation only, never the model.
 
 Entry points (docs/architecture.md):
 
-- ``estimate_k_prime`` / ``k_prime_from_labels``: the duration prior k'.
+- ``DecodePriors.of``: the priors from a config group, a priors file's
+  mapping or a model file's record (the one constructor from a mapping).
+- ``resolve_k_prime``: the duration prior k' a decoding uses (the one place
+  that chooses between a fixed k' and the labels' estimate);
+  ``estimate_k_prime`` / ``k_prime_from_labels`` / ``fold_k_primes``.
 - ``decode_intervals(curve, k_p, **priors)``: one spot-score curve -> intervals
   (steps 1-5 of docs/method.md §6), at the sampled rate.
 - ``frame_classes`` / ``recognise``: per-frame classes and the interval vote
@@ -17,6 +21,7 @@ Entry points (docs/architecture.md):
   stage.
 - ``megc_submission`` / ``write_megc_submission``: the MEGC submission CSV
   (vetoed rows dropped, frames 1-based; docs/method.md §9.3).
+- ``threshold_sweep``: decode saved curves at each threshold p and score them.
 
 The release's ablation switches and its MEGC test-set settings are fields of
 :class:`DecodePriors` too (docs/method.md §9): ``interval`` (prior | fixed),
@@ -27,8 +32,10 @@ interval and marks the ones the recognition head rejects in the boolean
 column ``vetoed`` (True only where the vote is neutral *and*
 ``drop_neutral`` is on). Scoring the rows with ``vetoed == False`` gives the
 result with the veto, scoring all rows the result without it; both come from
-one decode output (``mepkg.metrics.evaluate(..., veto=...)``). Use
-:func:`apply_veto` before handing a CSV to an external evaluator.
+one decode output (``mepkg.metrics.evaluate(..., veto=...)``). The column
+is read through :func:`mepkg.intervals.vetoed_mask` everywhere; use
+:func:`mepkg.intervals.apply_veto` before handing a CSV to an external
+evaluator.
 
 Decisions where the method leaves room (docs/method.md §6.9): ME durations
 for k' are measured on sampled label indices (``offset // skip - onset //
@@ -43,14 +50,15 @@ import logging
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.signal import find_peaks
 
 from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
-from mepkg.intervals import apply_veto, interval_iou  # apply_veto: re-exported here
+from mepkg.intervals import apply_veto, interval_iou, vetoed_mask
+from mepkg.metrics import DEFAULT_EMOTIONS, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +174,16 @@ class DecodePriors:
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from err
 
+    @classmethod
+    def of(cls, priors: "DecodePriors | Mapping | None",
+           source: str = "config.yaml decode") -> "DecodePriors":
+        """The priors ``priors`` stands for: itself, :meth:`from_dict` of a mapping (a
+        config group, a priors file, a model file's record; ``source`` names it in
+        errors), or the defaults for None."""
+        if isinstance(priors, cls):
+            return priors
+        return cls.from_dict(dict(priors or {}), source=source)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -220,21 +238,35 @@ def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
     return estimate_k_prime(offset - onset)
 
 
-def fold_k_primes(labels: pd.DataFrame, frame_skip: int, folds: Sequence[str],
-                  k_rule: str = "train") -> dict[str, int]:
-    """k' of each LOSO fold: held-out subject -> k'.
+def resolve_k_prime(priors: DecodePriors, k_p: int | None = None,
+                    labels: pd.DataFrame | None = None, frame_skip: int | None = None,
+                    held_out: Iterable[str] = ()) -> int:
+    """The k' a decoding uses (docs/method.md §6.8), the first of:
 
-    ``k_rule`` "train" (default, leak-free) estimates each fold's k' from
-    the other subjects' MEs; "dataset" (the release's rule) uses every
-    subject, the held-out one included, so every fold gets the same k'.
+    1. ``priors.k_prime``, when fixed (a preset, a priors file, a fold's record);
+    2. ``k_p``, when given (a fold's k' from :func:`fold_k_primes`, a packaged model's);
+    3. estimated from the micro events of ``labels`` at ``frame_skip``: by
+       ``priors.k_rule`` "train" those of the subjects not in ``held_out``
+       (leak-free), by "dataset" (the release's rule) every subject's.
     """
-    if k_rule not in ("train", "dataset"):
-        raise ValueError(f"k_rule must be 'train' or 'dataset', got {k_rule!r}")
-    everyone = sorted(set(labels["subject"].astype(str)))
-    if k_rule == "dataset":
-        k_all = k_prime_from_labels(labels, frame_skip)
-        return {str(f): k_all for f in folds}
-    return {str(f): k_prime_from_labels(labels, frame_skip, [s for s in everyone if s != str(f)])
+    if priors.k_prime is not None:
+        return int(priors.k_prime)
+    if k_p is not None:
+        return int(k_p)
+    if labels is None:
+        raise ValueError("k' is needed: set the k_prime prior, or give labels.csv (--labels) "
+                         "to estimate it from")
+    subjects = None
+    if priors.k_rule == "train":
+        held_out = {str(s) for s in held_out}
+        subjects = sorted(set(labels["subject"].astype(str)) - held_out)
+    return k_prime_from_labels(labels, frame_skip, subjects)
+
+
+def fold_k_primes(labels: pd.DataFrame, frame_skip: int, folds: Sequence[str],
+                  priors: DecodePriors) -> dict[str, int]:
+    """k' of each LOSO fold: held-out subject -> :func:`resolve_k_prime` with it held out."""
+    return {str(f): resolve_k_prime(priors, labels=labels, frame_skip=frame_skip, held_out=[f])
             for f in folds}
 
 
@@ -432,12 +464,9 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
     Columns: ``OUTPUT_COLUMNS``. ``score`` is the maximum raw spot score in
     the interval, ``vote`` the winning class's share of the vote, ``vetoed``
     True where the vote is neutral and ``priors.drop_neutral`` is on.
-    ``priors.k_prime``, when set, replaces ``k_p``.
+    k' is :func:`resolve_k_prime` of ``priors`` and ``k_p``.
     """
-    if priors.k_prime is not None:
-        k_p = int(priors.k_prime)
-    if k_p is None:
-        raise ValueError("k' is needed: give k_p or set the k_prime prior")
+    k_p = resolve_k_prime(priors, k_p)
     rows = []
     for v in videos:
         try:
@@ -496,6 +525,41 @@ def write_megc_submission(intervals: pd.DataFrame | str | os.PathLike,
     write_csv(table, out)
     log.info("%s: MEGC submission, %d intervals (1-based frames)", out, len(table))
     return Path(out)
+
+
+# ---------------------------------------------------------------- threshold sweep
+def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
+                    p_values: Sequence[float], priors: DecodePriors | None = None,
+                    mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                    ) -> pd.DataFrame:
+    """Decode saved curves at each threshold prior p and score them (no model).
+
+    ``k_p``: one k' for every video, or a mapping subject -> k' (each fold's
+    own, as decode_fold uses). Returns one row per p: p, n_intervals, spot
+    precision/recall/F1, recognition F1 and STRS (with the neutral veto of
+    ``priors``).
+    """
+    priors = DecodePriors.of(priors)
+    if isinstance(k_p, Mapping):
+        missing = sorted({str(v.subject) for v in videos} - set(map(str, k_p)))
+        if missing:
+            raise ValueError(f"threshold_sweep: no k' for subject(s) {missing}")
+    rows = []
+    for p in p_values:
+        at_p = replace(priors, p=float(p))
+        if isinstance(k_p, Mapping):
+            pred = pd.concat([decode_videos([v], at_p, int(k_p[str(v.subject)]))
+                              for v in videos] or [decode_videos([], at_p, 1)],
+                             ignore_index=True)
+        else:
+            pred = decode_videos(videos, at_p, k_p)
+        r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True,
+                     frame_skip=int(videos[0].frame_skip) if videos else 1)
+        rows.append({"p": float(p), "n_intervals": int((~vetoed_mask(pred)).sum()),
+                     "spot_precision": r["spotting"]["precision"],
+                     "spot_recall": r["spotting"]["recall"], "spot_f1": r["spotting"]["f1"],
+                     "recog_f1": r["recognition"]["f1"], "strs": r["strs"]})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- the stage
@@ -559,33 +623,28 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
 
     if isinstance(scores_files, (str, os.PathLike)):
         scores_files = [scores_files]
-    priors, k_p = read_priors(priors_file)
+    priors, _ = read_priors(priors_file)
     if preset:
         priors = apply_preset(priors, preset)
-        k_p = priors.k_prime if priors.k_prime is not None else k_p
     videos = [v for f in scores_files for v in read_scores(f)]
     skips = {int(v.frame_skip) for v in videos}
     if len(skips) > 1:
         raise ValueError(f"scores files {list(map(str, scores_files))} mix frame_skip "
                          f"values {sorted(skips)}; decode one dataset at a time")
-    if k_p is None:
-        if labels is None:
-            raise ValueError("k' is needed: give labels.csv (--labels) or k_prime in the "
-                             "priors file")
+    table = None
+    if priors.k_prime is None and labels is not None:
         table = pd.read_csv(labels, dtype={"subject": str, "video": str})
-        held_out = {str(v.subject) for v in videos}
-        subjects = None
-        if priors.k_rule == "train":
-            subjects = sorted(set(table["subject"].astype(str)) - held_out)
-        k_p = k_prime_from_labels(table, skips.pop() if skips else 1, subjects)
+    k_p = resolve_k_prime(priors, labels=table, frame_skip=skips.pop() if skips else 1,
+                          held_out={str(v.subject) for v in videos})
+    if table is not None:
         log.info("k' = %d from %s (%s subjects)", k_p, labels,
-                 "training" if subjects is not None else "all")
+                 "training" if priors.k_rule == "train" else "all")
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
     if megc_out is not None:
         write_megc_submission(result, megc_out)
     log.info("%s: %d intervals in %d videos (%d vetoed as neutral), k'=%d",
-             out, len(result), len(videos), int(result["vetoed"].sum()), k_p)
+             out, len(result), len(videos), int(vetoed_mask(result).sum()), k_p)
     return Path(out)
 
 
@@ -603,24 +662,19 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
     from mepkg.atomic import atomic_output, write_csv
     from mepkg.h5io import read_scores
 
-    if not isinstance(priors, DecodePriors):
-        priors = DecodePriors.from_dict(dict(priors), source="config.yaml decode")
+    priors = DecodePriors.of(priors)
     videos = read_scores(scores_file)
     table = pd.read_csv(labels, dtype={"subject": str, "video": str})
     held_out = {str(v.subject) for v in videos}
-    subjects = None
-    if priors.k_rule == "train":
-        subjects = sorted(set(table["subject"].astype(str)) - held_out)
     frame_skip = int(videos[0].frame_skip) if videos else 1
-    # a fixed k' (priors.k_prime, e.g. the megc_casme3 preset) wins over the labels' estimate
-    k_p = priors.k_prime or k_prime_from_labels(table, frame_skip, subjects)
+    k_p = resolve_k_prime(priors, labels=table, frame_skip=frame_skip, held_out=held_out)
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
     with atomic_output(record) as tmp:
         tmp.write_text(yaml.safe_dump({**priors.to_dict(), "k_prime": k_p}, sort_keys=False))
     log.info("fold %s: %d intervals in %d videos (%d vetoed as neutral), k'=%d (%s subjects)",
-             ",".join(sorted(held_out)), len(result), len(videos), int(result["vetoed"].sum()),
-             k_p, "training" if subjects is not None else "all")
+             ",".join(sorted(held_out)), len(result), len(videos), int(vetoed_mask(result).sum()),
+             k_p, "training" if priors.k_rule == "train" else "all")
     return k_p
 
 
@@ -633,5 +687,5 @@ def pool_intervals(files, out) -> pd.DataFrame:
         columns=OUTPUT_COLUMNS)
     write_csv(pooled, out)
     log.info("%d intervals from %d folds (%d vetoed as neutral)", len(pooled), len(tables),
-             int(pooled["vetoed"].astype(bool).sum()) if len(pooled) else 0)
+             int(vetoed_mask(pooled).sum()))
     return pooled

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from mepkg.datasets.common import read_csv_file
-from mepkg.decode import DecodePriors, k_prime_from_labels
+from mepkg.decode import DecodePriors, resolve_k_prime
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +27,24 @@ def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.
                   k_prime: int | None = None, trained_on: dict | None = None) -> Path:
     """Add the decoding priors and k' to a trained model file, for ``mepkg spot``.
 
-    k' is ``k_prime`` when given, else the priors' fixed ``k_prime`` (a preset),
-    else it comes from the micro-expressions of ``labels`` (the subjects the
-    model was trained on) at the model's frame_skip. ``trained_on`` (e.g.
+    k' is :func:`mepkg.decode.resolve_k_prime`: the priors' fixed ``k_prime``
+    (a preset), else ``k_prime`` when given, else from the micro-expressions of
+    ``labels`` (the subjects the model was trained on) at the model's frame_skip. ``trained_on`` (e.g.
     ``{"dataset": "sammlv", "protocol": "sammlv"}``) is merged into the model
     file's ``trained_on`` record (see :mod:`mepkg.model`).
     """
     from mepkg.model import read_model_file, write_model_file   # torch: imported when used
 
-    priors = priors if isinstance(priors, DecodePriors) else DecodePriors.from_dict(priors or {})
+    priors = DecodePriors.of(priors, source="priors")
     payload = read_model_file(model_file)
     check_model_settings(payload, model_file)
-    k_prime = k_prime or priors.k_prime
-    if k_prime is None:
+    table = None
+    if priors.k_prime is None and k_prime is None:
         table = labels if isinstance(labels, pd.DataFrame) else read_csv_file(
             labels, "labels", dtype={"subject": str, "video": str})
         check_columns(table, ["subject", "video", "onset", "offset", "type"], labels)
-        k_prime = k_prime_from_labels(table, int(payload["frame_skip"]))
+    k_prime = resolve_k_prime(priors, k_prime, labels=table,
+                              frame_skip=int(payload["frame_skip"]))
     payload["decode"] = {"priors": asdict(priors), "k_prime": int(k_prime)}
     payload["trained_on"] = {**payload["trained_on"], **(trained_on or {})}
     write_model_file(out, payload)

@@ -29,7 +29,8 @@ from pathlib import Path
 import pandas as pd
 
 from mepkg.atomic import write_csv
-from mepkg.decode import DecodePriors, apply_veto, decode_videos
+from mepkg.decode import DecodePriors, decode_videos
+from mepkg.intervals import apply_veto
 from mepkg.package import check_model_settings, model_feature_config
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
     k, train_skip = int(meta["k"]), int(meta["frame_skip"])
     trained_with = model_feature_config(meta, model)
     train_fps = float(meta["fps"])
-    priors = DecodePriors.from_dict(meta["decode"]["priors"], source=str(model))
+    priors = DecodePriors.of(meta["decode"]["priors"], source=str(model))
     k_p = int(meta["decode"]["k_prime"])
 
     probe = open_frames(video, frame_skip=1, fps=fps)

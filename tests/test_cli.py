@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from mepkg.cli import main
-from mepkg.decode import DecodePriors, apply_veto, decode_videos, k_prime_from_labels
+from mepkg.decode import DecodePriors, decode_videos, k_prime_from_labels
+from mepkg.intervals import apply_veto
 from mepkg.h5io import VideoScores, read_features, read_landmarks, read_scores
 from mepkg.model import count_parameters, load_model
 from mepkg.spot import SPOT_COLUMNS

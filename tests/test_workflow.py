@@ -399,7 +399,8 @@ def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
     # the same intervals as decoding the packaged model's curve of that video's features
     import torch
 
-    from mepkg.decode import DecodePriors, apply_veto, decode_videos
+    from mepkg.decode import DecodePriors, decode_videos
+    from mepkg.intervals import apply_veto
     from mepkg.h5io import VideoScores, read_features
     from mepkg.model import load_model
     from mepkg.train import predict_video

@@ -277,7 +277,7 @@ def test_decode_records_the_k_prime_it_used(tiny_64):
 
     labels = pd.read_csv(run / "labels.csv", dtype={"subject": str, "video": str})
     folds = sorted(p.stem for p in (run / "decode" / "folds").glob("*.csv"))
-    expected = fold_k_primes(labels, 7, folds, "train")
+    expected = fold_k_primes(labels, 7, folds, DecodePriors(k_rule="train"))
     for fold in folds:
         priors, k_prime = read_priors(run / "decode" / "folds" / f"{fold}.priors.yaml")
         assert k_prime == expected[fold] and priors == DecodePriors(k_prime=expected[fold])
