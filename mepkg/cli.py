@@ -134,9 +134,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     if not emotions:
         raise ValueError(f"--emotions {args.emotions!r} names no emotion; give a comma-separated "
                          f"list such as negative,positive,surprise")
-    if args.mode == "release" and args.frame_skip is None:
-        raise ValueError("--mode release scores at the sampled rate: give the dataset's "
-                         "--frame-skip (SAMM-LV 7, CAS(ME)^3 1)")
     run_evaluate(args.pred, args.gt, args.out, mode=args.mode, emotions=emotions,
                  frame_skip=args.frame_skip)
 
@@ -314,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="official (MEGC), strict, or release (the authors' scoring; "
                         "docs/method.md §8)")
     p.add_argument("--frame-skip", type=int,
-                   help="the dataset's frame_skip; required by --mode release")
+                   help="--mode release: the dataset's frame_skip, for predictions without "
+                        "the frame_skip column mepkg decode writes")
     p.add_argument("--emotions", default="negative,positive,surprise")
     p.add_argument("--out", required=True, help="metrics.json")
     p.set_defaults(func=_cmd_evaluate)

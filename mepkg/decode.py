@@ -57,13 +57,14 @@ import pandas as pd
 from scipy.signal import find_peaks
 
 from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
-from mepkg.intervals import apply_veto, interval_iou, vetoed_mask
+from mepkg.intervals import (apply_veto, check_frame_skip, interval_iou, to_original, to_sampled,
+                             vetoed_mask)
 from mepkg.metrics import DEFAULT_EMOTIONS, evaluate
 
 log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = ["subject", "video", "onset", "offset", "emotion",
-                  "apex", "score", "vote", "vetoed"]
+                  "apex", "score", "vote", "vetoed", "frame_skip"]
 MEGC_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]   # 1-based frames (§9.3)
 K_RULES = ("train", "dataset")
 INTERVAL_STRATEGIES = ("prior", "fixed")       # docs/method.md §9.1
@@ -223,8 +224,7 @@ def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
     floor(original / frame_skip)), which is how the model sees an ME (§1). On the
     real CAS(ME)^3 sheet (frame_skip 1) this gives k' = 11 as the reference.
     """
-    if frame_skip < 1:
-        raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+    check_frame_skip(frame_skip)
     missing = [c for c in ("subject", "onset", "offset") if c not in labels.columns]
     if missing:
         raise ValueError(f"labels lack column(s) {missing} needed for k'")
@@ -233,8 +233,8 @@ def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
         rows = rows[rows["type"].astype(str) == "micro"]
     if subjects is not None:
         rows = rows[rows["subject"].astype(str).isin([str(s) for s in subjects])]
-    onset = rows["onset"].to_numpy(np.int64) // frame_skip
-    offset = rows["offset"].to_numpy(np.int64) // frame_skip
+    onset = to_sampled(rows["onset"].to_numpy(np.int64), frame_skip)
+    offset = to_sampled(rows["offset"].to_numpy(np.int64), frame_skip)
     return estimate_k_prime(offset - onset)
 
 
@@ -463,8 +463,10 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
 
     Columns: ``OUTPUT_COLUMNS``. ``score`` is the maximum raw spot score in
     the interval, ``vote`` the winning class's share of the vote, ``vetoed``
-    True where the vote is neutral and ``priors.drop_neutral`` is on.
-    k' is :func:`resolve_k_prime` of ``priors`` and ``k_p``.
+    True where the vote is neutral and ``priors.drop_neutral`` is on,
+    ``frame_skip`` the sampling of the curve the interval comes from (the
+    release-mode scoring converts at it). k' is :func:`resolve_k_prime` of
+    ``priors`` and ``k_p``.
     """
     k_p = resolve_k_prime(priors, k_p)
     rows = []
@@ -486,10 +488,11 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
             cls, vote = recognise(classes, start, end, priors.non_negative_share)
             rows.append({
                 "subject": str(v.subject), "video": str(v.video),
-                "onset": start * skip, "offset": end * skip,
-                "emotion": CLASS_NAMES[cls], "apex": apex * skip,
+                "onset": to_original(start, skip), "offset": to_original(end, skip),
+                "emotion": CLASS_NAMES[cls], "apex": to_original(apex, skip),
                 "score": float(spot[start:end + 1].max()), "vote": vote,
                 "vetoed": bool(priors.drop_neutral and cls == NEUTRAL_INDEX),
+                "frame_skip": skip,
             })
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 
@@ -553,8 +556,7 @@ def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
                              ignore_index=True)
         else:
             pred = decode_videos(videos, at_p, k_p)
-        r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True,
-                     frame_skip=int(videos[0].frame_skip) if videos else 1)
+        r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True)
         rows.append({"p": float(p), "n_intervals": int((~vetoed_mask(pred)).sum()),
                      "spot_precision": r["spotting"]["precision"],
                      "spot_recall": r["spotting"]["recall"], "spot_f1": r["spotting"]["f1"],

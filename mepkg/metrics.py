@@ -49,7 +49,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from mepkg.intervals import iou_matrix, vetoed_mask
+from mepkg.intervals import check_frame_skip, iou_matrix, to_sampled, vetoed_mask
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,8 @@ def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = "official",
     {per_class, precision, recall, f1, uf1, uar, n_pairs}, ``strs``,
     ``pairs`` (every TP's [gt emotion, pred emotion], unfiltered) and
     ``per_subject`` (the same per subject: one LOSO fold each).
-    ``frame_skip`` is needed by (and only used by) ``mode="release"``.
+    ``mode="release"`` converts to the sampled rate at :func:`scoring_frame_skip`
+    (the predictions' ``frame_skip`` column, else ``frame_skip``).
     """
     if mode == "release":
         return evaluate_release(pred, gt, frame_skip, emotions=emotions, veto=veto)
@@ -410,6 +411,40 @@ def match_release(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tup
     return pairs
 
 
+def scoring_frame_skip(pred: pd.DataFrame, frame_skip: int | None = None) -> int:
+    """The frame_skip release mode converts at: the predictions' ``frame_skip`` column
+    (decode writes the sampling of each interval's curve), else ``frame_skip``.
+
+    ValueError when the column holds several values, disagrees with
+    ``frame_skip``, or neither is there. Predictions without a row carry no
+    sampling and need none (nothing to match): 1 unless ``frame_skip`` is given.
+    """
+    recorded = set()
+    if "frame_skip" in pred.columns:
+        values = pd.to_numeric(pred["frame_skip"], errors="coerce")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna())[0]) + 1
+            raise ValueError(f"predictions: data row {row}: frame_skip "
+                             f"{pred['frame_skip'].iloc[row - 1]!r} is not a number; every "
+                             f"row needs the frame_skip it was decoded at (mepkg decode writes it)")
+        recorded = {check_frame_skip(v) for v in values}
+    if len(recorded) > 1:
+        raise ValueError(f"predictions mix frame_skip values {sorted(recorded)}; release mode "
+                         f"scores one dataset at a time")
+    if recorded and frame_skip is not None and recorded != {check_frame_skip(frame_skip)}:
+        raise ValueError(f"frame_skip {frame_skip} given, but the predictions were decoded at "
+                         f"frame_skip {recorded.pop()}")
+    if recorded:
+        return recorded.pop()
+    if frame_skip is not None:
+        return check_frame_skip(frame_skip)
+    if "frame_skip" in pred.columns and len(pred) == 0:
+        return 1
+    raise ValueError("release mode scores at the sampled rate: the predictions have no "
+                     "frame_skip column (mepkg decode writes one); give the dataset's "
+                     "frame_skip (--frame-skip; SAMM-LV 7, CAS(ME)^3 1)")
+
+
 def _prepare_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | None, veto: bool):
     """Release-mode counterpart of :func:`_prepare`: ``(subjects, per_subject)``.
 
@@ -423,17 +458,12 @@ def _prepare_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | Non
        ground truth is not offered to another prediction), a vetoed FP is
        dropped.
     """
-    if frame_skip is None or isinstance(frame_skip, bool) or int(frame_skip) != frame_skip \
-            or frame_skip < 1:
-        raise ValueError(f"release mode scores at the sampled rate and needs the dataset's "
-                         f"frame_skip (an integer >= 1; SAMM-LV 7, CAS(ME)^3 1), got "
-                         f"{frame_skip!r}")
-    frame_skip = int(frame_skip)
+    frame_skip = scoring_frame_skip(pred, frame_skip)
     pred = validate_intervals(pred, "pred")
     gt = validate_intervals(gt, "gt")
     for table in (pred, gt):
-        table["onset"] = table["onset"] // frame_skip
-        table["offset"] = table["offset"] // frame_skip
+        table["onset"] = to_sampled(table["onset"].to_numpy(), frame_skip)
+        table["offset"] = to_sampled(table["offset"].to_numpy(), frame_skip)
     pred["_vetoed"] = vetoed_mask(pred)
     gt_videos = set(zip(gt["subject"], gt["video"]))
     outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
@@ -508,6 +538,7 @@ def evaluate_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | Non
     over every fold; ``per_subject`` scores each LOSO fold alone.
     """
     emotions = tuple(str(e).strip().lower() for e in emotions)
+    frame_skip = scoring_frame_skip(pred, frame_skip)
     subjects, per_subject = _prepare_release(pred, gt, frame_skip, veto)
     pooled = {"tp": sum(s["tp"] for s in per_subject.values()),
               "fp": sum(s["fp"] for s in per_subject.values()),
@@ -565,7 +596,8 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
 
     The headline is with the neutral veto; ``without_veto`` scores every
     decoded interval; ``bootstrap`` is the subject-level STRS interval.
-    ``frame_skip``: the dataset's, needed by ``mode="release"`` only.
+    ``frame_skip``: for ``mode="release"`` on predictions without a
+    ``frame_skip`` column (:func:`scoring_frame_skip`).
     """
     from mepkg.atomic import atomic_output
 

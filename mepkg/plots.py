@@ -34,7 +34,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from mepkg.atomic import atomic_output
 from mepkg.decode import DecodePriors, detect_peaks, threshold_sweep
-from mepkg.intervals import vetoed_mask
+from mepkg.intervals import to_original, to_sampled, vetoed_mask
 from mepkg.metrics import DEFAULT_EMOTIONS
 
 EMOTION_COLOURS: dict[str, str] = {
@@ -88,7 +88,7 @@ def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: 
     s = np.asarray(curve, dtype=np.float64)
     scale = 1.0 / fps if fps and fps > 0 else 1.0               # original frame -> axis unit
     unit = "time (s)" if fps and fps > 0 else "original frame"
-    t = np.arange(len(s)) * frame_skip * scale
+    t = to_original(np.arange(len(s)), frame_skip) * scale
     gt, pred = _intervals(gt_intervals), _intervals(pred_intervals)
 
     fig, ax = _figure_axes((12, 4.2))
@@ -294,7 +294,7 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
     grid = fig.add_gridspec(2 if n_thumbs else 1, max(n_thumbs, 1),
                             height_ratios=[2.2, 1] if n_thumbs else [1])
     ax = fig.add_subplot(grid[0, :])
-    t = np.arange(len(scores.spot)) * skip / fps
+    t = to_original(np.arange(len(scores.spot)), skip) / fps
     ax.plot(t, scores.spot, color="0.25", lw=1, label="spot score")
     for row in intervals.itertuples():
         colour = emotion_colour(row.emotion)
@@ -307,7 +307,7 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
                  f"(k'={k_p}, p={priors.p:.2f})")
     ax.set_ylim(-0.05, 1.2)   # room for the emotion labels above the scores
     for j, row in enumerate(thumbs.itertuples()):
-        window = min(int(row.apex) // skip // half, len(crop_boxes) - 1)
+        window = min(to_sampled(int(row.apex), skip) // half, len(crop_boxes) - 1)
         top, bottom, left, right = (int(v) for v in crop_boxes[max(window, 0)])
         frame = read_frame(video, int(row.apex))
         face = frame[top:bottom, left:right]

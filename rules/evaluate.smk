@@ -53,8 +53,6 @@ rule evaluate:
         emotions=config["evaluate"]["emotions"],
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["evaluate"]["seed"],
-        # release mode scores at the sampled rate (docs/method.md §7.3)
-        frame_skip=config["features"]["frame_skip"],
     wildcard_constraints:
         mode="|".join(MODES),
     log:

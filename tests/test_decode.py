@@ -245,7 +245,7 @@ def test_decode_videos_writes_original_frames_and_the_veto_flag():
     ((start, end, apex),) = decode_intervals(_video().spot, k_p)
     df = decode_videos([_video(), _video("007", "007_2", cls=4)], DecodePriors(), k_p)
     assert df.columns.tolist() == ["subject", "video", "onset", "offset", "emotion",
-                                   "apex", "score", "vote", "vetoed"]
+                                   "apex", "score", "vote", "vetoed", "frame_skip"]
     assert df.onset.tolist() == [start * 7, start * 7]
     assert df.offset.tolist() == [end * 7, end * 7]
     assert df.apex.tolist() == [apex * 7, apex * 7] and apex == 13
@@ -253,6 +253,7 @@ def test_decode_videos_writes_original_frames_and_the_veto_flag():
     assert df.score.tolist() == [pytest.approx(1.0)] * 2 and df.vote.tolist() == [1.0, 1.0]
     assert df.vetoed.tolist() == [False, True]
     assert apply_veto(df).video.tolist() == ["006_1"]
+    assert df.frame_skip.tolist() == [7, 7]              # the sampling release scoring converts at
     kept = decode_videos([_video("007", "007_2", cls=4)], DecodePriors(drop_neutral=False), k_p)
     assert kept.emotion.tolist() == ["neutral"] and kept.vetoed.tolist() == [False]
 

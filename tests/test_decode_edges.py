@@ -163,7 +163,7 @@ def test_decode_videos_rows_and_messages():
         "s1", "v1", 3 * start, 3 * end, 3 * apex)
     assert row.score == pytest.approx(v.spot[start:end + 1].max())
     assert out.columns.tolist() == ["subject", "video", "onset", "offset", "emotion", "apex",
-                                    "score", "vote", "vetoed"]
+                                    "score", "vote", "vetoed", "frame_skip"]
     empty = decode_videos([], DecodePriors(), 2)
     assert empty.columns.tolist() == out.columns.tolist() and len(empty) == 0
     with pytest.raises(ValueError) as err:
