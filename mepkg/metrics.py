@@ -6,7 +6,8 @@ Pure numpy/pandas, separate from the model (as ActionFormer's evaluation).
 Intervals are ``subject, video, onset, offset, emotion`` in original 0-based
 frames, inclusive; IoU counts frames (``onset..offset``).
 
-Two modes:
+Three modes, each a :class:`ScoringMode` in ``SCORING_MODES`` (the one list
+of modes) that one evaluation path (:func:`evaluate`) follows:
 
 ``official`` (MEGC 2023-2025 evaluator, the default)
     Per video, predictions are walked in file order; each one takes every
@@ -29,7 +30,7 @@ Two modes:
     predictions gives FNs), each prediction in file order looks only at its
     single best-IoU ground truth (ties: the later), the neutral veto applied
     after matching, and a class whose one-vs-rest vectors hold one value is
-    left out of the class averages. See :func:`evaluate_release`.
+    left out of the class averages.
 
 In all three, recognition runs on the TP pairs whose ground-truth emotion is in
 the analysed set; per class one-vs-rest TP/FP/FN give P and R (0 where
@@ -44,7 +45,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]
 DEFAULT_EMOTIONS = ("negative", "positive", "surprise")   # docs/method.md §7: `others` excluded
 IOU_THRESHOLD = 0.5                                       # docs/method.md §7
-MODES = ("official", "strict", "release")                 # docs/method.md §8
 
 
 # ---------------------------------------------------------------- input
@@ -198,197 +198,6 @@ def match_strict(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tupl
     return sorted(pairs)
 
 
-# ---------------------------------------------------------------- scores from counts
-def _ratio(a: float, b: float) -> float:
-    return float(a / b) if b > 0 else 0.0
-
-
-def _f1(p: float, r: float) -> float:
-    return _ratio(2 * p * r, p + r)
-
-
-def spotting_scores(tp: int, fp: int, fn: int) -> dict:
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    return {"tp": int(tp), "fp": int(fp), "fn": int(fn), "precision": precision,
-            "recall": recall, "f1": _f1(precision, recall)}
-
-
-def class_counts(pairs: Sequence[tuple[str, str]], emotions: Sequence[str]) -> np.ndarray:
-    """One-vs-rest (TP, FP, FN) per analysed class over (gt, pred) pairs -> (C, 3)."""
-    counts = np.zeros((len(emotions), 3), dtype=np.int64)
-    for c, emo in enumerate(emotions):
-        for g, p in pairs:
-            counts[c] += (g == emo and p == emo, g != emo and p == emo, g == emo and p != emo)
-    return counts
-
-
-def recognition_scores(counts: np.ndarray, n_pairs: int, emotions: Sequence[str],
-                       quirk: bool) -> dict:
-    """P, R, F1 per class and overall from (C, 3) one-vs-rest counts.
-
-    ``quirk`` (official): a class whose vectors hold one value across ground
-    truth and prediction (no pair touches it, or every pair is it on both
-    sides) scores P = R = 0.
-    """
-    per_class = {}
-    for c, emo in enumerate(emotions):
-        tp, fp, fn = (int(x) for x in counts[c])
-        single_valued = (tp + fp + fn == 0) or (tp == n_pairs)
-        if quirk and single_valued:
-            p = r = 0.0
-        else:
-            p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-        per_class[emo] = {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r,
-                          "f1": _f1(p, r)}
-    if not per_class:
-        return {"per_class": {}, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                "uf1": 0.0, "uar": 0.0, "n_pairs": int(n_pairs)}
-    precision = float(np.mean([v["precision"] for v in per_class.values()]))
-    recall = float(np.mean([v["recall"] for v in per_class.values()]))
-    return {"per_class": per_class, "precision": precision, "recall": recall,
-            "f1": _f1(precision, recall),
-            "uf1": float(np.mean([v["f1"] for v in per_class.values()])),
-            "uar": recall, "n_pairs": int(n_pairs)}
-
-
-# ---------------------------------------------------------------- evaluation
-def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, mode: str, veto: bool):
-    """Validate, apply the veto, restrict to what the mode scores and match.
-
-    Returns ``(subjects, per_subject)``: the scored subjects and, per subject,
-    its (tp, fp, fn) and the (gt emotion, pred emotion) TP pairs.
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    pred = validate_intervals(pred, "pred")       # idempotent: cheap to repeat
-    gt = validate_intervals(gt, "gt")
-    if veto:
-        pred = pred[~vetoed_mask(pred)]
-    gt_videos = set(zip(gt["subject"], gt["video"]))
-    outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
-                       dtype=bool)
-    if mode == "official":
-        subjects = sorted(set(pred["subject"]))
-        if outside.any():
-            first = pred[outside].iloc[0]
-            log.warning("%d prediction(s) for videos absent from the ground truth are ignored "
-                        "(official mode), first: data row %d, subject %s video %s",
-                        int(outside.sum()), int(first["_row"]), first["subject"], first["video"])
-        pred = pred[~outside]
-        gt = gt[gt["subject"].isin(subjects)]
-        matcher = match_official
-    else:
-        subjects = sorted(set(gt["subject"]) | set(pred["subject"]))
-        if outside.any():
-            log.info("%d prediction(s) for videos absent from the ground truth count as FP "
-                     "(strict mode)", int(outside.sum()))
-        matcher = match_strict
-    per_subject = {s: {"tp": 0, "fp": 0, "fn": 0, "pairs": []} for s in subjects}
-    pred_groups = dict(list(pred.groupby(["subject", "video"], sort=False)))
-    gt_groups = dict(list(gt.groupby(["subject", "video"], sort=False)))
-    empty = pred.iloc[:0]
-    for key in sorted(set(pred_groups) | set(gt_groups)):
-        p, g = pred_groups.get(key, empty), gt_groups.get(key, empty)
-        iou = iou_matrix(p[["onset", "offset"]].to_numpy(), g[["onset", "offset"]].to_numpy())
-        pairs = matcher(iou)
-        s = per_subject[key[0]]
-        s["tp"] += len(pairs)
-        s["fp"] += len(p) - len({i for i, _ in pairs})
-        s["fn"] += len(g) - len(pairs)
-        s["pairs"].extend((g["emotion"].iloc[j], p["emotion"].iloc[i]) for i, j in pairs)
-    return subjects, per_subject
-
-
-def _summary(counts: dict, emotions, quirk) -> dict:
-    analysed = [(g, p) for g, p in counts["pairs"] if g in emotions]
-    spot = spotting_scores(counts["tp"], counts["fp"], counts["fn"])
-    recog = recognition_scores(class_counts(analysed, emotions), len(analysed), emotions, quirk)
-    return {"spotting": spot, "recognition": recog, "strs": spot["f1"] * recog["f1"]}
-
-
-def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = "official",
-             emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True,
-             frame_skip: int | None = None) -> dict:
-    """Spotting, recognition and STRS of ``pred`` against ``gt`` (docs/method.md §7).
-
-    ``veto``: drop prediction rows whose ``vetoed`` column is True (decode's
-    neutral veto); ``veto=False`` scores every row. Returns a dict with
-    ``spotting`` {tp, fp, fn, precision, recall, f1}, ``recognition``
-    {per_class, precision, recall, f1, uf1, uar, n_pairs}, ``strs``,
-    ``pairs`` (every TP's [gt emotion, pred emotion], unfiltered) and
-    ``per_subject`` (the same per subject: one LOSO fold each).
-    ``mode="release"`` converts to the sampled rate at :func:`scoring_frame_skip`
-    (the predictions' ``frame_skip`` column, else ``frame_skip``).
-    """
-    if mode == "release":
-        return evaluate_release(pred, gt, frame_skip, emotions=emotions, veto=veto)
-    emotions = tuple(str(e).strip().lower() for e in emotions)
-    subjects, per_subject = _prepare(pred, gt, mode, veto)
-    quirk = mode == "official"
-    pooled = {"tp": sum(s["tp"] for s in per_subject.values()),
-              "fp": sum(s["fp"] for s in per_subject.values()),
-              "fn": sum(s["fn"] for s in per_subject.values()),
-              "pairs": [pair for s in per_subject.values() for pair in s["pairs"]]}
-    result = {"mode": mode, "emotions": list(emotions), "veto": veto,
-              **_summary(pooled, emotions, quirk),
-              "pairs": [list(p) for p in pooled["pairs"]], "per_subject": {}}
-    for subject in subjects:
-        sub = _summary(per_subject[subject], emotions, quirk)
-        sub["recognition"] = {k: sub["recognition"][k]
-                              for k in ("precision", "recall", "f1", "uf1", "uar", "n_pairs")}
-        result["per_subject"][subject] = sub
-    return result
-
-
-def bootstrap_strs(pred: pd.DataFrame, gt: pd.DataFrame, n: int = 1000, seed: int = 0,
-                   mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
-                   veto: bool = True, level: float = 0.95, frame_skip: int | None = None) -> dict:
-    """Subject-level bootstrap interval of the pooled STRS.
-
-    Resamples the scored subjects with replacement ``n`` times; spotting and
-    one-vs-rest counts are additive over subjects, so each resample is a
-    weighted sum of per-subject counts. Deterministic for a given ``seed``.
-    Returns {n, seed, level, low, high}. ``frame_skip``: release mode only.
-    """
-    emotions = tuple(str(e).strip().lower() for e in emotions)
-    if mode == "release":
-        subjects, per_subject = _prepare_release(pred, gt, frame_skip, veto)
-
-        def recog_f1(counts, n_pairs):
-            return recognition_scores_release(counts, n_pairs, emotions)["f1"]
-    else:
-        subjects, per_subject = _prepare(pred, gt, mode, veto)
-
-        def recog_f1(counts, n_pairs):
-            return recognition_scores(counts, n_pairs, emotions, quirk=mode == "official")["f1"]
-    return _bootstrap(subjects, per_subject, emotions, recog_f1, n, seed, level)
-
-
-def _bootstrap(subjects, per_subject, emotions, recog_f1, n, seed, level) -> dict:
-    """The resampling of :func:`bootstrap_strs`; ``recog_f1(counts (C, 3), n_pairs)``."""
-    out = {"n": int(n), "seed": int(seed), "level": level, "low": 0.0, "high": 0.0}
-    if not subjects or n < 1:
-        return out
-    # per-subject counts: spot S x 3, one-vs-rest S x C x 3, analysed pairs S
-    spot = np.array([[per_subject[s][k] for k in ("tp", "fp", "fn")] for s in subjects],
-                    dtype=np.float64)
-    analysed = [[(g, p) for g, p in per_subject[s]["pairs"] if g in emotions] for s in subjects]
-    cls = np.stack([class_counts(a, emotions) for a in analysed]).astype(np.float64)
-    n_pairs = np.array([len(a) for a in analysed], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(subjects), size=(n, len(subjects)))               # n x S
-    weights = np.stack([np.bincount(d, minlength=len(subjects)) for d in draws])  # n x S
-    spot_b = weights @ spot                                                       # n x 3
-    cls_b = np.einsum("bs,sck->bck", weights, cls)                                # n x C x 3
-    pairs_b = weights @ n_pairs                                                   # n
-    values = np.array([spotting_scores(*spot_b[b])["f1"] * recog_f1(cls_b[b], pairs_b[b])
-                       for b in range(n)])
-    alpha = (1.0 - level) / 2
-    out["low"], out["high"] = (float(x) for x in np.quantile(values, [alpha, 1 - alpha]))
-    return out
-
-
-# ---------------------------------------------------------------- release mode
 def match_release(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
     """The release's matching: predictions in order, each sees one ground truth only.
 
@@ -445,114 +254,262 @@ def scoring_frame_skip(pred: pd.DataFrame, frame_skip: int | None = None) -> int
                      "frame_skip (--frame-skip; SAMM-LV 7, CAS(ME)^3 1)")
 
 
-def _prepare_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | None, veto: bool):
-    """Release-mode counterpart of :func:`_prepare`: ``(subjects, per_subject)``.
+# ---------------------------------------------------------------- the modes
+@dataclass(frozen=True)
+class ScoringMode:
+    """How one mode scores (docs/method.md §8): every difference between the modes, as data.
 
-    1. onset/offset of both tables -> sampled rate, ``f0 // frame_skip`` (the
-       release's ``int((f - 1) / frame_skip)`` on 1-based frames);
-    2. scored videos = the ground truth's (videos with >= 1 labelled ME);
-       predictions for other videos are ignored; scored subjects = every
-       ground-truth subject (one without predictions contributes its FNs);
-    3. :func:`match_release` per video on every prediction, vetoed or not;
-    4. the veto after matching (``veto=True``): a vetoed TP becomes an FN (its
-       ground truth is not offered to another prediction), a vetoed FP is
-       dropped.
+    ``matcher``: TP pairs ``(prediction row, ground-truth row)`` of a video's IoU
+    matrix. ``sampled``: both tables go to the sampled rate first
+    (:func:`mepkg.intervals.to_sampled` at :func:`scoring_frame_skip`).
+    ``subjects``: the scored subjects, ``predicted`` (those in the predictions;
+    the ground truth is restricted to them), ``all`` (ground truth and
+    predictions) or ``ground_truth``. ``unlabelled_videos``: predictions for a
+    video absent from the ground truth are ``ignored`` (a warning) or count as
+    ``false_positive``. ``veto_after_matching``: False drops vetoed rows before
+    matching; True matches every row, then a vetoed TP becomes an FN (its ground
+    truth is not offered to another prediction) and a vetoed FP is dropped.
+    ``single_valued_class``: a class whose one-vs-rest vectors hold one value
+    across ground truth and prediction together (no pair touches it, or every
+    pair is it on both sides) scores ``zero`` (P = R = 0, the MEGC evaluator's
+    quirk), is ``scored`` like any class, or is ``skipped`` (left out of the
+    class averages, the release).
     """
-    frame_skip = scoring_frame_skip(pred, frame_skip)
-    pred = validate_intervals(pred, "pred")
-    gt = validate_intervals(gt, "gt")
-    for table in (pred, gt):
-        table["onset"] = to_sampled(table["onset"].to_numpy(), frame_skip)
-        table["offset"] = to_sampled(table["offset"].to_numpy(), frame_skip)
-    pred["_vetoed"] = vetoed_mask(pred)
-    gt_videos = set(zip(gt["subject"], gt["video"]))
-    outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
-                       dtype=bool)
-    if outside.any():
-        log.warning("%d prediction(s) for videos without a labelled ME are ignored "
-                    "(release mode)", int(outside.sum()))
-    pred = pred[~outside]
-    subjects = sorted(set(gt["subject"]))
-    per_subject = {s: {"tp": 0, "fp": 0, "fn": 0, "pairs": []} for s in subjects}
-    pred_groups = dict(list(pred.groupby(["subject", "video"], sort=False)))
-    empty = pred.iloc[:0]
-    for key, g in gt.groupby(["subject", "video"], sort=True):
-        p = pred_groups.get(key, empty)
-        iou = iou_matrix(p[["onset", "offset"]].to_numpy(), g[["onset", "offset"]].to_numpy())
-        pairs = match_release(iou)
-        vetoed = p["_vetoed"].to_numpy() if veto else np.zeros(len(p), dtype=bool)
-        matched = {i for i, _ in pairs}
-        kept_pairs = [(i, j) for i, j in pairs if not vetoed[i]]
-        s = per_subject[key[0]]
-        s["tp"] += len(kept_pairs)
-        s["fp"] += sum(1 for i in range(len(p)) if i not in matched and not vetoed[i])
-        s["fn"] += len(g) - len(kept_pairs)
-        s["pairs"].extend((g["emotion"].iloc[j], p["emotion"].iloc[i]) for i, j in kept_pairs)
-    return subjects, per_subject
+
+    name: str
+    matcher: Callable[[np.ndarray], list[tuple[int, int]]]
+    sampled: bool
+    subjects: str
+    unlabelled_videos: str
+    veto_after_matching: bool
+    single_valued_class: str
 
 
-def recognition_scores_release(counts: np.ndarray, n_pairs: int,
-                               emotions: Sequence[str]) -> dict:
-    """The release's recognition scores from (C, 3) one-vs-rest counts.
+SCORING_MODES: dict[str, ScoringMode] = {mode.name: mode for mode in (
+    ScoringMode("official", match_official, sampled=False, subjects="predicted",
+                unlabelled_videos="ignored", veto_after_matching=False,
+                single_valued_class="zero"),
+    ScoringMode("strict", match_strict, sampled=False, subjects="all",
+                unlabelled_videos="false_positive", veto_after_matching=False,
+                single_valued_class="scored"),
+    ScoringMode("release", match_release, sampled=True, subjects="ground_truth",
+                unlabelled_videos="ignored", veto_after_matching=True,
+                single_valued_class="skipped"),
+)}
+MODES = tuple(SCORING_MODES)                              # docs/method.md §8
 
-    A class whose one-vs-rest vectors hold a single value across ground truth
-    and prediction together (no pair touches it, or every pair is it on both
-    sides) has no 2 x 2 confusion matrix in the release and is *skipped*: it
-    is left out of every class average (``per_class[c]["skipped"]``). P or R
-    with a zero denominator (a class predicted but absent, or present but
-    never predicted) is 0 where the release would produce NaN. F1 = 2PR/(P+R)
-    of the class-averaged P and R; UF1 = mean per-class F1; UAR = mean
-    recall; every average over the scored classes, 0 when none is scored.
+
+def scoring_mode(mode: str) -> ScoringMode:
+    if mode not in SCORING_MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return SCORING_MODES[mode]
+
+
+# ---------------------------------------------------------------- scores from counts
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else 0.0
+
+
+def _f1(p: float, r: float) -> float:
+    return _ratio(2 * p * r, p + r)
+
+
+def spotting_scores(tp: int, fp: int, fn: int) -> dict:
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return {"tp": int(tp), "fp": int(fp), "fn": int(fn), "precision": precision,
+            "recall": recall, "f1": _f1(precision, recall)}
+
+
+def class_counts(pairs: Sequence[tuple[str, str]], emotions: Sequence[str]) -> np.ndarray:
+    """One-vs-rest (TP, FP, FN) per analysed class over (gt, pred) pairs -> (C, 3)."""
+    counts = np.zeros((len(emotions), 3), dtype=np.int64)
+    for c, emo in enumerate(emotions):
+        for g, p in pairs:
+            counts[c] += (g == emo and p == emo, g != emo and p == emo, g == emo and p != emo)
+    return counts
+
+
+def recognition_scores(counts: np.ndarray, n_pairs: int, emotions: Sequence[str],
+                       single_valued_class: str = "scored") -> dict:
+    """P, R, F1 per class and overall from (C, 3) one-vs-rest counts.
+
+    ``single_valued_class`` (:class:`ScoringMode`): what a class whose vectors
+    hold one value across ground truth and prediction scores: ``zero``
+    (official), ``scored`` (strict) or ``skipped`` (release: left out of every
+    class average, ``per_class[c]["skipped"]``, and ``n_classes_scored``
+    counts the rest). P or R with a zero denominator is 0. F1 = 2PR/(P+R) of
+    the class-averaged P and R; UF1 = mean per-class F1; UAR = mean recall;
+    every average over the scored classes, 0 when none is scored.
     """
+    skipping = single_valued_class == "skipped"
     per_class, scored = {}, []
     for c, emo in enumerate(emotions):
         tp, fp, fn = (int(x) for x in counts[c])
-        skipped = (tp + fp + fn == 0) or (tp == n_pairs)
-        p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+        single_valued = (tp + fp + fn == 0) or (tp == n_pairs)
+        if single_valued_class == "zero" and single_valued:
+            p = r = 0.0
+        else:
+            p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         per_class[emo] = {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r,
-                          "f1": _f1(p, r), "skipped": bool(skipped)}
-        if not skipped:
+                          "f1": _f1(p, r)}
+        if skipping:
+            per_class[emo]["skipped"] = bool(single_valued)
+        if not (skipping and single_valued):
             scored.append(per_class[emo])
+    extra = {"n_classes_scored": len(scored)} if skipping else {}
     if not scored:
         return {"per_class": per_class, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                "uf1": 0.0, "uar": 0.0, "n_pairs": int(n_pairs), "n_classes_scored": 0}
+                "uf1": 0.0, "uar": 0.0, "n_pairs": int(n_pairs), **extra}
     precision = float(np.mean([v["precision"] for v in scored]))
     recall = float(np.mean([v["recall"] for v in scored]))
     return {"per_class": per_class, "precision": precision, "recall": recall,
             "f1": _f1(precision, recall), "uf1": float(np.mean([v["f1"] for v in scored])),
-            "uar": recall, "n_pairs": int(n_pairs), "n_classes_scored": len(scored)}
+            "uar": recall, "n_pairs": int(n_pairs), **extra}
 
 
-def _summary_release(counts: dict, emotions) -> dict:
+def recognition_scores_release(counts: np.ndarray, n_pairs: int,
+                               emotions: Sequence[str]) -> dict:
+    """The release's recognition scores: :func:`recognition_scores`, single-valued
+    classes skipped."""
+    return recognition_scores(counts, n_pairs, emotions, "skipped")
+
+
+# ---------------------------------------------------------------- evaluation
+def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, spec: ScoringMode, veto: bool,
+             frame_skip: int | None):
+    """Validate, convert, restrict to what ``spec`` scores, match and apply the veto.
+
+    Returns ``(subjects, per_subject)``: the scored subjects and, per subject,
+    its (tp, fp, fn) and the (gt emotion, pred emotion) TP pairs.
+    """
+    pred = validate_intervals(pred, "pred")       # idempotent: cheap to repeat
+    gt = validate_intervals(gt, "gt")
+    if spec.sampled:
+        frame_skip = scoring_frame_skip(pred, frame_skip)
+        for table in (pred, gt):
+            table["onset"] = to_sampled(table["onset"].to_numpy(), frame_skip)
+            table["offset"] = to_sampled(table["offset"].to_numpy(), frame_skip)
+    vetoed = vetoed_mask(pred) if veto else np.zeros(len(pred), dtype=bool)
+    if not spec.veto_after_matching:
+        pred, vetoed = pred[~vetoed], np.zeros(int((~vetoed).sum()), dtype=bool)
+    pred = pred.assign(_vetoed=vetoed)
+    gt_videos = set(zip(gt["subject"], gt["video"]))
+    outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
+                       dtype=bool)
+    subjects = sorted({"predicted": set(pred["subject"]),
+                       "all": set(gt["subject"]) | set(pred["subject"]),
+                       "ground_truth": set(gt["subject"])}[spec.subjects])
+    if outside.any() and spec.unlabelled_videos == "ignored":
+        first = pred[outside].iloc[0]
+        log.warning("%d prediction(s) for videos absent from the ground truth are ignored "
+                    "(%s mode), first: data row %d, subject %s video %s", int(outside.sum()),
+                    spec.name, int(first["_row"]), first["subject"], first["video"])
+        pred = pred[~outside]
+    elif outside.any():
+        log.info("%d prediction(s) for videos absent from the ground truth count as FP "
+                 "(%s mode)", int(outside.sum()), spec.name)
+    gt = gt[gt["subject"].isin(subjects)]
+    per_subject = {s: {"tp": 0, "fp": 0, "fn": 0, "pairs": []} for s in subjects}
+    pred_groups = dict(list(pred.groupby(["subject", "video"], sort=False)))
+    gt_groups = dict(list(gt.groupby(["subject", "video"], sort=False)))
+    empty = pred.iloc[:0]
+    for key in sorted(set(pred_groups) | set(gt_groups)):
+        p, g = pred_groups.get(key, empty), gt_groups.get(key, empty)
+        iou = iou_matrix(p[["onset", "offset"]].to_numpy(), g[["onset", "offset"]].to_numpy())
+        pairs = spec.matcher(iou)
+        vetoed = p["_vetoed"].to_numpy()
+        matched = {i for i, _ in pairs}
+        kept = [(i, j) for i, j in pairs if not vetoed[i]]
+        s = per_subject[key[0]]
+        s["tp"] += len(kept)
+        s["fp"] += sum(1 for i in range(len(p)) if i not in matched and not vetoed[i])
+        s["fn"] += len(g) - len(kept)
+        s["pairs"].extend((g["emotion"].iloc[j], p["emotion"].iloc[i]) for i, j in kept)
+    return subjects, per_subject
+
+
+def _summary(counts: dict, emotions, spec: ScoringMode) -> dict:
     analysed = [(g, p) for g, p in counts["pairs"] if g in emotions]
     spot = spotting_scores(counts["tp"], counts["fp"], counts["fn"])
-    recog = recognition_scores_release(class_counts(analysed, emotions), len(analysed), emotions)
+    recog = recognition_scores(class_counts(analysed, emotions), len(analysed), emotions,
+                               spec.single_valued_class)
     return {"spotting": spot, "recognition": recog, "strs": spot["f1"] * recog["f1"]}
 
 
-def evaluate_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | None,
-                     emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True) -> dict:
-    """STRS as the authors' release scores it (docs/method.md §7.3; ``evaluate(mode="release")``).
+def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = "official",
+             emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True,
+             frame_skip: int | None = None) -> dict:
+    """Spotting, recognition and STRS of ``pred`` against ``gt`` (docs/method.md §7).
 
-    Same layout as :func:`evaluate`'s result, plus ``frame_skip``. Pooled
-    over every fold; ``per_subject`` scores each LOSO fold alone.
+    ``mode``: a key of ``SCORING_MODES``. ``veto``: the neutral veto of the
+    ``vetoed`` column (when it applies: :class:`ScoringMode`); ``veto=False``
+    scores every row. Returns a dict with ``spotting`` {tp, fp, fn, precision,
+    recall, f1}, ``recognition`` {per_class, precision, recall, f1, uf1, uar,
+    n_pairs}, ``strs``, ``pairs`` (every TP's [gt emotion, pred emotion],
+    unfiltered) and ``per_subject`` (the same per subject: one LOSO fold each).
+    A sampled mode (release) converts at :func:`scoring_frame_skip` (the
+    predictions' ``frame_skip`` column, else ``frame_skip``) and records it.
     """
+    spec = scoring_mode(mode)
     emotions = tuple(str(e).strip().lower() for e in emotions)
-    frame_skip = scoring_frame_skip(pred, frame_skip)
-    subjects, per_subject = _prepare_release(pred, gt, frame_skip, veto)
+    sampling = {"frame_skip": scoring_frame_skip(pred, frame_skip)} if spec.sampled else {}
+    subjects, per_subject = _prepare(pred, gt, spec, veto, frame_skip)
     pooled = {"tp": sum(s["tp"] for s in per_subject.values()),
               "fp": sum(s["fp"] for s in per_subject.values()),
               "fn": sum(s["fn"] for s in per_subject.values()),
               "pairs": [pair for s in per_subject.values() for pair in s["pairs"]]}
-    result = {"mode": "release", "emotions": list(emotions), "veto": veto,
-              "frame_skip": int(frame_skip), **_summary_release(pooled, emotions),
+    result = {"mode": mode, "emotions": list(emotions), "veto": veto, **sampling,
+              **_summary(pooled, emotions, spec),
               "pairs": [list(p) for p in pooled["pairs"]], "per_subject": {}}
     for subject in subjects:
-        sub = _summary_release(per_subject[subject], emotions)
+        sub = _summary(per_subject[subject], emotions, spec)
         sub["recognition"] = {k: sub["recognition"][k]
                               for k in ("precision", "recall", "f1", "uf1", "uar", "n_pairs")}
         result["per_subject"][subject] = sub
     return result
+
+
+def bootstrap_strs(pred: pd.DataFrame, gt: pd.DataFrame, n: int = 1000, seed: int = 0,
+                   mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                   veto: bool = True, level: float = 0.95, frame_skip: int | None = None) -> dict:
+    """Subject-level bootstrap interval of the pooled STRS.
+
+    Resamples the scored subjects with replacement ``n`` times; spotting and
+    one-vs-rest counts are additive over subjects, so each resample is a
+    weighted sum of per-subject counts. Deterministic for a given ``seed``.
+    Returns {n, seed, level, low, high}. ``frame_skip``: as :func:`evaluate`.
+    """
+    spec = scoring_mode(mode)
+    emotions = tuple(str(e).strip().lower() for e in emotions)
+    subjects, per_subject = _prepare(pred, gt, spec, veto, frame_skip)
+
+    def recog_f1(counts, n_pairs):
+        return recognition_scores(counts, n_pairs, emotions, spec.single_valued_class)["f1"]
+    return _bootstrap(subjects, per_subject, emotions, recog_f1, n, seed, level)
+
+
+def _bootstrap(subjects, per_subject, emotions, recog_f1, n, seed, level) -> dict:
+    """The resampling of :func:`bootstrap_strs`; ``recog_f1(counts (C, 3), n_pairs)``."""
+    out = {"n": int(n), "seed": int(seed), "level": level, "low": 0.0, "high": 0.0}
+    if not subjects or n < 1:
+        return out
+    # per-subject counts: spot S x 3, one-vs-rest S x C x 3, analysed pairs S
+    spot = np.array([[per_subject[s][k] for k in ("tp", "fp", "fn")] for s in subjects],
+                    dtype=np.float64)
+    analysed = [[(g, p) for g, p in per_subject[s]["pairs"] if g in emotions] for s in subjects]
+    cls = np.stack([class_counts(a, emotions) for a in analysed]).astype(np.float64)
+    n_pairs = np.array([len(a) for a in analysed], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(subjects), size=(n, len(subjects)))               # n x S
+    weights = np.stack([np.bincount(d, minlength=len(subjects)) for d in draws])  # n x S
+    spot_b = weights @ spot                                                       # n x 3
+    cls_b = np.einsum("bs,sck->bck", weights, cls)                                # n x C x 3
+    pairs_b = weights @ n_pairs                                                   # n
+    values = np.array([spotting_scores(*spot_b[b])["f1"] * recog_f1(cls_b[b], pairs_b[b])
+                       for b in range(n)])
+    alpha = (1.0 - level) / 2
+    out["low"], out["high"] = (float(x) for x in np.quantile(values, [alpha, 1 - alpha]))
+    return out
 
 
 # ---------------------------------------------------------------- the stage
@@ -579,11 +536,11 @@ def metrics_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _jsonable(obj):
+def jsonable(obj):
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
@@ -612,7 +569,7 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
         frame_skip=frame_skip)}
     result["inputs"] = {"pred": str(pred_csv), "gt": str(gt_csv)}
     with atomic_output(out_json) as tmp:
-        Path(tmp).write_text(json.dumps(_jsonable(result), indent=2) + "\n")
+        Path(tmp).write_text(json.dumps(jsonable(result), indent=2) + "\n")
     sp, rc, bs = result["spotting"], result["recognition"], result["bootstrap"]
     log.info("%s (%s): STRS %.4f [%.4f, %.4f] = spot F1 %.4f (TP %d FP %d FN %d) x "
              "recog F1 %.4f; UF1 %.4f UAR %.4f; without veto STRS %.4f",
@@ -622,7 +579,7 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
     return result
 
 
-# ---------------------------------------------------------------- the run's tables
+# ---------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class EvaluateSettings:
     """config.yaml's ``evaluate`` group; the single source of its defaults (docs/method.md §7).
@@ -645,57 +602,3 @@ class EvaluateSettings:
                              f"expected non-negative integers")
         if not self.sweep_p or not all(0.0 <= p <= 1.0 for p in self.sweep_p):
             raise ValueError(f"evaluate sweep_p={self.sweep_p}: expected values in [0, 1]")
-
-
-def tabulate_metrics(mode_files, headline: str, out_json, out_csv) -> dict:
-    """Per-mode metrics JSONs -> metrics.json and metrics.csv (rule tabulate_metrics).
-
-    metrics.json: the ``headline`` mode's result at the top level (plus
-    ``headline_mode``), every mode under its name. metrics.csv: one row per
-    mode x veto x scope (scope = pooled or a LOSO fold's subject).
-    """
-    from mepkg.atomic import atomic_output, write_csv
-
-    results = {}
-    for path in mode_files:
-        result = json.loads(Path(path).read_text())
-        results[result["mode"]] = result
-    if headline not in results:
-        raise ValueError(f"headline mode {headline!r}: no metrics among {sorted(results)}")
-    combined = {**results[headline], "headline_mode": headline, **results}
-    with atomic_output(out_json) as tmp:
-        Path(tmp).write_text(json.dumps(combined, indent=2) + "\n")
-    write_csv(metrics_table(results), out_csv)
-    for mode, m in results.items():
-        log.info("%s: STRS %.4f (without veto %.4f)", mode, m["strs"], m["without_veto"]["strs"])
-    return combined
-
-
-def summarise_run(metrics_json, labels_csv, out, *, run: str, folds: Sequence[str],
-                  n_videos: int, settings: dict) -> dict:
-    """A one-file record of a run (rule summarise_run): size, headline metrics, settings."""
-    import mepkg
-    from mepkg.atomic import atomic_output
-
-    metrics = json.loads(Path(metrics_json).read_text())
-    labels = pd.read_csv(labels_csv, dtype={"subject": str, "video": str})
-    summary = {
-        "run": run,
-        "mepkg_version": mepkg.__version__,
-        "folds": len(folds),
-        "videos": int(n_videos),
-        "micro_events": int((labels["type"] == "micro").sum()),
-        "headline_mode": metrics["headline_mode"],
-        "strs": metrics["strs"],
-        "strs_interval": [metrics["bootstrap"]["low"], metrics["bootstrap"]["high"]],
-        "spot_f1": metrics["spotting"]["f1"],
-        "recog_f1": metrics["recognition"]["f1"],
-        "strs_without_veto": metrics["without_veto"]["strs"],
-        "strict_strs": metrics["strict"]["strs"],
-        "release_strs": metrics["release"]["strs"],
-        "config": settings,
-    }
-    with atomic_output(out) as tmp:
-        Path(tmp).write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
-    log.info("run %s: STRS %.4f over %d folds", run, summary["strs"], summary["folds"])
-    return summary

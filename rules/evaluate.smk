@@ -2,7 +2,7 @@
 # release STRS, each with and without the neutral veto, docs/method.md §7-8),
 # tabulate, plot. Figures and tables are marked for `snakemake --report report.html`.
 
-MODES = ("official", "strict", "release")
+from mepkg.metrics import MODES  # official, strict, release (mepkg.metrics.SCORING_MODES)
 
 # score curves: every video that is held out in some fold
 CURVE_VIDEOS = sorted(v for v, subject in VIDEOS.items() if subject in FOLDS)
