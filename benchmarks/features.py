@@ -15,7 +15,7 @@ previous sampled file, so the folder is a complete 200 fps video on disk
 while costing one seventh of the rendering. The reader decodes sampled files
 only, so the timing is that of a real 200 fps folder.
 
-Targets (issue 3): at least 10x the reference's 3.3 sampled frames/s on
+Targets: at least 10x the reference's 3.3 sampled frames/s on
 one core, i.e. >= 33; peak RSS of the long video within 10% of the short one.
 """
 

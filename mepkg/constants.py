@@ -1,4 +1,4 @@
-"""The names and sizes every stage shares, spelt once (issue 13).
+"""The names and sizes every stage shares, spelt once.
 
 Classes    the recognition head's classes in index order (docs/method.md §3): the four
            emotions, then ``neutral`` (no ME) at index 4.

@@ -674,9 +674,10 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
     write_csv(result, out)
     with atomic_output(record) as tmp:
         tmp.write_text(yaml.safe_dump({**priors.to_dict(), "k_prime": k_p}, sort_keys=False))
-    log.info("fold %s: %d intervals in %d videos (%d vetoed as neutral), k'=%d (%s subjects)",
-             ",".join(sorted(held_out)), len(result), len(videos), int(vetoed_mask(result).sum()),
-             k_p, "training" if priors.k_rule == "train" else "all")
+    log.info("fold %s: %d intervals in %d videos (%d vetoed as neutral), p=%.2f, k'=%d "
+             "(%s subjects)", ",".join(sorted(held_out)), len(result), len(videos),
+             int(vetoed_mask(result).sum()), priors.p, k_p,
+             "training" if priors.k_rule == "train" else "all")
     return k_p
 
 

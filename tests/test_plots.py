@@ -147,7 +147,7 @@ def test_threshold_sweep_rescoring_saved_curves(tmp_path):
 
 
 def test_only_plots_uses_matplotlib_and_nothing_switches_the_backend():
-    # issue 13: every figure lives in mepkg/plots.py, on matplotlib's object API.
+    # every figure lives in mepkg/plots.py, on matplotlib's object API.
     import re
     from pathlib import Path
 
