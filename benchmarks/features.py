@@ -62,7 +62,8 @@ def run_one(folder: Path, out: Path) -> dict:
     config = FeatureConfig(k=K, frame_skip=FRAME_SKIP)
     get_backend(config.backend)                      # model loading is not per-frame work
     t0 = time.perf_counter()
-    track = detect_video_landmarks(folder, k=K, frame_skip=FRAME_SKIP, fps=FPS)
+    track = detect_video_landmarks(folder, k=K, frame_skip=FRAME_SKIP, backend=config.backend,
+                                   fps=FPS)
     t1, c1 = time.perf_counter(), time.process_time()
     fs = extract_features(folder, track, config, fps=FPS)
     t2, cpu = time.perf_counter(), time.process_time() - c1

@@ -59,7 +59,7 @@ from scipy.signal import find_peaks
 from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
 from mepkg.intervals import (apply_veto, check_frame_skip, interval_iou, to_original, to_sampled,
                              vetoed_mask)
-from mepkg.metrics import DEFAULT_EMOTIONS, evaluate
+from mepkg.metrics import DEFAULT_EMOTIONS, EvaluateSettings, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ INTERVAL_STRATEGIES = ("prior", "fixed")       # docs/method.md §9.1
 SYNERGY_LEVELS = (0, 1, 2)                     # docs/method.md §9.2
 
 # The release's MEGC test-set settings (docs/method.md §9.3). A preset replaces
-# the fields it names; every other field keeps its configured value.
+# the fields it names; every other field keeps its configured value. Its names
+# are mepkg.constants.DECODE_PRESET_NAMES (tests/test_defaults.py checks).
 DECODE_PRESETS: dict[str, dict] = {
     # SAMM test set: p 0.65; step 4 with fixed levels t1 = 0.2, t2 = 0.8 instead
     # of the curve mean; no suppression (step 5); negative logit - 1; the vote
@@ -187,6 +188,10 @@ class DecodePriors:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The defaults of the step functions below: the paper's priors, declared once in DecodePriors.
+PAPER_PRIORS = DecodePriors()
 
 
 def apply_preset(priors: DecodePriors, preset: str) -> DecodePriors:
@@ -305,7 +310,8 @@ def _validate_curve(curve) -> np.ndarray:
     return s
 
 
-def detect_peaks(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
+def detect_peaks(curve, k_p: int, p: float = PAPER_PRIORS.p,
+                 smooth_factor: int = PAPER_PRIORS.smooth_factor,
                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """Steps 1-3: ``(peaks, smoothed curve, threshold)`` of a validated curve."""
     s = np.asarray(curve, dtype=np.float64)
@@ -320,7 +326,7 @@ def detect_peaks(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
 
 
 def onset_offset(s: np.ndarray, peak: int, k_p: int, t1: float, t2: float,
-                 extend_factor: int = 5) -> tuple[int, int]:
+                 extend_factor: int = PAPER_PRIORS.extend_factor) -> tuple[int, int]:
     """Step 4 for one peak, on the raw curve: ``(start, end)``, inclusive."""
     n = len(s)
     l0, r0 = max(0, peak - k_p), min(n - 1, peak + k_p)
@@ -349,8 +355,8 @@ def onset_offset(s: np.ndarray, peak: int, k_p: int, t1: float, t2: float,
     return start, end
 
 
-def suppress(candidates, k_p: int, iou_threshold: float = 0.2, apex_factor: float = 1.0,
-             ) -> list[tuple[int, int, int]]:
+def suppress(candidates, k_p: int, iou_threshold: float = PAPER_PRIORS.iou_threshold,
+             apex_factor: float = PAPER_PRIORS.apex_factor) -> list[tuple[int, int, int]]:
     """Step 5: sort by start; keep an interval only if, against every kept one,
     IoU < ``iou_threshold`` and the apexes are more than ``apex_factor`` k' apart."""
     kept: list[tuple[int, int, int]] = []
@@ -361,11 +367,17 @@ def suppress(candidates, k_p: int, iou_threshold: float = 0.2, apex_factor: floa
     return kept
 
 
-def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
-                     t1_divisor: float = 1.5, t2_factor: float = 1.0, extend_factor: int = 5,
-                     iou_threshold: float = 0.2, apex_factor: float = 1.0,
-                     interval: str = "prior", t1_level: float | None = None,
-                     t2_level: float | None = None, suppression: bool = True,
+def decode_intervals(curve, k_p: int, p: float = PAPER_PRIORS.p,
+                     smooth_factor: int = PAPER_PRIORS.smooth_factor,
+                     t1_divisor: float = PAPER_PRIORS.t1_divisor,
+                     t2_factor: float = PAPER_PRIORS.t2_factor,
+                     extend_factor: int = PAPER_PRIORS.extend_factor,
+                     iou_threshold: float = PAPER_PRIORS.iou_threshold,
+                     apex_factor: float = PAPER_PRIORS.apex_factor,
+                     interval: str = PAPER_PRIORS.interval,
+                     t1_level: float | None = PAPER_PRIORS.t1_level,
+                     t2_level: float | None = PAPER_PRIORS.t2_level,
+                     suppression: bool = PAPER_PRIORS.suppression,
                      ) -> list[tuple[int, int, int]]:
     """One spot-score curve -> ``[(start, end, apex), ...]`` sorted by start (§6, steps 1-5).
 
@@ -406,7 +418,8 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
 
 
 # ---------------------------------------------------------------- step 6: recognition
-def frame_classes(logits, synergy: int = 1, negative_penalty: float = 0.0) -> np.ndarray:
+def frame_classes(logits, synergy: int = PAPER_PRIORS.synergy,
+                  negative_penalty: float = PAPER_PRIORS.negative_penalty) -> np.ndarray:
     """Class index per frame from ``(n, 5)`` logits (docs/method.md §5.5, §9.2).
 
     ``synergy`` 1 (the paper): the neutral logit is set to 0 (not removed),
@@ -533,7 +546,7 @@ def write_megc_submission(intervals: pd.DataFrame | str | os.PathLike,
 # ---------------------------------------------------------------- threshold sweep
 def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
                     p_values: Sequence[float], priors: DecodePriors | None = None,
-                    mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                    mode: str = EvaluateSettings.mode, emotions: Sequence[str] = DEFAULT_EMOTIONS,
                     ) -> pd.DataFrame:
     """Decode saved curves at each threshold prior p and score them (no model).
 

@@ -50,6 +50,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from mepkg.constants import MODES
 from mepkg.intervals import check_frame_skip, iou_matrix, to_sampled, vetoed_mask
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,31 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]
 DEFAULT_EMOTIONS = ("negative", "positive", "surprise")   # docs/method.md §7: `others` excluded
 IOU_THRESHOLD = 0.5                                       # docs/method.md §7
+
+
+# ---------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """config.yaml's ``evaluate`` group; the single source of its defaults (docs/method.md §7).
+
+    The schema and config.yaml mirror these (tests/test_workflow_config.py checks).
+    """
+
+    mode: str = MODES[0]                    # headline numbers: official (MEGC) | strict | release
+    emotions: tuple[str, ...] = DEFAULT_EMOTIONS   # analysed classes (docs/method.md §7: `others` excluded)
+    bootstrap: int = 1000                   # subject-level bootstrap resamples (0: none)
+    seed: int = 0                           # bootstrap seed
+    sweep_p: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+                                            # threshold-sweep plot's p values
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"evaluate mode={self.mode!r}: expected one of {MODES}")
+        if self.bootstrap < 0 or self.seed < 0:
+            raise ValueError(f"evaluate bootstrap={self.bootstrap}, seed={self.seed}: "
+                             f"expected non-negative integers")
+        if not self.sweep_p or not all(0.0 <= p <= 1.0 for p in self.sweep_p):
+            raise ValueError(f"evaluate sweep_p={self.sweep_p}: expected values in [0, 1]")
 
 
 # ---------------------------------------------------------------- input
@@ -285,6 +311,7 @@ class ScoringMode:
     single_valued_class: str
 
 
+# keyed by mepkg.constants.MODES, in its order (tests/test_defaults.py checks)
 SCORING_MODES: dict[str, ScoringMode] = {mode.name: mode for mode in (
     ScoringMode("official", match_official, sampled=False, subjects="predicted",
                 unlabelled_videos="ignored", veto_after_matching=False,
@@ -296,7 +323,6 @@ SCORING_MODES: dict[str, ScoringMode] = {mode.name: mode for mode in (
                 unlabelled_videos="ignored", veto_after_matching=True,
                 single_valued_class="skipped"),
 )}
-MODES = tuple(SCORING_MODES)                              # docs/method.md §8
 
 
 def scoring_mode(mode: str) -> ScoringMode:
@@ -436,7 +462,7 @@ def _summary(counts: dict, emotions, spec: ScoringMode) -> dict:
     return {"spotting": spot, "recognition": recog, "strs": spot["f1"] * recog["f1"]}
 
 
-def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = "official",
+def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = EvaluateSettings.mode,
              emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True,
              frame_skip: int | None = None) -> dict:
     """Spotting, recognition and STRS of ``pred`` against ``gt`` (docs/method.md §7).
@@ -469,8 +495,9 @@ def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = "official",
     return result
 
 
-def bootstrap_strs(pred: pd.DataFrame, gt: pd.DataFrame, n: int = 1000, seed: int = 0,
-                   mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
+def bootstrap_strs(pred: pd.DataFrame, gt: pd.DataFrame, n: int = EvaluateSettings.bootstrap,
+                   seed: int = EvaluateSettings.seed, mode: str = EvaluateSettings.mode,
+                   emotions: Sequence[str] = DEFAULT_EMOTIONS,
                    veto: bool = True, level: float = 0.95, frame_skip: int | None = None) -> dict:
     """Subject-level bootstrap interval of the pooled STRS.
 
@@ -546,9 +573,10 @@ def jsonable(obj):
     return obj
 
 
-def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
-                 emotions: Sequence[str] = DEFAULT_EMOTIONS, n_bootstrap: int = 1000,
-                 seed: int = 0, frame_skip: int | None = None) -> dict:
+def run_evaluate(pred_csv, gt_csv, out_json, mode: str = EvaluateSettings.mode,
+                 emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                 n_bootstrap: int = EvaluateSettings.bootstrap, seed: int = EvaluateSettings.seed,
+                 frame_skip: int | None = None) -> dict:
     """``mepkg evaluate``: predictions + ground truth (labels.csv) -> metrics.json.
 
     The headline is with the neutral veto; ``without_veto`` scores every
@@ -577,28 +605,3 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
              sp["fp"], sp["fn"], rc["f1"], rc["uf1"], rc["uar"],
              result["without_veto"]["strs"])
     return result
-
-
-# ---------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class EvaluateSettings:
-    """config.yaml's ``evaluate`` group; the single source of its defaults (docs/method.md §7).
-
-    The schema and config.yaml mirror these (tests/test_workflow_config.py checks).
-    """
-
-    mode: str = "official"                  # headline numbers: official (MEGC) | strict
-    emotions: tuple[str, ...] = DEFAULT_EMOTIONS   # analysed classes (docs/method.md §7: `others` excluded)
-    bootstrap: int = 1000                   # subject-level bootstrap resamples (0: none)
-    seed: int = 0                           # bootstrap seed
-    sweep_p: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
-                                            # threshold-sweep plot's p values
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"evaluate mode={self.mode!r}: expected one of {MODES}")
-        if self.bootstrap < 0 or self.seed < 0:
-            raise ValueError(f"evaluate bootstrap={self.bootstrap}, seed={self.seed}: "
-                             f"expected non-negative integers")
-        if not self.sweep_p or not all(0.0 <= p <= 1.0 for p in self.sweep_p):
-            raise ValueError(f"evaluate sweep_p={self.sweep_p}: expected values in [0, 1]")

@@ -127,9 +127,12 @@ class SlowFastMamba(nn.Module):
 
     n_stages = 3
 
-    def __init__(self, in_channels: int = N_CHANNELS, num_classes: int = N_CLASSES, d_model: int = 128,
-                 depth: int = 4, d_state: int = 64, d_conv: int = 4, expand: int = 2,
-                 drop_path_max: float = 0.2, keep_mamba_dt_init: bool = False):
+    def __init__(self, in_channels: int = ModelConfig.in_channels,
+                 num_classes: int = ModelConfig.num_classes, d_model: int = ModelConfig.d_model,
+                 depth: int = ModelConfig.depth, d_state: int = ModelConfig.d_state,
+                 d_conv: int = ModelConfig.d_conv, expand: int = ModelConfig.expand,
+                 drop_path_max: float = ModelConfig.drop_path_max,
+                 keep_mamba_dt_init: bool = ModelConfig.keep_mamba_dt_init):
         super().__init__()
         cfg = ModelConfig(in_channels, num_classes, d_model, depth, d_state, d_conv, expand,
                           drop_path_max, keep_mamba_dt_init)

@@ -35,7 +35,7 @@ from matplotlib.patches import Patch, Rectangle
 from mepkg.atomic import atomic_output
 from mepkg.decode import DecodePriors, detect_peaks, threshold_sweep
 from mepkg.intervals import to_original, to_sampled, vetoed_mask
-from mepkg.metrics import DEFAULT_EMOTIONS
+from mepkg.metrics import DEFAULT_EMOTIONS, EvaluateSettings
 
 EMOTION_COLOURS: dict[str, str] = {
     "negative": "#d62728",   # red
@@ -204,7 +204,7 @@ def plot_fold_strs(per_fold: Mapping, pooled: float, interval: Sequence[float] |
 
 # ---------------------------------------------------------------- threshold sweep
 def plot_threshold_sweep(sweep: pd.DataFrame, path: str | os.PathLike,
-                         chosen: float | None = 0.55, title: str = "") -> Path:
+                         chosen: float | None = None, title: str = "") -> Path:
     """Spotting F1, recognition F1 and STRS against p (from ``threshold_sweep``)."""
     fig, ax = _figure_axes((7, 4))
     # STRS underneath: it equals spotting F1 whenever recognition is perfect
@@ -236,7 +236,7 @@ ROI_COLOURS = {"R1": "red", "R3": "orange", "R4": "magenta", "R5": "lime", "R6":
 
 
 def plot_feature_debug(frame: np.ndarray, crop_box, landmarks: np.ndarray, rois,
-                       path: str | os.PathLike, crop_size: int = 320) -> Path:
+                       path: str | os.PathLike, crop_size: int) -> Path:
     """PNG: the frame with the crop box and landmarks (left), the crop with ROIs (right).
 
     ``landmarks`` and ``rois`` are in crop coordinates, ``crop_box`` in frame
@@ -347,7 +347,7 @@ def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
 
 def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,
                         p_values: Sequence[float], table_out, figure_out,
-                        mode: str = "official",
+                        mode: str = EvaluateSettings.mode,
                         emotions: Sequence[str] = DEFAULT_EMOTIONS) -> pd.DataFrame:
     """Sweep p over every fold's saved curves, each with its fold's own k' as
     decode_fold uses; write the table (one row per p) and the figure."""

@@ -32,6 +32,7 @@ from mepkg.atomic import write_csv
 from mepkg.decode import DecodePriors, decode_videos
 from mepkg.intervals import apply_veto
 from mepkg.package import check_model_settings, model_feature_config
+from mepkg.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def spot_frame_skip(video_fps: float, train_fps: float, train_frame_skip: int) -
 # ---------------------------------------------------------------- spotting
 def spot_video(video: str | os.PathLike, model: str | os.PathLike,
                out_dir: str | os.PathLike = "spot_out", fps: float | None = None,
-               device: str = "auto", progress: bool = False) -> pd.DataFrame:
+               device: str = TrainConfig.device, progress: bool = False) -> pd.DataFrame:
     """Spot and recognise the micro-expressions of one video; returns the intervals."""
     from mepkg.datasets.frames import open_frames, sampled_count
     from dataclasses import replace

@@ -111,7 +111,7 @@ def select_training_windows(spot_w: np.ndarray, ratio: float, rng: np.random.Gen
     return np.sort(np.concatenate([positive, chosen]).astype(np.int64))
 
 
-def class_weights(cls_targets: np.ndarray, neutral_factor: float = 6.0,
+def class_weights(cls_targets: np.ndarray, neutral_factor: float,
                   n_classes: int = len(CLASS_NAMES)) -> np.ndarray:
     """'Balanced' class weights n / (n_classes x count_c) over the frames (docs/method.md §5).
 

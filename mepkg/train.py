@@ -175,7 +175,8 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
 
 @torch.no_grad()
 def predict_video(model: SlowFastMamba, features: np.ndarray, device: torch.device,
-                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+                  batch_size: int = TrainConfig.eval_batch_size,
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Window features (W, 36, k) -> stitched spot (n,) and logits (n, 5), n = (W+1) k/2."""
     model.eval()
     k = features.shape[2]
