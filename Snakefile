@@ -51,10 +51,12 @@ if SYNTHETIC_FILE:
     configfile: SYNTHETIC_FILE
 
 
-config = finalise_config(config)
+config = finalise_config(config, workflow.basedir)
 RUN = run_name(config)
 RES = f"results/{RUN}"
 PLAN = workflow_plan(config)
+for line in PLAN["warnings"]:
+    logger.warning(line)
 VIDEOS = PLAN["videos"]  # video_id -> subject
 FOLDS = PLAN["folds"]  # held-out subjects, one LOSO fold each
 

@@ -8,7 +8,7 @@ offset-1, the training target of docs/method.md §3) over the mean outside them:
     python benchmarks/fold_curves.py results/synthetic-small-sammlv
 
 A ratio well above 1 means the model, never having seen the subject,
-scores its MEs higher than the rest of its videos (the issue asks > 2).
+scores its MEs higher than the rest of its videos (the target is > 2).
 """
 
 from __future__ import annotations

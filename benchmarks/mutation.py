@@ -1,4 +1,4 @@
-"""Mutation testing of the modules whose bugs a test must catch (issue 14).
+"""Mutation testing of the modules whose bugs a test must catch.
 
     pip install -e .[dev]                  # mutmut
     python benchmarks/mutation.py          # decode, metrics, targets, train's fold split

@@ -8,7 +8,7 @@ against the injected MEs:
 
     python benchmarks/spot.py --model results/synthetic-small-sammlv/model_all.pt
 
-Target (issue "mepkg spot"): under 60 s for the 60 s video on this machine.
+Target: under 60 s for the 60 s video on this machine (real time).
 """
 
 from __future__ import annotations

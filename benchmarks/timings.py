@@ -1,4 +1,4 @@
-"""Timings that used to be test assertions (issue 14: timings belong in benchmarks/).
+"""Timings of the package's fast paths (timings belong in benchmarks/, not in tests).
 
 - ``plan_benchmark("standard", "sammlv")``: called at workflow parse time, so it
   should take well under 0.5 s.

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 from mepkg import __version__
+from mepkg.constants import (DATASETS, DECODE_PRESET_NAMES, LANDMARK_BACKENDS, MODES,
+                             SYNTHETIC_SIZES)
 
 log = logging.getLogger("mepkg")
 
@@ -76,6 +78,17 @@ def _frame_rate(path: str, fps: float | None) -> float | None:
     return fps
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """The options among ``names`` the user gave: the rest keep the settings' defaults."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _feature_config(args: argparse.Namespace):
+    from mepkg.features import FeatureConfig
+
+    return FeatureConfig(**_given(args, "k", "frame_skip", "backend"))
+
+
 def _cmd_landmarks(args: argparse.Namespace) -> None:
     from mepkg.datasets import identify_video
     from mepkg.h5io import write_landmarks
@@ -83,19 +96,20 @@ def _cmd_landmarks(args: argparse.Namespace) -> None:
 
     fps = _frame_rate(args.input, args.fps)
     subject, video, vid = identify_video(args.input, args.subject)
-    track = detect_video_landmarks(args.input, k=args.k, frame_skip=args.frame_skip,
-                                   backend=args.backend, progress=True, fps=fps)
+    config = _feature_config(args)
+    track = detect_video_landmarks(args.input, k=config.k, frame_skip=config.frame_skip,
+                                   backend=config.backend, progress=True, fps=fps)
     track.attrs.update({"subject": subject, "video_id": vid})
     write_landmarks(args.out, track)
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
     from mepkg.datasets import identify_video
-    from mepkg.features import FeatureConfig, run_features
+    from mepkg.features import run_features
 
     fps = _frame_rate(args.input, args.fps)
     subject, video, vid = identify_video(args.input, args.subject)
-    config = FeatureConfig(k=args.k, frame_skip=args.frame_skip, backend=args.backend)
+    config = _feature_config(args)
     run_features(args.input, args.out, config=config, landmarks=args.landmarks,
                  debug_figure=args.debug_figure, progress=True, fps=fps, subject=subject,
                  video=video, video_id=args.video_id or vid)
@@ -105,9 +119,8 @@ def _cmd_features(args: argparse.Namespace) -> None:
 def _cmd_train_fold(args: argparse.Namespace) -> None:
     from mepkg.train import TrainConfig, resolve_device, run_fold
 
-    resolve_device(args.device)   # a bad --device fails before any work
-    overrides = {"epochs": args.epochs} if args.epochs is not None else {}
-    config = TrainConfig(device=args.device, threads=args.threads, **overrides)
+    config = TrainConfig(**_given(args, "epochs", "device", "threads"))
+    resolve_device(config.device)   # a bad --device fails before any work
     run_fold(features_dir=args.features, labels=args.labels, subject=args.subject,
              out_dir=args.out, config=config)
 
@@ -128,25 +141,24 @@ def _cmd_decode(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from mepkg.metrics import run_evaluate
+    from mepkg.metrics import EvaluateSettings, run_evaluate
 
-    emotions = tuple(e.strip() for e in args.emotions.split(",") if e.strip())
+    emotions = EvaluateSettings.emotions
+    if args.emotions is not None:
+        emotions = tuple(e.strip() for e in args.emotions.split(",") if e.strip())
     if not emotions:
         raise ValueError(f"--emotions {args.emotions!r} names no emotion; give a comma-separated "
                          f"list such as negative,positive,surprise")
-    if args.mode == "release" and args.frame_skip is None:
-        raise ValueError("--mode release scores at the sampled rate: give the dataset's "
-                         "--frame-skip (SAMM-LV 7, CAS(ME)^3 1)")
-    run_evaluate(args.pred, args.gt, args.out, mode=args.mode, emotions=emotions,
-                 frame_skip=args.frame_skip)
+    run_evaluate(args.pred, args.gt, args.out, emotions=emotions, frame_skip=args.frame_skip,
+                 **_given(args, "mode"))
 
 
 def _cmd_spot(args: argparse.Namespace) -> None:
     _frame_rate(args.video, args.fps)
     from mepkg.spot import spot_video
 
-    spot_video(args.video, model=args.model, out_dir=args.out, fps=args.fps,
-               device=args.device, progress=True)
+    spot_video(args.video, model=args.model, out_dir=args.out, fps=args.fps, progress=True,
+               **_given(args, "device"))
 
 
 def _cmd_package_model(args: argparse.Namespace) -> None:
@@ -154,7 +166,8 @@ def _cmd_package_model(args: argparse.Namespace) -> None:
     from mepkg.package import package_model
 
     priors, _ = read_priors(args.priors)        # a fixed k' travels in priors.k_prime
-    package_model(args.model, args.labels, args.out, priors=priors)
+    package_model(args.model, args.labels, args.out, priors=priors,
+                  trained_on={"dataset": args.dataset} if args.dataset else None)
 
 
 # ---------------------------------------------------------------- parser
@@ -210,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="debug logging; tracebacks of unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    datasets = ["casme3", "sammlv", "generic"]
+    datasets = list(DATASETS)
 
     def outputs(p, *specs):
         """Output options checked before the work: (attribute, "file" | "dir", option)."""
@@ -238,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     outputs(p, ("out", "dir", "--out"))
 
     p = sub.add_parser("synth", help="render the synthetic ME benchmark")
-    p.add_argument("--size", default="tiny", choices=["tiny", "small", "standard"])
+    p.add_argument("--size", default="tiny", choices=SYNTHETIC_SIZES)
     p.add_argument("--layout", default="sammlv", choices=datasets)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
@@ -253,9 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fps", type=POS_FLOAT,
                        help="frame rate (required for a frame folder; default: the video file's)")
         p.add_argument("--subject", help="subject id recorded in the file (default: from the path)")
-        p.add_argument("--k", type=POS_INT, default=30, help="window length in sampled frames")
-        p.add_argument("--frame-skip", type=POS_INT, default=7)
-        p.add_argument("--backend", default="dlib", choices=["dlib", "face_alignment"])
+        p.add_argument("--k", type=POS_INT,
+                       help="window length in sampled frames (default: features.k, 30)")
+        p.add_argument("--frame-skip", type=POS_INT,
+                       help="keep every n-th frame (default: features.frame_skip, 7)")
+        p.add_argument("--backend", choices=LANDMARK_BACKENDS,
+                       help="landmark backend (default: features.backend, dlib)")
         return p
 
     p = video_stage("landmarks", "video -> reference-frame landmarks (HDF5)")
@@ -276,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subject", required=True, help="held-out subject ('all': none held out)")
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=POS_INT)
-    p.add_argument("--device", default="auto", type=_device)
-    p.add_argument("--threads", type=POS_INT, default=1)
+    p.add_argument("--device", type=_device, help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=POS_INT, help="torch CPU threads (default 1)")
     p.set_defaults(func=_cmd_train_fold)
     outputs(p, ("out", "dir", "--out"))
 
@@ -299,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priors", help="YAML of decoding priors (default: the paper's)")
     p.add_argument("--labels", help="labels.csv of the training subjects (for k')")
     p.add_argument("--out", required=True, help="intervals.csv")
-    p.add_argument("--preset", choices=["megc_samm", "megc_casme3"],
+    p.add_argument("--preset", choices=DECODE_PRESET_NAMES,
                    help="the release's MEGC test-set decoding (docs/method.md §9.3)")
     p.add_argument("--megc-out", help="also write the MEGC submission CSV (1-based frames, "
                                       "vetoed rows dropped; `submission: release` in the "
@@ -310,12 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="STRS of predictions against ground truth")
     p.add_argument("--pred", required=True)
     p.add_argument("--gt", required=True)
-    p.add_argument("--mode", default="official", choices=["official", "strict", "release"],
-                   help="official (MEGC), strict, or release (the authors' scoring; "
-                        "docs/method.md §8)")
+    p.add_argument("--mode", choices=MODES,
+                   help="official (MEGC, the default), strict, or release (the authors' "
+                        "scoring; docs/method.md §8)")
     p.add_argument("--frame-skip", type=int,
-                   help="the dataset's frame_skip; required by --mode release")
-    p.add_argument("--emotions", default="negative,positive,surprise")
+                   help="--mode release: the dataset's frame_skip, for predictions without "
+                        "the frame_skip column mepkg decode writes")
+    p.add_argument("--emotions", help="analysed classes, comma-separated (default: "
+                                       "negative,positive,surprise)")
     p.add_argument("--out", required=True, help="metrics.json")
     p.set_defaults(func=_cmd_evaluate)
     outputs(p, ("out", "file", "--out"))
@@ -325,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model.pt of `train-fold --subject all`")
     p.add_argument("--labels", required=True, help="labels.csv of the training subjects")
     p.add_argument("--priors", help="YAML of decoding priors (default: the paper's)")
+    p.add_argument("--dataset", help="the training dataset's name, recorded in the model file")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_package_model)
     outputs(p, ("out", "file", "--out"))
@@ -335,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="spot_out")
     p.add_argument("--fps", type=POS_FLOAT,
                    help="frame rate (required for a frame folder; default: the video file's)")
-    p.add_argument("--device", default="auto", type=_device)
+    p.add_argument("--device", type=_device, help="auto (default), cpu, cuda, cuda:N or mps")
     p.set_defaults(func=_cmd_spot)
     outputs(p, ("out", "dir", "--out"))
     return parser

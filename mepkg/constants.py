@@ -1,4 +1,4 @@
-"""The names and sizes every stage shares, spelt once (issue 13).
+"""The names and sizes every stage shares, spelt once.
 
 Classes    the recognition head's classes in index order (docs/method.md §3): the four
            emotions, then ``neutral`` (no ME) at index 4.
@@ -9,6 +9,10 @@ Landmarks  N_LANDMARKS = 68 iBUG points (dlib / face_alignment order).
 Layouts    the folder and file names of the dataset layouts, written by the
            synthetic benchmark (``mepkg.synth``) and read by the adapters
            (``mepkg.datasets``).
+Choices    the one list of each set of names a user chooses from: datasets,
+           synthetic sizes, landmark backends, scoring modes, decoding
+           presets. The modules that implement them, the CLI's choices and the
+           schema's enums use these (tests/test_defaults.py checks).
 
 No imports beyond the standard library: any module can use it.
 """
@@ -28,6 +32,13 @@ N_CLASSES = len(CLASS_NAMES)             # 5
 N_MOTIONS = 18                 # ROI motions per step (mepkg.roi.MOTION_NAMES)
 N_CHANNELS = 2 * N_MOTIONS     # 36: (dx, dy) of each motion, interleaved dx0, dy0, dx1, dy1, ...
 N_LANDMARKS = 68               # iBUG 68-point landmarks
+
+# ---------------------------------------------------------------- choices
+DATASETS: tuple[str, ...] = ("casme3", "sammlv", "generic")       # mepkg.datasets adapters
+SYNTHETIC_SIZES: tuple[str, ...] = ("tiny", "small", "standard")  # mepkg.synth.plan.SIZES
+LANDMARK_BACKENDS: tuple[str, ...] = ("dlib", "face_alignment")   # mepkg.landmarks; dlib: offline
+MODES: tuple[str, ...] = ("official", "strict", "release")        # scoring: mepkg.metrics (§8)
+DECODE_PRESET_NAMES: tuple[str, ...] = ("megc_samm", "megc_casme3")  # mepkg.decode (§9.3)
 
 # ---------------------------------------------------------------- dataset layouts
 # sammlv:  <root>/SAMM_longvideos/<sub>_<n>/<sub>_<n>_<frame:04d>.jpg (frames from 1)

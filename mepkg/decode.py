@@ -6,7 +6,11 @@ this stage and the evaluation only, never the model.
 
 Entry points (docs/architecture.md):
 
-- ``estimate_k_prime`` / ``k_prime_from_labels``: the duration prior k'.
+- ``DecodePriors.of``: the priors from a config group, a priors file's
+  mapping or a model file's record (the one constructor from a mapping).
+- ``resolve_k_prime``: the duration prior k' a decoding uses (the one place
+  that chooses between a fixed k' and the labels' estimate);
+  ``estimate_k_prime`` / ``k_prime_from_labels`` / ``fold_k_primes``.
 - ``decode_intervals(curve, k_p, **priors)``: one spot-score curve -> intervals
   (steps 1-5 of docs/method.md §6), at the sampled rate.
 - ``frame_classes`` / ``recognise``: per-frame classes and the interval vote
@@ -18,6 +22,7 @@ Entry points (docs/architecture.md):
 - ``megc_submission`` / ``write_megc_submission``: the MEGC submission CSV
   (vetoed rows dropped, frames 1-based; or the authors' own rows;
   docs/method.md §9.3).
+- ``threshold_sweep``: decode saved curves at each threshold p and score them.
 
 The release's ablation switches and its MEGC test-set settings are fields of
 :class:`DecodePriors` too (docs/method.md §9): ``interval`` (prior | fixed |
@@ -31,8 +36,10 @@ column ``vetoed`` (True only where the vote is neutral *and* the veto is on:
 synergy 1 and off under 0 and 2; :attr:`DecodePriors.veto`). Scoring the rows
 with ``vetoed == False`` gives the result with the veto, scoring all rows the
 result without it; both come from one decode output
-(``mepkg.metrics.evaluate(..., veto=...)``). Use :func:`apply_veto` before
-handing a CSV to an external evaluator.
+(``mepkg.metrics.evaluate(..., veto=...)``). The column is read through
+:func:`mepkg.intervals.vetoed_mask` everywhere; use
+:func:`mepkg.intervals.apply_veto` before handing a CSV to an external
+evaluator.
 
 Decisions where the method leaves room (docs/method.md §6.9): ME durations
 for k' are measured on sampled label indices (``offset // skip - onset //
@@ -47,19 +54,21 @@ import logging
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.signal import find_peaks
 
 from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
-from mepkg.intervals import apply_veto, interval_iou  # apply_veto: re-exported here
+from mepkg.intervals import (apply_veto, check_frame_skip, interval_iou, to_original, to_sampled,
+                             vetoed_mask)
+from mepkg.metrics import DEFAULT_EMOTIONS, EvaluateSettings, evaluate
 
 log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = ["subject", "video", "onset", "offset", "emotion",
-                  "apex", "score", "vote", "vetoed"]
+                  "apex", "score", "vote", "vetoed", "frame_skip"]
 MEGC_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]   # 1-based frames (§9.3)
 K_RULES = ("train", "dataset")
 INTERVAL_STRATEGIES = ("prior", "fixed", "samm_test")   # docs/method.md §9.1, §9.3
@@ -67,7 +76,8 @@ SYNERGY_LEVELS = (0, 1, 2)                     # docs/method.md §9.2
 SUBMISSION_ROWS = ("mepkg", "release")         # docs/method.md §9.3
 
 # The release's MEGC test-set settings (docs/method.md §9.3). A preset replaces
-# the fields it names; every other field keeps its configured value.
+# the fields it names; every other field keeps its configured value. Its names
+# are mepkg.constants.DECODE_PRESET_NAMES (tests/test_defaults.py checks).
 DECODE_PRESETS: dict[str, dict] = {
     # SAMM test set: p 0.65; the release's SAMM boundary search on the smoothed
     # curve with levels 0.2 (within k' of the peak) and 0.8 (k' to 2k'), no
@@ -195,8 +205,22 @@ class DecodePriors:
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from err
 
+    @classmethod
+    def of(cls, priors: "DecodePriors | Mapping | None",
+           source: str = "config.yaml decode") -> "DecodePriors":
+        """The priors ``priors`` stands for: itself, :meth:`from_dict` of a mapping (a
+        config group, a priors file, a model file's record; ``source`` names it in
+        errors), or the defaults for None."""
+        if isinstance(priors, cls):
+            return priors
+        return cls.from_dict(dict(priors or {}), source=source)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The defaults of the step functions below: the paper's priors, declared once in DecodePriors.
+PAPER_PRIORS = DecodePriors()
 
 
 def apply_preset(priors: DecodePriors, preset: str) -> DecodePriors:
@@ -234,8 +258,7 @@ def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
     floor(original / frame_skip)), which is how the model sees an ME (§1). On the
     real CAS(ME)^3 sheet (frame_skip 1) this gives k' = 11 as the reference.
     """
-    if frame_skip < 1:
-        raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+    check_frame_skip(frame_skip)
     missing = [c for c in ("subject", "onset", "offset") if c not in labels.columns]
     if missing:
         raise ValueError(f"labels lack column(s) {missing} needed for k'")
@@ -244,26 +267,40 @@ def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
         rows = rows[rows["type"].astype(str) == "micro"]
     if subjects is not None:
         rows = rows[rows["subject"].astype(str).isin([str(s) for s in subjects])]
-    onset = rows["onset"].to_numpy(np.int64) // frame_skip
-    offset = rows["offset"].to_numpy(np.int64) // frame_skip
+    onset = to_sampled(rows["onset"].to_numpy(np.int64), frame_skip)
+    offset = to_sampled(rows["offset"].to_numpy(np.int64), frame_skip)
     return estimate_k_prime(offset - onset)
 
 
-def fold_k_primes(labels: pd.DataFrame, frame_skip: int, folds: Sequence[str],
-                  k_rule: str = "train") -> dict[str, int]:
-    """k' of each LOSO fold: held-out subject -> k'.
+def resolve_k_prime(priors: DecodePriors, k_p: int | None = None,
+                    labels: pd.DataFrame | None = None, frame_skip: int | None = None,
+                    held_out: Iterable[str] = ()) -> int:
+    """The k' a decoding uses (docs/method.md §6.8), the first of:
 
-    ``k_rule`` "train" (default, leak-free) estimates each fold's k' from
-    the other subjects' MEs; "dataset" (the release's rule) uses every
-    subject, the held-out one included, so every fold gets the same k'.
+    1. ``priors.k_prime``, when fixed (a preset, a priors file, a fold's record);
+    2. ``k_p``, when given (a fold's k' from :func:`fold_k_primes`, a packaged model's);
+    3. estimated from the micro events of ``labels`` at ``frame_skip``: by
+       ``priors.k_rule`` "train" those of the subjects not in ``held_out``
+       (leak-free), by "dataset" (the release's rule) every subject's.
     """
-    if k_rule not in ("train", "dataset"):
-        raise ValueError(f"k_rule must be 'train' or 'dataset', got {k_rule!r}")
-    everyone = sorted(set(labels["subject"].astype(str)))
-    if k_rule == "dataset":
-        k_all = k_prime_from_labels(labels, frame_skip)
-        return {str(f): k_all for f in folds}
-    return {str(f): k_prime_from_labels(labels, frame_skip, [s for s in everyone if s != str(f)])
+    if priors.k_prime is not None:
+        return int(priors.k_prime)
+    if k_p is not None:
+        return int(k_p)
+    if labels is None:
+        raise ValueError("k' is needed: set the k_prime prior, or give labels.csv (--labels) "
+                         "to estimate it from")
+    subjects = None
+    if priors.k_rule == "train":
+        held_out = {str(s) for s in held_out}
+        subjects = sorted(set(labels["subject"].astype(str)) - held_out)
+    return k_prime_from_labels(labels, frame_skip, subjects)
+
+
+def fold_k_primes(labels: pd.DataFrame, frame_skip: int, folds: Sequence[str],
+                  priors: DecodePriors) -> dict[str, int]:
+    """k' of each LOSO fold: held-out subject -> :func:`resolve_k_prime` with it held out."""
+    return {str(f): resolve_k_prime(priors, labels=labels, frame_skip=frame_skip, held_out=[f])
             for f in folds}
 
 
@@ -302,7 +339,8 @@ def _validate_curve(curve) -> np.ndarray:
     return s
 
 
-def detect_peaks(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
+def detect_peaks(curve, k_p: int, p: float = PAPER_PRIORS.p,
+                 smooth_factor: int = PAPER_PRIORS.smooth_factor,
                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """Steps 1-3: ``(peaks, smoothed curve, threshold)`` of a validated curve."""
     s = np.asarray(curve, dtype=np.float64)
@@ -317,7 +355,7 @@ def detect_peaks(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
 
 
 def onset_offset(s: np.ndarray, peak: int, k_p: int, t1: float, t2: float,
-                 extend_factor: int = 5) -> tuple[int, int]:
+                 extend_factor: int = PAPER_PRIORS.extend_factor) -> tuple[int, int]:
     """Step 4 for one peak, on the raw curve: ``(start, end)``, inclusive."""
     n = len(s)
     l0, r0 = max(0, peak - k_p), min(n - 1, peak + k_p)
@@ -383,8 +421,8 @@ def samm_test_bounds(sm: np.ndarray, peak: int, k_p: int, near_level: float,
     return start, end
 
 
-def suppress(candidates, k_p: int, iou_threshold: float = 0.2, apex_factor: float = 1.0,
-             ) -> list[tuple[int, int, int]]:
+def suppress(candidates, k_p: int, iou_threshold: float = PAPER_PRIORS.iou_threshold,
+             apex_factor: float = PAPER_PRIORS.apex_factor) -> list[tuple[int, int, int]]:
     """Step 5: sort by start; keep an interval only if, against every kept one,
     IoU < ``iou_threshold`` and the apexes are more than ``apex_factor`` k' apart."""
     kept: list[tuple[int, int, int]] = []
@@ -395,11 +433,17 @@ def suppress(candidates, k_p: int, iou_threshold: float = 0.2, apex_factor: floa
     return kept
 
 
-def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
-                     t1_divisor: float = 1.5, t2_factor: float = 1.0, extend_factor: int = 5,
-                     iou_threshold: float = 0.2, apex_factor: float = 1.0,
-                     interval: str = "prior", t1_level: float | None = None,
-                     t2_level: float | None = None, suppression: bool = True,
+def decode_intervals(curve, k_p: int, p: float = PAPER_PRIORS.p,
+                     smooth_factor: int = PAPER_PRIORS.smooth_factor,
+                     t1_divisor: float = PAPER_PRIORS.t1_divisor,
+                     t2_factor: float = PAPER_PRIORS.t2_factor,
+                     extend_factor: int = PAPER_PRIORS.extend_factor,
+                     iou_threshold: float = PAPER_PRIORS.iou_threshold,
+                     apex_factor: float = PAPER_PRIORS.apex_factor,
+                     interval: str = PAPER_PRIORS.interval,
+                     t1_level: float | None = PAPER_PRIORS.t1_level,
+                     t2_level: float | None = PAPER_PRIORS.t2_level,
+                     suppression: bool = PAPER_PRIORS.suppression,
                      ) -> list[tuple[int, int, int]]:
     """One spot-score curve -> ``[(start, end, apex), ...]`` (§6, steps 1-5).
 
@@ -458,7 +502,8 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
 
 
 # ---------------------------------------------------------------- step 6: recognition
-def frame_classes(logits, synergy: int = 1, negative_penalty: float = 0.0) -> np.ndarray:
+def frame_classes(logits, synergy: int = PAPER_PRIORS.synergy,
+                  negative_penalty: float = PAPER_PRIORS.negative_penalty) -> np.ndarray:
     """Class index per frame from ``(n, 5)`` logits (docs/method.md §5.5, §9.2).
 
     ``synergy`` 1 (the paper): the neutral logit is set to 0 (not removed),
@@ -518,15 +563,13 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
 
     Columns: ``OUTPUT_COLUMNS``. ``score`` is the maximum raw spot score in
     the interval, ``vote`` the winning class's share of the vote, ``vetoed``
-    True where the vote is neutral and the veto is on (``priors.veto``). The
-    vote of an ``interval: fixed`` window runs to its unclipped end
-    (docs/method.md §9.1).
-    ``priors.k_prime``, when set, replaces ``k_p``.
+    True where the vote is neutral and the veto is on (``priors.veto``),
+    ``frame_skip`` the sampling of the curve the interval comes from (the
+    release-mode scoring converts at it). The vote of an ``interval: fixed``
+    window runs to its unclipped end (docs/method.md §9.1). k' is
+    :func:`resolve_k_prime` of ``priors`` and ``k_p``.
     """
-    if priors.k_prime is not None:
-        k_p = int(priors.k_prime)
-    if k_p is None:
-        raise ValueError("k' is needed: give k_p or set the k_prime prior")
+    k_p = resolve_k_prime(priors, k_p)
     rows = []
     for v in videos:
         try:
@@ -549,15 +592,16 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
             cls, vote = recognise(classes, start, vote_end, priors.non_negative_share)
             rows.append({
                 "subject": str(v.subject), "video": str(v.video),
-                "onset": start * skip, "offset": end * skip,
-                "emotion": CLASS_NAMES[cls], "apex": apex * skip,
+                "onset": to_original(start, skip), "offset": to_original(end, skip),
+                "emotion": CLASS_NAMES[cls], "apex": to_original(apex, skip),
                 "score": float(spot[start:end + 1].max()), "vote": vote,
                 "vetoed": bool(priors.veto and cls == NEUTRAL_INDEX),
+                "frame_skip": skip,
             })
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 
 
-def megc_submission(intervals: pd.DataFrame, rows: str = "mepkg", frame_skip: int = 1,
+def megc_submission(intervals: pd.DataFrame, rows: str = "mepkg", frame_skip: int | None = None,
                     fixed_k_prime: int | None = None) -> pd.DataFrame:
     """The MEGC submission table of decoded intervals (docs/method.md §9.3).
 
@@ -575,6 +619,8 @@ def megc_submission(intervals: pd.DataFrame, rows: str = "mepkg", frame_skip: in
     the 0-based index); ``fixed_k_prime`` given (the intervals are
     ``interval: fixed`` windows, apex = peak): the unclipped window
     ``peak -+ k'``, negative or past the video's end where the release writes so.
+    ``frame_skip`` None: each row's own, from the ``frame_skip`` column that
+    decoding writes (the artefact's, not the config's).
     """
     if rows not in SUBMISSION_ROWS:
         raise ValueError(f"submission rows {rows!r}: expected one of {SUBMISSION_ROWS}")
@@ -587,25 +633,35 @@ def megc_submission(intervals: pd.DataFrame, rows: str = "mepkg", frame_skip: in
         out["onset"] = out["onset"].astype(np.int64) + 1
         out["offset"] = out["offset"].astype(np.int64) + 1
         return out.reset_index(drop=True)
-    if isinstance(frame_skip, bool) or int(frame_skip) != frame_skip or frame_skip < 1:
-        raise ValueError(f"frame_skip must be an integer >= 1, got {frame_skip!r}")
-    skip = int(frame_skip)
     kept = intervals[~intervals["emotion"].astype(str).isin(
         [CLASS_NAMES[i] for i in range(3, len(CLASS_NAMES))])]           # class >= 3
+    if frame_skip is None:
+        if "frame_skip" not in kept.columns:
+            raise ValueError("intervals lack the frame_skip column for the release's "
+                             "submission rows; give the frame_skip they were decoded at")
+        skip = kept["frame_skip"].to_numpy(np.int64)
+        for value in np.unique(skip):
+            check_frame_skip(int(value))
+        skip = skip[:, None]
+    else:
+        skip = check_frame_skip(frame_skip)
     frames = ["onset", "offset"] + (["apex"] if fixed_k_prime else [])
     values = kept[frames].to_numpy(np.int64)
     off_grid = np.flatnonzero((values % skip != 0).any(axis=1))
     if off_grid.size:
         row = kept.iloc[off_grid[0]]
+        row_skip = int(np.broadcast_to(skip, values.shape)[off_grid[0], 0])
         raise ValueError(f"interval {row['subject']}/{row['video']} frames "
                          f"{dict(zip(frames, values[off_grid[0]].tolist()))}: not multiples of "
-                         f"frame_skip {skip}; give the frame_skip the intervals were decoded at")
+                         f"frame_skip {row_skip}; give the frame_skip the intervals were "
+                         f"decoded at")
     sampled = values // skip
     if fixed_k_prime:
         on, off = sampled[:, 2] - int(fixed_k_prime), sampled[:, 2] + int(fixed_k_prime)
     else:
         on, off = sampled[:, 0], sampled[:, 1]
     out = kept[MEGC_COLUMNS].copy()
+    skip = np.ravel(skip) if np.ndim(skip) else skip
     out["onset"] = on * skip - skip + 1
     out["offset"] = off * skip - skip + 1
     return out.reset_index(drop=True)
@@ -613,13 +669,14 @@ def megc_submission(intervals: pd.DataFrame, rows: str = "mepkg", frame_skip: in
 
 def write_megc_submission(intervals: pd.DataFrame | str | os.PathLike,
                           out: str | os.PathLike, priors: DecodePriors | dict | None = None,
-                          frame_skip: int = 1, k_prime: int | None = None) -> Path:
+                          frame_skip: int | None = None, k_prime: int | None = None) -> Path:
     """Write :func:`megc_submission` of a table or an intervals/predictions CSV (atomic).
 
     ``priors`` (the decode priors the intervals were made with; default the
     defaults) choose the rows (``priors.submission``); for the release's rows
     of ``interval: fixed`` windows the window's k' is ``k_prime`` or else
-    ``priors.k_prime``. ``frame_skip`` is the dataset's (release rows only).
+    ``priors.k_prime``. ``frame_skip`` (release rows only): by default each row's
+    ``frame_skip`` column, as decoding writes it.
     """
     from mepkg.atomic import write_csv
 
@@ -645,6 +702,40 @@ def write_megc_submission(intervals: pd.DataFrame | str | os.PathLike,
              "1-based frames" if priors.submission == "mepkg" else
              "the release's rows and frame numbers")
     return Path(out)
+
+
+# ---------------------------------------------------------------- threshold sweep
+def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
+                    p_values: Sequence[float], priors: DecodePriors | None = None,
+                    mode: str = EvaluateSettings.mode, emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                    ) -> pd.DataFrame:
+    """Decode saved curves at each threshold prior p and score them (no model).
+
+    ``k_p``: one k' for every video, or a mapping subject -> k' (each fold's
+    own, as decode_fold uses). Returns one row per p: p, n_intervals, spot
+    precision/recall/F1, recognition F1 and STRS (with the neutral veto of
+    ``priors``).
+    """
+    priors = DecodePriors.of(priors)
+    if isinstance(k_p, Mapping):
+        missing = sorted({str(v.subject) for v in videos} - set(map(str, k_p)))
+        if missing:
+            raise ValueError(f"threshold_sweep: no k' for subject(s) {missing}")
+    rows = []
+    for p in p_values:
+        at_p = replace(priors, p=float(p))
+        if isinstance(k_p, Mapping):
+            pred = pd.concat([decode_videos([v], at_p, int(k_p[str(v.subject)]))
+                              for v in videos] or [decode_videos([], at_p, 1)],
+                             ignore_index=True)
+        else:
+            pred = decode_videos(videos, at_p, k_p)
+        r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True)
+        rows.append({"p": float(p), "n_intervals": int((~vetoed_mask(pred)).sum()),
+                     "spot_precision": r["spotting"]["precision"],
+                     "spot_recall": r["spotting"]["recall"], "spot_f1": r["spotting"]["f1"],
+                     "recog_f1": r["recognition"]["f1"], "strs": r["strs"]})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- the stage
@@ -708,34 +799,29 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
 
     if isinstance(scores_files, (str, os.PathLike)):
         scores_files = [scores_files]
-    priors, k_p = read_priors(priors_file)
+    priors, _ = read_priors(priors_file)
     if preset:
         priors = apply_preset(priors, preset)
-        k_p = priors.k_prime if priors.k_prime is not None else k_p
     videos = [v for f in scores_files for v in read_scores(f)]
     skips = {int(v.frame_skip) for v in videos}
     if len(skips) > 1:
         raise ValueError(f"scores files {list(map(str, scores_files))} mix frame_skip "
                          f"values {sorted(skips)}; decode one dataset at a time")
-    if k_p is None:
-        if labels is None:
-            raise ValueError("k' is needed: give labels.csv (--labels) or k_prime in the "
-                             "priors file")
+    table = None
+    if priors.k_prime is None and labels is not None:
         table = pd.read_csv(labels, dtype={"subject": str, "video": str})
-        held_out = {str(v.subject) for v in videos}
-        subjects = None
-        if priors.k_rule == "train":
-            subjects = sorted(set(table["subject"].astype(str)) - held_out)
-        k_p = k_prime_from_labels(table, next(iter(skips), 1), subjects)
+    k_p = resolve_k_prime(priors, labels=table, frame_skip=next(iter(skips), 1),
+                          held_out={str(v.subject) for v in videos})
+    if table is not None:
         log.info("k' = %d from %s (%s subjects)", k_p, labels,
-                 "training" if subjects is not None else "all")
+                 "training" if priors.k_rule == "train" else "all")
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
     if megc_out is not None:
         write_megc_submission(result, megc_out, priors, frame_skip=next(iter(skips), 1),
                               k_prime=k_p)
     log.info("%s: %d intervals in %d videos (%d vetoed as neutral), k'=%d",
-             out, len(result), len(videos), int(result["vetoed"].sum()), k_p)
+             out, len(result), len(videos), int(vetoed_mask(result).sum()), k_p)
     return Path(out)
 
 
@@ -753,24 +839,20 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
     from mepkg.atomic import atomic_output, write_csv
     from mepkg.h5io import read_scores
 
-    if not isinstance(priors, DecodePriors):
-        priors = DecodePriors.from_dict(dict(priors), source="config.yaml decode")
+    priors = DecodePriors.of(priors)
     videos = read_scores(scores_file)
     table = pd.read_csv(labels, dtype={"subject": str, "video": str})
     held_out = {str(v.subject) for v in videos}
-    subjects = None
-    if priors.k_rule == "train":
-        subjects = sorted(set(table["subject"].astype(str)) - held_out)
     frame_skip = int(videos[0].frame_skip) if videos else 1
-    # a fixed k' (priors.k_prime, e.g. the megc_casme3 preset) wins over the labels' estimate
-    k_p = priors.k_prime or k_prime_from_labels(table, frame_skip, subjects)
+    k_p = resolve_k_prime(priors, labels=table, frame_skip=frame_skip, held_out=held_out)
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
     with atomic_output(record) as tmp:
         tmp.write_text(yaml.safe_dump({**priors.to_dict(), "k_prime": k_p}, sort_keys=False))
-    log.info("fold %s: %d intervals in %d videos (%d vetoed as neutral), k'=%d (%s subjects)",
-             ",".join(sorted(held_out)), len(result), len(videos), int(result["vetoed"].sum()),
-             k_p, "training" if subjects is not None else "all")
+    log.info("fold %s: %d intervals in %d videos (%d vetoed as neutral), p=%.2f, k'=%d "
+             "(%s subjects)", ",".join(sorted(held_out)), len(result), len(videos),
+             int(vetoed_mask(result).sum()), priors.p, k_p,
+             "training" if priors.k_rule == "train" else "all")
     return k_p
 
 
@@ -783,5 +865,5 @@ def pool_intervals(files, out) -> pd.DataFrame:
         columns=OUTPUT_COLUMNS)
     write_csv(pooled, out)
     log.info("%d intervals from %d folds (%d vetoed as neutral)", len(pooled), len(tables),
-             int(pooled["vetoed"].astype(bool).sum()) if len(pooled) else 0)
+             int(vetoed_mask(pooled).sum()))
     return pooled

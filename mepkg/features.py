@@ -95,6 +95,11 @@ class FeatureConfig:
         if self.frame_skip < 1:
             raise ValueError(f"features frame_skip={self.frame_skip}: must be >= 1")
 
+    def settings(self) -> dict:
+        """Every setting (all fields but the FIXED constants), flat: a model file's ``features``."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in self.FIXED}
+
     def flow_params(self) -> dict:
         return {f: getattr(self, f) for f in self.FLOW}
 

@@ -19,9 +19,8 @@ import h5py
 import numpy as np
 
 from mepkg.atomic import atomic_output
-from mepkg.constants import N_CHANNELS, N_LANDMARKS
+from mepkg.constants import N_CHANNELS, N_CLASSES, N_LANDMARKS
 
-N_CLASSES = 5  # 4 emotions + neutral (docs/method.md §3)
 
 
 def _open_checked(path: str | os.PathLike, kind: str) -> h5py.File:

@@ -1,4 +1,5 @@
-"""Interval IoU and the neutral veto, each defined once (issue 13).
+"""Interval IoU, the neutral veto and the original <-> sampled frame conversion, each
+defined once.
 
 IoU convention: an interval is ``[onset, offset]`` of **inclusive** frames,
 so it holds ``offset - onset + 1`` frames; IoU = shared frames / frames of
@@ -12,12 +13,41 @@ union (both intervals empty) gives 0. Every IoU of the package is built on
 Veto: decoding marks an interval ``vetoed`` where its vote is neutral and the
 synergy veto is on; :func:`vetoed_mask` reads that column (bool, or text
 ``True``/``1`` from a CSV) and :func:`apply_veto` keeps the other rows.
+
+Frames: intervals are in original 0-based frames outside the model stages;
+the model sees every frame_skip-th frame. :func:`to_sampled` (original ->
+sampled index, ``f // frame_skip``) and :func:`to_original` (sampled index
+``i`` -> original frame ``i * frame_skip``) are the one conversion, and
+:func:`check_frame_skip` the one check of a frame_skip value.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+
+def check_frame_skip(frame_skip) -> int:
+    """``frame_skip`` as an int; ValueError unless it is an integer >= 1."""
+    if (frame_skip is None or isinstance(frame_skip, bool)
+            or not isinstance(frame_skip, (int, np.integer, float))
+            or int(frame_skip) != frame_skip or frame_skip < 1):
+        raise ValueError(f"frame_skip must be >= 1, got {frame_skip!r}")
+    return int(frame_skip)
+
+
+def to_sampled(frames, frame_skip):
+    """Original 0-based frame(s) -> sampled index(es): ``frames // frame_skip`` (floor)."""
+    if isinstance(frames, (int, np.integer)):
+        return int(frames) // check_frame_skip(frame_skip)
+    return np.asarray(frames, dtype=np.int64) // check_frame_skip(frame_skip)
+
+
+def to_original(sampled, frame_skip):
+    """Sampled index(es) -> original 0-based frame(s): ``sampled * frame_skip``."""
+    if isinstance(sampled, (int, np.integer)):
+        return int(sampled) * check_frame_skip(frame_skip)
+    return np.asarray(sampled, dtype=np.int64) * check_frame_skip(frame_skip)
 
 
 def iou_matrix(a, b) -> np.ndarray:

@@ -28,14 +28,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mepkg.constants import N_LANDMARKS
+from mepkg.constants import LANDMARK_BACKENDS, N_LANDMARKS
 from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import LandmarkTrack
 from mepkg.targets import n_windows
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("dlib", "face_alignment")
 
 
 class BackendUnavailableError(RuntimeError, ValueError):
@@ -166,13 +164,13 @@ class FaceAlignmentBackend:
 
 
 @functools.lru_cache(maxsize=None)
-def get_backend(name: str = "dlib") -> LandmarkBackend:
+def get_backend(name: str) -> LandmarkBackend:
     """The landmark backend ``name`` (``dlib`` or ``face_alignment``), loaded once per process."""
     if name == "dlib":
         return DlibBackend()
     if name == "face_alignment":
         return FaceAlignmentBackend()
-    raise ValueError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    raise ValueError(f"unknown landmark backend {name!r}; choose one of {', '.join(LANDMARK_BACKENDS)}")
 
 
 # ---------------------------------------------------------------- videos
@@ -182,7 +180,7 @@ def _video_name(source) -> str:
 
 
 def detect_video_landmarks(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]],
-                           k: int = 30, frame_skip: int = 7, backend: str = "dlib",
+                           k: int, frame_skip: int, backend: str,
                            progress: bool = False, fps: float | None = None) -> LandmarkTrack:
     """Face box and 68 landmarks at the reference frame of every window.
 
@@ -251,8 +249,8 @@ def detect_video_landmarks(source: str | os.PathLike | Iterable[tuple[int, np.nd
     return track
 
 
-def run_landmarks(source: str | os.PathLike, out: str | os.PathLike, k: int = 30,
-                  frame_skip: int = 7, backend: str = "dlib", fps: float | None = None,
+def run_landmarks(source: str | os.PathLike, out: str | os.PathLike, k: int,
+                  frame_skip: int, backend: str, fps: float | None = None,
                   progress: bool = True) -> LandmarkTrack:
     """Video -> landmarks/<video_id>.h5 (rule detect_landmarks; :func:`detect_video_landmarks`)."""
     from mepkg.h5io import write_landmarks

@@ -82,10 +82,12 @@ def _fused_cpu_scan():
 
 @dataclass
 class MambaConfig:
+    """One mixer's sizes; the model's values come from mepkg.model.ModelConfig."""
+
     d_model: int            # D_model: width of the residual stream
-    d_state: int = 64       # N: SSM state size (docs/method.md §4: d_state 64)
-    d_conv: int = 4         # width of the causal depthwise convolution (docs/method.md §4)
-    expand: int = 2         # E: d_inner = E * d_model (docs/method.md §4)
+    d_state: int            # N: SSM state size (docs/method.md §4)
+    d_conv: int             # width of the causal depthwise convolution (docs/method.md §4)
+    expand: int             # E: d_inner = E * d_model (docs/method.md §4)
     dt_rank: int | str = "auto"  # R: rank of the step-size projection; auto = ceil(d_model / 16)
     dt_min: float = 1e-3    # initial step sizes are log-uniform in [dt_min, dt_max] (mamba_ssm)
     dt_max: float = 1e-1
@@ -224,7 +226,7 @@ def conv1d_silu(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
 class Mamba(nn.Module):
     """One Mamba mixer: (B, L, d_model) -> (B, L, d_model), as ``mamba_ssm.Mamba``."""
 
-    def __init__(self, d_model: int, d_state: int = 64, d_conv: int = 4, expand: int = 2,
+    def __init__(self, d_model: int, d_state: int, d_conv: int, expand: int,
                  dt_rank: int | str = "auto"):
         super().__init__()
         cfg = MambaConfig(d_model=d_model, d_state=d_state, d_conv=d_conv, expand=expand,

@@ -6,7 +6,8 @@ Pure numpy/pandas, separate from the model (as ActionFormer's evaluation).
 Intervals are ``subject, video, onset, offset, emotion`` in original 0-based
 frames, inclusive; IoU counts frames (``onset..offset``).
 
-Two modes:
+Three modes, each a :class:`ScoringMode` in ``SCORING_MODES`` (the one list
+of modes) that one evaluation path (:func:`evaluate`) follows:
 
 ``official`` (MEGC 2023-2025 evaluator, the default)
     Per video, predictions are walked in file order; each one takes every
@@ -29,7 +30,7 @@ Two modes:
     predictions gives FNs), each prediction in file order looks only at its
     single best-IoU ground truth (ties: the later), the neutral veto applied
     after matching, and a class whose one-vs-rest vectors hold one value is
-    left out of the class averages. See :func:`evaluate_release`.
+    left out of the class averages.
 
 In all three, recognition runs on the TP pairs whose ground-truth emotion is in
 the analysed set; per class one-vs-rest TP/FP/FN give P and R (0 where
@@ -44,19 +45,44 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mepkg.intervals import iou_matrix, vetoed_mask
+from mepkg.constants import MODES
+from mepkg.intervals import check_frame_skip, iou_matrix, to_sampled, vetoed_mask
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ["subject", "video", "onset", "offset", "emotion"]
 DEFAULT_EMOTIONS = ("negative", "positive", "surprise")   # docs/method.md §7: `others` excluded
 IOU_THRESHOLD = 0.5                                       # docs/method.md §7
-MODES = ("official", "strict", "release")                 # docs/method.md §8
+
+
+# ---------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """config.yaml's ``evaluate`` group; the single source of its defaults (docs/method.md §7).
+
+    The schema and config.yaml mirror these (tests/test_workflow_config.py checks).
+    """
+
+    mode: str = MODES[0]                    # headline numbers: official (MEGC) | strict | release
+    emotions: tuple[str, ...] = DEFAULT_EMOTIONS   # analysed classes (docs/method.md §7: `others` excluded)
+    bootstrap: int = 1000                   # subject-level bootstrap resamples (0: none)
+    seed: int = 0                           # bootstrap seed
+    sweep_p: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+                                            # threshold-sweep plot's p values
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"evaluate mode={self.mode!r}: expected one of {MODES}")
+        if self.bootstrap < 0 or self.seed < 0:
+            raise ValueError(f"evaluate bootstrap={self.bootstrap}, seed={self.seed}: "
+                             f"expected non-negative integers")
+        if not self.sweep_p or not all(0.0 <= p <= 1.0 for p in self.sweep_p):
+            raise ValueError(f"evaluate sweep_p={self.sweep_p}: expected values in [0, 1]")
 
 
 # ---------------------------------------------------------------- input
@@ -198,6 +224,113 @@ def match_strict(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tupl
     return sorted(pairs)
 
 
+def match_release(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
+    """The release's matching: predictions in order, each sees one ground truth only.
+
+    Prediction i looks at its best-IoU ground truth j (ties: the later one,
+    the largest j). It is a TP with j when ``iou[i, j] >= threshold`` and j is
+    not yet taken; otherwise it is an FP, even when another, free ground
+    truth would qualify. A video without ground truth makes every prediction
+    an FP. Returns the TP pairs ``(i, j)`` in prediction order.
+    """
+    taken = np.zeros(iou.shape[1], dtype=bool)
+    pairs = []
+    if iou.shape[1] == 0:
+        return pairs
+    last = iou.shape[1] - 1
+    for i in range(iou.shape[0]):
+        j = last - int(np.argmax(iou[i, ::-1]))       # the last maximum: ties go to the later GT
+        if iou[i, j] >= threshold and not taken[j]:
+            taken[j] = True
+            pairs.append((i, int(j)))
+    return pairs
+
+
+def scoring_frame_skip(pred: pd.DataFrame, frame_skip: int | None = None) -> int:
+    """The frame_skip release mode converts at: the predictions' ``frame_skip`` column
+    (decode writes the sampling of each interval's curve), else ``frame_skip``.
+
+    ValueError when the column holds several values, disagrees with
+    ``frame_skip``, or neither is there. Predictions without a row carry no
+    sampling and need none (nothing to match): 1 unless ``frame_skip`` is given.
+    """
+    recorded = set()
+    if "frame_skip" in pred.columns:
+        values = pd.to_numeric(pred["frame_skip"], errors="coerce")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna())[0]) + 1
+            raise ValueError(f"predictions: data row {row}: frame_skip "
+                             f"{pred['frame_skip'].iloc[row - 1]!r} is not a number; every "
+                             f"row needs the frame_skip it was decoded at (mepkg decode writes it)")
+        recorded = {check_frame_skip(v) for v in values}
+    if len(recorded) > 1:
+        raise ValueError(f"predictions mix frame_skip values {sorted(recorded)}; release mode "
+                         f"scores one dataset at a time")
+    if recorded and frame_skip is not None and recorded != {check_frame_skip(frame_skip)}:
+        raise ValueError(f"frame_skip {frame_skip} given, but the predictions were decoded at "
+                         f"frame_skip {recorded.pop()}")
+    if recorded:
+        return recorded.pop()
+    if frame_skip is not None:
+        return check_frame_skip(frame_skip)
+    if "frame_skip" in pred.columns and len(pred) == 0:
+        return 1
+    raise ValueError("release mode scores at the sampled rate: the predictions have no "
+                     "frame_skip column (mepkg decode writes one); give the dataset's "
+                     "frame_skip (--frame-skip; SAMM-LV 7, CAS(ME)^3 1)")
+
+
+# ---------------------------------------------------------------- the modes
+@dataclass(frozen=True)
+class ScoringMode:
+    """How one mode scores (docs/method.md §8): every difference between the modes, as data.
+
+    ``matcher``: TP pairs ``(prediction row, ground-truth row)`` of a video's IoU
+    matrix. ``sampled``: both tables go to the sampled rate first
+    (:func:`mepkg.intervals.to_sampled` at :func:`scoring_frame_skip`).
+    ``subjects``: the scored subjects, ``predicted`` (those in the predictions;
+    the ground truth is restricted to them), ``all`` (ground truth and
+    predictions) or ``ground_truth``. ``unlabelled_videos``: predictions for a
+    video absent from the ground truth are ``ignored`` (a warning) or count as
+    ``false_positive``. ``veto_after_matching``: False drops vetoed rows before
+    matching; True matches every row, then a vetoed TP becomes an FN (its ground
+    truth is not offered to another prediction) and a vetoed FP is dropped.
+    ``single_valued_class``: a class whose one-vs-rest vectors hold one value
+    across ground truth and prediction together (no pair touches it, or every
+    pair is it on both sides) scores ``zero`` (P = R = 0, the MEGC evaluator's
+    quirk), is ``scored`` like any class, or is ``skipped`` (left out of the
+    class averages, the release).
+    """
+
+    name: str
+    matcher: Callable[[np.ndarray], list[tuple[int, int]]]
+    sampled: bool
+    subjects: str
+    unlabelled_videos: str
+    veto_after_matching: bool
+    single_valued_class: str
+
+
+# keyed by mepkg.constants.MODES, in its order (tests/test_defaults.py checks)
+SCORING_MODES: dict[str, ScoringMode] = {mode.name: mode for mode in (
+    ScoringMode("official", match_official, sampled=False, subjects="predicted",
+                unlabelled_videos="ignored", veto_after_matching=False,
+                single_valued_class="zero"),
+    ScoringMode("strict", match_strict, sampled=False, subjects="all",
+                unlabelled_videos="false_positive", veto_after_matching=False,
+                single_valued_class="scored"),
+    ScoringMode("release", match_release, sampled=True, subjects="ground_truth",
+                unlabelled_videos="ignored", veto_after_matching=True,
+                single_valued_class="skipped"),
+)}
+
+
+def scoring_mode(mode: str) -> ScoringMode:
+    if mode not in SCORING_MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return SCORING_MODES[mode]
+
+
 # ---------------------------------------------------------------- scores from counts
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b > 0 else 0.0
@@ -223,66 +356,85 @@ def class_counts(pairs: Sequence[tuple[str, str]], emotions: Sequence[str]) -> n
 
 
 def recognition_scores(counts: np.ndarray, n_pairs: int, emotions: Sequence[str],
-                       quirk: bool) -> dict:
+                       single_valued_class: str = "scored") -> dict:
     """P, R, F1 per class and overall from (C, 3) one-vs-rest counts.
 
-    ``quirk`` (official): a class whose vectors hold one value across ground
-    truth and prediction (no pair touches it, or every pair is it on both
-    sides) scores P = R = 0.
+    ``single_valued_class`` (:class:`ScoringMode`): what a class whose vectors
+    hold one value across ground truth and prediction scores: ``zero``
+    (official), ``scored`` (strict) or ``skipped`` (release: left out of every
+    class average, ``per_class[c]["skipped"]``, and ``n_classes_scored``
+    counts the rest). P or R with a zero denominator is 0. F1 = 2PR/(P+R) of
+    the class-averaged P and R; UF1 = mean per-class F1; UAR = mean recall;
+    every average over the scored classes, 0 when none is scored.
     """
-    per_class = {}
+    skipping = single_valued_class == "skipped"
+    per_class, scored = {}, []
     for c, emo in enumerate(emotions):
         tp, fp, fn = (int(x) for x in counts[c])
         single_valued = (tp + fp + fn == 0) or (tp == n_pairs)
-        if quirk and single_valued:
+        if single_valued_class == "zero" and single_valued:
             p = r = 0.0
         else:
             p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         per_class[emo] = {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r,
                           "f1": _f1(p, r)}
-    if not per_class:
-        return {"per_class": {}, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                "uf1": 0.0, "uar": 0.0, "n_pairs": int(n_pairs)}
-    precision = float(np.mean([v["precision"] for v in per_class.values()]))
-    recall = float(np.mean([v["recall"] for v in per_class.values()]))
+        if skipping:
+            per_class[emo]["skipped"] = bool(single_valued)
+        if not (skipping and single_valued):
+            scored.append(per_class[emo])
+    extra = {"n_classes_scored": len(scored)} if skipping else {}
+    if not scored:
+        return {"per_class": per_class, "precision": 0.0, "recall": 0.0, "f1": 0.0,
+                "uf1": 0.0, "uar": 0.0, "n_pairs": int(n_pairs), **extra}
+    precision = float(np.mean([v["precision"] for v in scored]))
+    recall = float(np.mean([v["recall"] for v in scored]))
     return {"per_class": per_class, "precision": precision, "recall": recall,
-            "f1": _f1(precision, recall),
-            "uf1": float(np.mean([v["f1"] for v in per_class.values()])),
-            "uar": recall, "n_pairs": int(n_pairs)}
+            "f1": _f1(precision, recall), "uf1": float(np.mean([v["f1"] for v in scored])),
+            "uar": recall, "n_pairs": int(n_pairs), **extra}
+
+
+def recognition_scores_release(counts: np.ndarray, n_pairs: int,
+                               emotions: Sequence[str]) -> dict:
+    """The release's recognition scores: :func:`recognition_scores`, single-valued
+    classes skipped."""
+    return recognition_scores(counts, n_pairs, emotions, "skipped")
 
 
 # ---------------------------------------------------------------- evaluation
-def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, mode: str, veto: bool):
-    """Validate, apply the veto, restrict to what the mode scores and match.
+def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, spec: ScoringMode, veto: bool,
+             frame_skip: int | None):
+    """Validate, convert, restrict to what ``spec`` scores, match and apply the veto.
 
     Returns ``(subjects, per_subject)``: the scored subjects and, per subject,
     its (tp, fp, fn) and the (gt emotion, pred emotion) TP pairs.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     pred = validate_intervals(pred, "pred")       # idempotent: cheap to repeat
     gt = validate_intervals(gt, "gt")
-    if veto:
-        pred = pred[~vetoed_mask(pred)]
+    if spec.sampled:
+        frame_skip = scoring_frame_skip(pred, frame_skip)
+        for table in (pred, gt):
+            table["onset"] = to_sampled(table["onset"].to_numpy(), frame_skip)
+            table["offset"] = to_sampled(table["offset"].to_numpy(), frame_skip)
+    vetoed = vetoed_mask(pred) if veto else np.zeros(len(pred), dtype=bool)
+    if not spec.veto_after_matching:
+        pred, vetoed = pred[~vetoed], np.zeros(int((~vetoed).sum()), dtype=bool)
+    pred = pred.assign(_vetoed=vetoed)
     gt_videos = set(zip(gt["subject"], gt["video"]))
     outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
                        dtype=bool)
-    if mode == "official":
-        subjects = sorted(set(pred["subject"]))
-        if outside.any():
-            first = pred[outside].iloc[0]
-            log.warning("%d prediction(s) for videos absent from the ground truth are ignored "
-                        "(official mode), first: data row %d, subject %s video %s",
-                        int(outside.sum()), int(first["_row"]), first["subject"], first["video"])
+    subjects = sorted({"predicted": set(pred["subject"]),
+                       "all": set(gt["subject"]) | set(pred["subject"]),
+                       "ground_truth": set(gt["subject"])}[spec.subjects])
+    if outside.any() and spec.unlabelled_videos == "ignored":
+        first = pred[outside].iloc[0]
+        log.warning("%d prediction(s) for videos absent from the ground truth are ignored "
+                    "(%s mode), first: data row %d, subject %s video %s", int(outside.sum()),
+                    spec.name, int(first["_row"]), first["subject"], first["video"])
         pred = pred[~outside]
-        gt = gt[gt["subject"].isin(subjects)]
-        matcher = match_official
-    else:
-        subjects = sorted(set(gt["subject"]) | set(pred["subject"]))
-        if outside.any():
-            log.info("%d prediction(s) for videos absent from the ground truth count as FP "
-                     "(strict mode)", int(outside.sum()))
-        matcher = match_strict
+    elif outside.any():
+        log.info("%d prediction(s) for videos absent from the ground truth count as FP "
+                 "(%s mode)", int(outside.sum()), spec.name)
+    gt = gt[gt["subject"].isin(subjects)]
     per_subject = {s: {"tp": 0, "fp": 0, "fn": 0, "pairs": []} for s in subjects}
     pred_groups = dict(list(pred.groupby(["subject", "video"], sort=False)))
     gt_groups = dict(list(gt.groupby(["subject", "video"], sort=False)))
@@ -290,76 +442,76 @@ def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, mode: str, veto: bool):
     for key in sorted(set(pred_groups) | set(gt_groups)):
         p, g = pred_groups.get(key, empty), gt_groups.get(key, empty)
         iou = iou_matrix(p[["onset", "offset"]].to_numpy(), g[["onset", "offset"]].to_numpy())
-        pairs = matcher(iou)
+        pairs = spec.matcher(iou)
+        vetoed = p["_vetoed"].to_numpy()
+        matched = {i for i, _ in pairs}
+        kept = [(i, j) for i, j in pairs if not vetoed[i]]
         s = per_subject[key[0]]
-        s["tp"] += len(pairs)
-        s["fp"] += len(p) - len({i for i, _ in pairs})
-        s["fn"] += len(g) - len(pairs)
-        s["pairs"].extend((g["emotion"].iloc[j], p["emotion"].iloc[i]) for i, j in pairs)
+        s["tp"] += len(kept)
+        s["fp"] += sum(1 for i in range(len(p)) if i not in matched and not vetoed[i])
+        s["fn"] += len(g) - len(kept)
+        s["pairs"].extend((g["emotion"].iloc[j], p["emotion"].iloc[i]) for i, j in kept)
     return subjects, per_subject
 
 
-def _summary(counts: dict, emotions, quirk) -> dict:
+def _summary(counts: dict, emotions, spec: ScoringMode) -> dict:
     analysed = [(g, p) for g, p in counts["pairs"] if g in emotions]
     spot = spotting_scores(counts["tp"], counts["fp"], counts["fn"])
-    recog = recognition_scores(class_counts(analysed, emotions), len(analysed), emotions, quirk)
+    recog = recognition_scores(class_counts(analysed, emotions), len(analysed), emotions,
+                               spec.single_valued_class)
     return {"spotting": spot, "recognition": recog, "strs": spot["f1"] * recog["f1"]}
 
 
-def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = "official",
+def evaluate(pred: pd.DataFrame, gt: pd.DataFrame, mode: str = EvaluateSettings.mode,
              emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True,
              frame_skip: int | None = None) -> dict:
     """Spotting, recognition and STRS of ``pred`` against ``gt`` (docs/method.md §7).
 
-    ``veto``: drop prediction rows whose ``vetoed`` column is True (decode's
-    neutral veto); ``veto=False`` scores every row. Returns a dict with
-    ``spotting`` {tp, fp, fn, precision, recall, f1}, ``recognition``
-    {per_class, precision, recall, f1, uf1, uar, n_pairs}, ``strs``,
-    ``pairs`` (every TP's [gt emotion, pred emotion], unfiltered) and
-    ``per_subject`` (the same per subject: one LOSO fold each).
-    ``frame_skip`` is needed by (and only used by) ``mode="release"``.
+    ``mode``: a key of ``SCORING_MODES``. ``veto``: the neutral veto of the
+    ``vetoed`` column (when it applies: :class:`ScoringMode`); ``veto=False``
+    scores every row. Returns a dict with ``spotting`` {tp, fp, fn, precision,
+    recall, f1}, ``recognition`` {per_class, precision, recall, f1, uf1, uar,
+    n_pairs}, ``strs``, ``pairs`` (every TP's [gt emotion, pred emotion],
+    unfiltered) and ``per_subject`` (the same per subject: one LOSO fold each).
+    A sampled mode (release) converts at :func:`scoring_frame_skip` (the
+    predictions' ``frame_skip`` column, else ``frame_skip``) and records it.
     """
-    if mode == "release":
-        return evaluate_release(pred, gt, frame_skip, emotions=emotions, veto=veto)
+    spec = scoring_mode(mode)
     emotions = tuple(str(e).strip().lower() for e in emotions)
-    subjects, per_subject = _prepare(pred, gt, mode, veto)
-    quirk = mode == "official"
+    sampling = {"frame_skip": scoring_frame_skip(pred, frame_skip)} if spec.sampled else {}
+    subjects, per_subject = _prepare(pred, gt, spec, veto, frame_skip)
     pooled = {"tp": sum(s["tp"] for s in per_subject.values()),
               "fp": sum(s["fp"] for s in per_subject.values()),
               "fn": sum(s["fn"] for s in per_subject.values()),
               "pairs": [pair for s in per_subject.values() for pair in s["pairs"]]}
-    result = {"mode": mode, "emotions": list(emotions), "veto": veto,
-              **_summary(pooled, emotions, quirk),
+    result = {"mode": mode, "emotions": list(emotions), "veto": veto, **sampling,
+              **_summary(pooled, emotions, spec),
               "pairs": [list(p) for p in pooled["pairs"]], "per_subject": {}}
     for subject in subjects:
-        sub = _summary(per_subject[subject], emotions, quirk)
+        sub = _summary(per_subject[subject], emotions, spec)
         sub["recognition"] = {k: sub["recognition"][k]
                               for k in ("precision", "recall", "f1", "uf1", "uar", "n_pairs")}
         result["per_subject"][subject] = sub
     return result
 
 
-def bootstrap_strs(pred: pd.DataFrame, gt: pd.DataFrame, n: int = 1000, seed: int = 0,
-                   mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
+def bootstrap_strs(pred: pd.DataFrame, gt: pd.DataFrame, n: int = EvaluateSettings.bootstrap,
+                   seed: int = EvaluateSettings.seed, mode: str = EvaluateSettings.mode,
+                   emotions: Sequence[str] = DEFAULT_EMOTIONS,
                    veto: bool = True, level: float = 0.95, frame_skip: int | None = None) -> dict:
     """Subject-level bootstrap interval of the pooled STRS.
 
     Resamples the scored subjects with replacement ``n`` times; spotting and
     one-vs-rest counts are additive over subjects, so each resample is a
     weighted sum of per-subject counts. Deterministic for a given ``seed``.
-    Returns {n, seed, level, low, high}. ``frame_skip``: release mode only.
+    Returns {n, seed, level, low, high}. ``frame_skip``: as :func:`evaluate`.
     """
+    spec = scoring_mode(mode)
     emotions = tuple(str(e).strip().lower() for e in emotions)
-    if mode == "release":
-        subjects, per_subject = _prepare_release(pred, gt, frame_skip, veto)
+    subjects, per_subject = _prepare(pred, gt, spec, veto, frame_skip)
 
-        def recog_f1(counts, n_pairs):
-            return recognition_scores_release(counts, n_pairs, emotions)["f1"]
-    else:
-        subjects, per_subject = _prepare(pred, gt, mode, veto)
-
-        def recog_f1(counts, n_pairs):
-            return recognition_scores(counts, n_pairs, emotions, quirk=mode == "official")["f1"]
+    def recog_f1(counts, n_pairs):
+        return recognition_scores(counts, n_pairs, emotions, spec.single_valued_class)["f1"]
     return _bootstrap(subjects, per_subject, emotions, recog_f1, n, seed, level)
 
 
@@ -387,143 +539,6 @@ def _bootstrap(subjects, per_subject, emotions, recog_f1, n, seed, level) -> dic
     return out
 
 
-# ---------------------------------------------------------------- release mode
-def match_release(iou: np.ndarray, threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
-    """The release's matching: predictions in order, each sees one ground truth only.
-
-    Prediction i looks at its best-IoU ground truth j (ties: the later one,
-    the largest j). It is a TP with j when ``iou[i, j] >= threshold`` and j is
-    not yet taken; otherwise it is an FP, even when another, free ground
-    truth would qualify. A video without ground truth makes every prediction
-    an FP. Returns the TP pairs ``(i, j)`` in prediction order.
-    """
-    taken = np.zeros(iou.shape[1], dtype=bool)
-    pairs = []
-    if iou.shape[1] == 0:
-        return pairs
-    last = iou.shape[1] - 1
-    for i in range(iou.shape[0]):
-        j = last - int(np.argmax(iou[i, ::-1]))       # the last maximum: ties go to the later GT
-        if iou[i, j] >= threshold and not taken[j]:
-            taken[j] = True
-            pairs.append((i, int(j)))
-    return pairs
-
-
-def _prepare_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | None, veto: bool):
-    """Release-mode counterpart of :func:`_prepare`: ``(subjects, per_subject)``.
-
-    1. onset/offset of both tables -> sampled rate, ``f0 // frame_skip`` (the
-       release's ``int((f - 1) / frame_skip)`` on 1-based frames);
-    2. scored videos = the ground truth's (videos with >= 1 labelled ME);
-       predictions for other videos are ignored; scored subjects = every
-       ground-truth subject (one without predictions contributes its FNs);
-    3. :func:`match_release` per video on every prediction, vetoed or not;
-    4. the veto after matching (``veto=True``): a vetoed TP becomes an FN (its
-       ground truth is not offered to another prediction), a vetoed FP is
-       dropped.
-    """
-    if frame_skip is None or isinstance(frame_skip, bool) or int(frame_skip) != frame_skip \
-            or frame_skip < 1:
-        raise ValueError(f"release mode scores at the sampled rate and needs the dataset's "
-                         f"frame_skip (an integer >= 1; SAMM-LV 7, CAS(ME)^3 1), got "
-                         f"{frame_skip!r}")
-    frame_skip = int(frame_skip)
-    pred = validate_intervals(pred, "pred")
-    gt = validate_intervals(gt, "gt")
-    for table in (pred, gt):
-        table["onset"] = table["onset"] // frame_skip
-        table["offset"] = table["offset"] // frame_skip
-    pred["_vetoed"] = vetoed_mask(pred)
-    gt_videos = set(zip(gt["subject"], gt["video"]))
-    outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
-                       dtype=bool)
-    if outside.any():
-        log.warning("%d prediction(s) for videos without a labelled ME are ignored "
-                    "(release mode)", int(outside.sum()))
-    pred = pred[~outside]
-    subjects = sorted(set(gt["subject"]))
-    per_subject = {s: {"tp": 0, "fp": 0, "fn": 0, "pairs": []} for s in subjects}
-    pred_groups = dict(list(pred.groupby(["subject", "video"], sort=False)))
-    empty = pred.iloc[:0]
-    for key, g in gt.groupby(["subject", "video"], sort=True):
-        p = pred_groups.get(key, empty)
-        iou = iou_matrix(p[["onset", "offset"]].to_numpy(), g[["onset", "offset"]].to_numpy())
-        pairs = match_release(iou)
-        vetoed = p["_vetoed"].to_numpy() if veto else np.zeros(len(p), dtype=bool)
-        matched = {i for i, _ in pairs}
-        kept_pairs = [(i, j) for i, j in pairs if not vetoed[i]]
-        s = per_subject[key[0]]
-        s["tp"] += len(kept_pairs)
-        s["fp"] += sum(1 for i in range(len(p)) if i not in matched and not vetoed[i])
-        s["fn"] += len(g) - len(kept_pairs)
-        s["pairs"].extend((g["emotion"].iloc[j], p["emotion"].iloc[i]) for i, j in kept_pairs)
-    return subjects, per_subject
-
-
-def recognition_scores_release(counts: np.ndarray, n_pairs: int,
-                               emotions: Sequence[str]) -> dict:
-    """The release's recognition scores from (C, 3) one-vs-rest counts.
-
-    A class whose one-vs-rest vectors hold a single value across ground truth
-    and prediction together (no pair touches it, or every pair is it on both
-    sides) has no 2 x 2 confusion matrix in the release and is *skipped*: it
-    is left out of every class average (``per_class[c]["skipped"]``). P or R
-    with a zero denominator (a class predicted but absent, or present but
-    never predicted) is 0 where the release would produce NaN. F1 = 2PR/(P+R)
-    of the class-averaged P and R; UF1 = mean per-class F1; UAR = mean
-    recall; every average over the scored classes, 0 when none is scored.
-    """
-    per_class, scored = {}, []
-    for c, emo in enumerate(emotions):
-        tp, fp, fn = (int(x) for x in counts[c])
-        skipped = (tp + fp + fn == 0) or (tp == n_pairs)
-        p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-        per_class[emo] = {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r,
-                          "f1": _f1(p, r), "skipped": bool(skipped)}
-        if not skipped:
-            scored.append(per_class[emo])
-    if not scored:
-        return {"per_class": per_class, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                "uf1": 0.0, "uar": 0.0, "n_pairs": int(n_pairs), "n_classes_scored": 0}
-    precision = float(np.mean([v["precision"] for v in scored]))
-    recall = float(np.mean([v["recall"] for v in scored]))
-    return {"per_class": per_class, "precision": precision, "recall": recall,
-            "f1": _f1(precision, recall), "uf1": float(np.mean([v["f1"] for v in scored])),
-            "uar": recall, "n_pairs": int(n_pairs), "n_classes_scored": len(scored)}
-
-
-def _summary_release(counts: dict, emotions) -> dict:
-    analysed = [(g, p) for g, p in counts["pairs"] if g in emotions]
-    spot = spotting_scores(counts["tp"], counts["fp"], counts["fn"])
-    recog = recognition_scores_release(class_counts(analysed, emotions), len(analysed), emotions)
-    return {"spotting": spot, "recognition": recog, "strs": spot["f1"] * recog["f1"]}
-
-
-def evaluate_release(pred: pd.DataFrame, gt: pd.DataFrame, frame_skip: int | None,
-                     emotions: Sequence[str] = DEFAULT_EMOTIONS, veto: bool = True) -> dict:
-    """STRS as the authors' release scores it (docs/method.md §7.3; ``evaluate(mode="release")``).
-
-    Same layout as :func:`evaluate`'s result, plus ``frame_skip``. Pooled
-    over every fold; ``per_subject`` scores each LOSO fold alone.
-    """
-    emotions = tuple(str(e).strip().lower() for e in emotions)
-    subjects, per_subject = _prepare_release(pred, gt, frame_skip, veto)
-    pooled = {"tp": sum(s["tp"] for s in per_subject.values()),
-              "fp": sum(s["fp"] for s in per_subject.values()),
-              "fn": sum(s["fn"] for s in per_subject.values()),
-              "pairs": [pair for s in per_subject.values() for pair in s["pairs"]]}
-    result = {"mode": "release", "emotions": list(emotions), "veto": veto,
-              "frame_skip": int(frame_skip), **_summary_release(pooled, emotions),
-              "pairs": [list(p) for p in pooled["pairs"]], "per_subject": {}}
-    for subject in subjects:
-        sub = _summary_release(per_subject[subject], emotions)
-        sub["recognition"] = {k: sub["recognition"][k]
-                              for k in ("precision", "recall", "f1", "uf1", "uar", "n_pairs")}
-        result["per_subject"][subject] = sub
-    return result
-
-
 # ---------------------------------------------------------------- the stage
 def metrics_row(result: dict, **keys) -> dict:
     """One flat table row of an ``evaluate`` result (spotting, recognition, STRS)."""
@@ -548,24 +563,26 @@ def metrics_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _jsonable(obj):
+def jsonable(obj):
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
 
 
-def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
-                 emotions: Sequence[str] = DEFAULT_EMOTIONS, n_bootstrap: int = 1000,
-                 seed: int = 0, frame_skip: int | None = None) -> dict:
+def run_evaluate(pred_csv, gt_csv, out_json, mode: str = EvaluateSettings.mode,
+                 emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                 n_bootstrap: int = EvaluateSettings.bootstrap, seed: int = EvaluateSettings.seed,
+                 frame_skip: int | None = None) -> dict:
     """``mepkg evaluate``: predictions + ground truth (labels.csv) -> metrics.json.
 
     The headline is with the neutral veto; ``without_veto`` scores every
     decoded interval; ``bootstrap`` is the subject-level STRS interval.
-    ``frame_skip``: the dataset's, needed by ``mode="release"`` only.
+    ``frame_skip``: for ``mode="release"`` on predictions without a
+    ``frame_skip`` column (:func:`scoring_frame_skip`).
     """
     from mepkg.atomic import atomic_output
 
@@ -580,7 +597,7 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
         frame_skip=frame_skip)}
     result["inputs"] = {"pred": str(pred_csv), "gt": str(gt_csv)}
     with atomic_output(out_json) as tmp:
-        Path(tmp).write_text(json.dumps(_jsonable(result), indent=2) + "\n")
+        Path(tmp).write_text(json.dumps(jsonable(result), indent=2) + "\n")
     sp, rc, bs = result["spotting"], result["recognition"], result["bootstrap"]
     log.info("%s (%s): STRS %.4f [%.4f, %.4f] = spot F1 %.4f (TP %d FP %d FN %d) x "
              "recog F1 %.4f; UF1 %.4f UAR %.4f; without veto STRS %.4f",
@@ -588,82 +605,3 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
              sp["fp"], sp["fn"], rc["f1"], rc["uf1"], rc["uar"],
              result["without_veto"]["strs"])
     return result
-
-
-# ---------------------------------------------------------------- the run's tables
-@dataclass(frozen=True)
-class EvaluateSettings:
-    """config.yaml's ``evaluate`` group; the single source of its defaults (docs/method.md §7).
-
-    The schema and config.yaml mirror these (tests/test_workflow_config.py checks).
-    """
-
-    mode: str = "official"                  # headline numbers: official (MEGC) | strict
-    emotions: tuple[str, ...] = DEFAULT_EMOTIONS   # analysed classes (docs/method.md §7: `others` excluded)
-    bootstrap: int = 1000                   # subject-level bootstrap resamples (0: none)
-    seed: int = 0                           # bootstrap seed
-    sweep_p: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
-                                            # threshold-sweep plot's p values
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"evaluate mode={self.mode!r}: expected one of {MODES}")
-        if self.bootstrap < 0 or self.seed < 0:
-            raise ValueError(f"evaluate bootstrap={self.bootstrap}, seed={self.seed}: "
-                             f"expected non-negative integers")
-        if not self.sweep_p or not all(0.0 <= p <= 1.0 for p in self.sweep_p):
-            raise ValueError(f"evaluate sweep_p={self.sweep_p}: expected values in [0, 1]")
-
-
-def tabulate_metrics(mode_files, headline: str, out_json, out_csv) -> dict:
-    """Per-mode metrics JSONs -> metrics.json and metrics.csv (rule tabulate_metrics).
-
-    metrics.json: the ``headline`` mode's result at the top level (plus
-    ``headline_mode``), every mode under its name. metrics.csv: one row per
-    mode x veto x scope (scope = pooled or a LOSO fold's subject).
-    """
-    from mepkg.atomic import atomic_output, write_csv
-
-    results = {}
-    for path in mode_files:
-        result = json.loads(Path(path).read_text())
-        results[result["mode"]] = result
-    if headline not in results:
-        raise ValueError(f"headline mode {headline!r}: no metrics among {sorted(results)}")
-    combined = {**results[headline], "headline_mode": headline, **results}
-    with atomic_output(out_json) as tmp:
-        Path(tmp).write_text(json.dumps(combined, indent=2) + "\n")
-    write_csv(metrics_table(results), out_csv)
-    for mode, m in results.items():
-        log.info("%s: STRS %.4f (without veto %.4f)", mode, m["strs"], m["without_veto"]["strs"])
-    return combined
-
-
-def summarise_run(metrics_json, labels_csv, out, *, run: str, folds: Sequence[str],
-                  n_videos: int, settings: dict) -> dict:
-    """A one-file record of a run (rule summarise_run): size, headline metrics, settings."""
-    import mepkg
-    from mepkg.atomic import atomic_output
-
-    metrics = json.loads(Path(metrics_json).read_text())
-    labels = pd.read_csv(labels_csv, dtype={"subject": str, "video": str})
-    summary = {
-        "run": run,
-        "mepkg_version": mepkg.__version__,
-        "folds": len(folds),
-        "videos": int(n_videos),
-        "micro_events": int((labels["type"] == "micro").sum()),
-        "headline_mode": metrics["headline_mode"],
-        "strs": metrics["strs"],
-        "strs_interval": [metrics["bootstrap"]["low"], metrics["bootstrap"]["high"]],
-        "spot_f1": metrics["spotting"]["f1"],
-        "recog_f1": metrics["recognition"]["f1"],
-        "strs_without_veto": metrics["without_veto"]["strs"],
-        "strict_strs": metrics["strict"]["strs"],
-        "release_strs": metrics["release"]["strs"],
-        "config": settings,
-    }
-    with atomic_output(out) as tmp:
-        Path(tmp).write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
-    log.info("run %s: STRS %.4f over %d folds", run, summary["strs"], summary["folds"])
-    return summary

@@ -12,7 +12,21 @@ With the paper's sizes the model has 8,359,686 parameters.
 
 Model files (``save_model_file`` -> ``write_model_file`` / ``load_model``) are torch pickles of plain
 types: the state dict, the model's constructor arguments and the metadata a
-later stage needs (k, frame_skip, class names, training config, checksums).
+later stage needs (k, frame_skip, fps, class names, training config,
+checksums), plus, from format version 2:
+
+  features    the feature settings the training windows were extracted with
+              (the fields of mepkg.features.FeatureConfig but its FIXED
+              constants; k and frame_skip equal the top-level keys). A model
+              trained on features that did not record them has only k and
+              frame_skip here; ``mepkg spot`` names the defaults it assumes.
+  trained_on  what the model was trained on: a dict of optional keys, read
+              with ``.get`` (``dataset``: dataset.name, ``protocol``: whose
+              docs/method.md §1 protocol applied). New keys are added here,
+              without a new format version.
+
+Version 1 files (no ``features``, no ``trained_on``) are read as version 2
+with ``features = {k, frame_skip}`` and ``trained_on = {}``.
 """
 
 from __future__ import annotations
@@ -36,9 +50,10 @@ from mepkg.mamba import Mamba
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)   # version 1: no ``features``, no ``trained_on``
 MODEL_FILE_KEYS = ("format_version", "state_dict", "model_config", "k", "frame_skip",
-                   "class_names")
+                   "class_names", "features", "trained_on")
 
 
 @dataclass
@@ -112,9 +127,12 @@ class SlowFastMamba(nn.Module):
 
     n_stages = 3
 
-    def __init__(self, in_channels: int = N_CHANNELS, num_classes: int = N_CLASSES, d_model: int = 128,
-                 depth: int = 4, d_state: int = 64, d_conv: int = 4, expand: int = 2,
-                 drop_path_max: float = 0.2, keep_mamba_dt_init: bool = False):
+    def __init__(self, in_channels: int = ModelConfig.in_channels,
+                 num_classes: int = ModelConfig.num_classes, d_model: int = ModelConfig.d_model,
+                 depth: int = ModelConfig.depth, d_state: int = ModelConfig.d_state,
+                 d_conv: int = ModelConfig.d_conv, expand: int = ModelConfig.expand,
+                 drop_path_max: float = ModelConfig.drop_path_max,
+                 keep_mamba_dt_init: bool = ModelConfig.keep_mamba_dt_init):
         super().__init__()
         cfg = ModelConfig(in_channels, num_classes, d_model, depth, d_state, d_conv, expand,
                           drop_path_max, keep_mamba_dt_init)
@@ -183,9 +201,14 @@ def count_parameters(model: nn.Module) -> int:
 # ---------------------------------------------------------------- model files
 def save_model_file(path: str | os.PathLike, model: SlowFastMamba, *, k: int | None,
                     frame_skip: int | None, fps: float | None = None,
+                    features: dict | None = None, trained_on: dict | None = None,
                     train_config: dict | None = None, input_checksum: str = "",
                     source: str = "mepkg") -> Path:
-    """Write a model file atomically (see the module docstring for its content)."""
+    """Write a model file atomically (see the module docstring for its content).
+
+    ``features``: the feature settings of the training windows (None: only k
+    and frame_skip are known); ``trained_on``: see the module docstring.
+    """
     payload = {
         "format_version": MODEL_FORMAT_VERSION,
         "state_dict": {n: t.detach().cpu() for n, t in model.state_dict().items()},
@@ -194,6 +217,8 @@ def save_model_file(path: str | os.PathLike, model: SlowFastMamba, *, k: int | N
         "k": k,
         "frame_skip": frame_skip,
         "fps": fps,
+        "features": {**(features or {}), "k": k, "frame_skip": frame_skip},
+        "trained_on": dict(trained_on or {}),
         "class_names": list(CLASS_NAMES),
         "mepkg_version": __version__,
         "input_checksum": input_checksum,
@@ -211,6 +236,12 @@ def write_model_file(path: str | os.PathLike, payload: dict) -> Path:
     missing = [key for key in MODEL_FILE_KEYS if key not in payload]
     if missing:
         raise ValueError(f"{path}: a model file needs {missing}")
+    features = payload["features"]
+    if (features.get("k"), features.get("frame_skip")) != (payload["k"], payload["frame_skip"]):
+        raise ValueError(f"{path}: features k={features.get('k')}, frame_skip="
+                         f"{features.get('frame_skip')} differ from the model's k={payload['k']}, "
+                         f"frame_skip={payload['frame_skip']}")
+    payload = {**payload, "format_version": MODEL_FORMAT_VERSION}
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -241,10 +272,14 @@ def read_model_file(path: str | os.PathLike) -> dict:
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise ValueError(f"{path}: not a mepkg model file (no 'format_version'); a released "
                          f"checkpoint must first go through `mepkg convert-checkpoint`")
-    if payload["format_version"] != MODEL_FORMAT_VERSION:
+    if payload["format_version"] not in READABLE_FORMAT_VERSIONS:
         raise ValueError(f"{path}: model format_version {payload['format_version']}, this mepkg "
-                         f"({__version__}) reads version {MODEL_FORMAT_VERSION}; retrain or "
+                         f"({__version__}) reads versions {READABLE_FORMAT_VERSIONS}; retrain or "
                          f"convert the model with this version")
+    if payload["format_version"] == 1:
+        payload.setdefault("features", {"k": payload.get("k"),
+                                        "frame_skip": payload.get("frame_skip")})
+        payload.setdefault("trained_on", {})
     missing = [key for key in MODEL_FILE_KEYS if key not in payload]
     if missing:
         raise ValueError(f"{path}: model file lacks {missing}; it is truncated or was not "

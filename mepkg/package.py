@@ -17,32 +17,36 @@ from pathlib import Path
 import pandas as pd
 
 from mepkg.datasets.common import read_csv_file
-from mepkg.decode import DecodePriors, k_prime_from_labels
+from mepkg.decode import DecodePriors, resolve_k_prime
 
 log = logging.getLogger(__name__)
 
 
 def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.DataFrame,
                   out: str | os.PathLike, priors: DecodePriors | dict | None = None,
-                  k_prime: int | None = None) -> Path:
+                  k_prime: int | None = None, trained_on: dict | None = None) -> Path:
     """Add the decoding priors and k' to a trained model file, for ``mepkg spot``.
 
-    k' is ``k_prime`` when given, else the priors' fixed ``k_prime`` (a preset),
-    else it comes from the micro-expressions of ``labels`` (the subjects the
-    model was trained on) at the model's frame_skip.
+    k' is :func:`mepkg.decode.resolve_k_prime`: the priors' fixed ``k_prime``
+    (a preset), else ``k_prime`` when given, else from the micro-expressions of
+    ``labels`` (the subjects the model was trained on) at the model's frame_skip. ``trained_on`` (e.g.
+    ``{"dataset": "sammlv", "protocol": "sammlv"}``) is merged into the model
+    file's ``trained_on`` record (see :mod:`mepkg.model`).
     """
     from mepkg.model import read_model_file, write_model_file   # torch: imported when used
 
-    priors = priors if isinstance(priors, DecodePriors) else DecodePriors.from_dict(priors or {})
+    priors = DecodePriors.of(priors, source="priors")
     payload = read_model_file(model_file)
     check_model_settings(payload, model_file)
-    k_prime = k_prime or priors.k_prime
-    if k_prime is None:
+    table = None
+    if priors.k_prime is None and k_prime is None:
         table = labels if isinstance(labels, pd.DataFrame) else read_csv_file(
             labels, "labels", dtype={"subject": str, "video": str})
         check_columns(table, ["subject", "video", "onset", "offset", "type"], labels)
-        k_prime = k_prime_from_labels(table, int(payload["frame_skip"]))
+    k_prime = resolve_k_prime(priors, k_prime, labels=table,
+                              frame_skip=int(payload["frame_skip"]))
     payload["decode"] = {"priors": asdict(priors), "k_prime": int(k_prime)}
+    payload["trained_on"] = {**payload["trained_on"], **(trained_on or {})}
     write_model_file(out, payload)
     log.info("%s: model with decoding priors (k'=%d, p=%.2f)", out, k_prime, priors.p)
     return Path(out)
@@ -55,6 +59,30 @@ def check_model_settings(meta: dict, path) -> None:
         raise ValueError(f"{path}: the model file records no {', '.join(lacking)}; a converted "
                          f"release needs `mepkg convert-checkpoint --k K --frame-skip S --fps F`, "
                          f"a trained model comes from `mepkg train-fold` with its features")
+
+
+def model_feature_config(meta: dict, path):
+    """The FeatureConfig a model's training windows were extracted with (its ``features``).
+
+    Settings the file does not record (a format-1 file records only k and
+    frame_skip) take the FeatureConfig defaults, named in one warning line.
+    """
+    from mepkg.features import FeatureConfig
+
+    recorded = dict(meta.get("features") or {})
+    recorded.setdefault("k", meta.get("k"))
+    recorded.setdefault("frame_skip", meta.get("frame_skip"))
+    defaults = FeatureConfig().settings()
+    unknown = sorted(set(recorded) - set(defaults))
+    if unknown:
+        raise ValueError(f"{path}: feature settings {', '.join(unknown)} are unknown to this "
+                         f"mepkg; use the mepkg version that trained the model")
+    assumed = {key: value for key, value in defaults.items() if key not in recorded}
+    if assumed:
+        log.warning("%s: the model file records no feature settings but k and frame_skip; "
+                    "assuming the defaults %s", path,
+                    ", ".join(f"{key}={value}" for key, value in assumed.items()))
+    return FeatureConfig(**{**defaults, **recorded})
 
 
 def check_columns(table: pd.DataFrame, columns, source) -> None:

@@ -6,8 +6,9 @@
 - ``plot_confusion``: recognition confusion on the spotting TPs.
 - ``plot_fold_strs``: STRS per LOSO fold with the pooled value and its
   bootstrap interval.
-- ``threshold_sweep`` / ``plot_threshold_sweep``: spotting F1, recognition F1
-  and STRS against the threshold prior p, from saved curves (no model).
+- ``plot_threshold_sweep`` / ``run_threshold_sweep``: spotting F1, recognition
+  F1 and STRS against the threshold prior p (``mepkg.decode.threshold_sweep``
+  of saved curves, no model).
 - ``plot_feature_debug``: ``mepkg features --debug-figure``, the reference
   frame with its crop box and landmarks, and the crop with its ROIs.
 - ``plot_spot_timeline``: ``mepkg spot``'s timeline.png, the score curve with
@@ -21,7 +22,6 @@ has one colour in every figure (``EMOTION_COLOURS``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -33,8 +33,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from mepkg.atomic import atomic_output
-from mepkg.decode import DecodePriors, decode_videos, detect_peaks
-from mepkg.metrics import DEFAULT_EMOTIONS, evaluate
+from mepkg.decode import DecodePriors, detect_peaks, threshold_sweep
+from mepkg.intervals import to_original, to_sampled, vetoed_mask
+from mepkg.metrics import DEFAULT_EMOTIONS, EvaluateSettings
 
 EMOTION_COLOURS: dict[str, str] = {
     "negative": "#d62728",   # red
@@ -87,7 +88,7 @@ def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: 
     s = np.asarray(curve, dtype=np.float64)
     scale = 1.0 / fps if fps and fps > 0 else 1.0               # original frame -> axis unit
     unit = "time (s)" if fps and fps > 0 else "original frame"
-    t = np.arange(len(s)) * frame_skip * scale
+    t = to_original(np.arange(len(s)), frame_skip) * scale
     gt, pred = _intervals(gt_intervals), _intervals(pred_intervals)
 
     fig, ax = _figure_axes((12, 4.2))
@@ -110,9 +111,9 @@ def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: 
         handles += [sm_line, thr_line]
     top = max(1.0, float(s.max()) if len(s) else 1.0)
     bar_y, bar_h = -0.13 * top, 0.07 * top
-    for row in pred.itertuples():
+    for row, vetoed in zip(pred.itertuples(), vetoed_mask(pred)):
         colour = emotion_colour(row.emotion)
-        hatch = "//" if bool(getattr(row, "vetoed", False)) else None
+        hatch = "//" if vetoed else None
         ax.broken_barh([(row.onset * scale, max(row.offset - row.onset, 1) * scale)],
                        (bar_y, bar_h), facecolors=colour, edgecolor="black", lw=0.5,
                        hatch=hatch)
@@ -130,7 +131,7 @@ def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: 
     if len(pred):
         handles.append(Patch(facecolor="white", edgecolor="black", lw=0.5,
                              label="decoded (bar)"))
-        if "vetoed" in pred.columns and pred["vetoed"].astype(bool).any():
+        if vetoed_mask(pred).any():
             handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", lw=0.5,
                                  label="vetoed (neutral)"))
         handles.append(Line2D([], [], marker="v", color="black", ls="", label="apex"))
@@ -202,42 +203,8 @@ def plot_fold_strs(per_fold: Mapping, pooled: float, interval: Sequence[float] |
 
 
 # ---------------------------------------------------------------- threshold sweep
-def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
-                    p_values: Sequence[float], priors: DecodePriors | None = None,
-                    mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
-                    ) -> pd.DataFrame:
-    """Decode saved curves at each threshold prior p and score them (no model).
-
-    ``k_p``: one k' for every video, or a mapping subject -> k' (each fold's
-    own, as decode_fold uses). Returns one row per p: p, n_intervals, spot
-    precision/recall/F1, recognition F1 and STRS (with the neutral veto of
-    ``priors``).
-    """
-    priors = priors or DecodePriors()
-    if isinstance(k_p, Mapping):
-        missing = sorted({str(v.subject) for v in videos} - set(map(str, k_p)))
-        if missing:
-            raise ValueError(f"threshold_sweep: no k' for subject(s) {missing}")
-    rows = []
-    for p in p_values:
-        at_p = dataclasses.replace(priors, p=float(p))
-        if isinstance(k_p, Mapping):
-            pred = pd.concat([decode_videos([v], at_p, int(k_p[str(v.subject)]))
-                              for v in videos] or [decode_videos([], at_p, 1)],
-                             ignore_index=True)
-        else:
-            pred = decode_videos(videos, at_p, k_p)
-        r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True,
-                     frame_skip=int(videos[0].frame_skip) if videos else 1)
-        rows.append({"p": float(p), "n_intervals": int((~pred["vetoed"]).sum()),
-                     "spot_precision": r["spotting"]["precision"],
-                     "spot_recall": r["spotting"]["recall"], "spot_f1": r["spotting"]["f1"],
-                     "recog_f1": r["recognition"]["f1"], "strs": r["strs"]})
-    return pd.DataFrame(rows)
-
-
 def plot_threshold_sweep(sweep: pd.DataFrame, path: str | os.PathLike,
-                         chosen: float | None = 0.55, title: str = "") -> Path:
+                         chosen: float | None = None, title: str = "") -> Path:
     """Spotting F1, recognition F1 and STRS against p (from ``threshold_sweep``)."""
     fig, ax = _figure_axes((7, 4))
     # STRS underneath: it equals spotting F1 whenever recognition is perfect
@@ -269,7 +236,7 @@ ROI_COLOURS = {"R1": "red", "R3": "orange", "R4": "magenta", "R5": "lime", "R6":
 
 
 def plot_feature_debug(frame: np.ndarray, crop_box, landmarks: np.ndarray, rois,
-                       path: str | os.PathLike, crop_size: int = 320) -> Path:
+                       path: str | os.PathLike, crop_size: int) -> Path:
     """PNG: the frame with the crop box and landmarks (left), the crop with ROIs (right).
 
     ``landmarks`` and ``rois`` are in crop coordinates, ``crop_box`` in frame
@@ -327,7 +294,7 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
     grid = fig.add_gridspec(2 if n_thumbs else 1, max(n_thumbs, 1),
                             height_ratios=[2.2, 1] if n_thumbs else [1])
     ax = fig.add_subplot(grid[0, :])
-    t = np.arange(len(scores.spot)) * skip / fps
+    t = to_original(np.arange(len(scores.spot)), skip) / fps
     ax.plot(t, scores.spot, color="0.25", lw=1, label="spot score")
     for row in intervals.itertuples():
         colour = emotion_colour(row.emotion)
@@ -340,7 +307,7 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
                  f"(k'={k_p}, p={priors.p:.2f})")
     ax.set_ylim(-0.05, 1.2)   # room for the emotion labels above the scores
     for j, row in enumerate(thumbs.itertuples()):
-        window = min(int(row.apex) // skip // half, len(crop_boxes) - 1)
+        window = min(to_sampled(int(row.apex), skip) // half, len(crop_boxes) - 1)
         top, bottom, left, right = (int(v) for v in crop_boxes[max(window, 0)])
         frame = read_frame(video, int(row.apex))
         face = frame[top:bottom, left:right]
@@ -380,7 +347,7 @@ def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
 
 def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,
                         p_values: Sequence[float], table_out, figure_out,
-                        mode: str = "official",
+                        mode: str = EvaluateSettings.mode,
                         emotions: Sequence[str] = DEFAULT_EMOTIONS) -> pd.DataFrame:
     """Sweep p over every fold's saved curves, each with its fold's own k' as
     decode_fold uses; write the table (one row per p) and the figure."""
@@ -388,12 +355,11 @@ def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,
     from mepkg.decode import fold_k_primes
     from mepkg.h5io import read_scores
 
-    if not isinstance(priors, DecodePriors):
-        priors = DecodePriors.from_dict(dict(priors), source="config.yaml decode")
+    priors = DecodePriors.of(priors)
     videos = [v for path in scores_files for v in read_scores(path)]
     labels = _read_table(labels_csv)
     k_p = fold_k_primes(labels, videos[0].frame_skip, sorted({v.subject for v in videos}),
-                        priors.k_rule)
+                        priors)
     sweep = threshold_sweep(videos, k_p, labels, p_values, priors=priors, mode=mode,
                             emotions=emotions)
     write_csv(sweep, table_out)

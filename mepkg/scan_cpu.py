@@ -59,7 +59,7 @@ one in which a step's channels are contiguous. ``Mamba.forward`` passes
 transposed views of that memory, so nothing is copied on the way in, and gets
 y (and the gradients) back as views the same way; the contiguous (B, D, L)
 tensors of the tests are transposed once per call. Doing the transposes in
-torch around every call (as before) cost ~20% of a CPU-model training step.
+torch around every call instead costs ~20% of a CPU-model training step.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ Writes  <out>/intervals.csv  one row per spotted ME: MEGC columns (subject,
                              face thumbnail at each apex
 
 The video goes through exactly the workflow's stages (landmarks, ROI flow
-features, model, prior-guided decoding). Its frame_skip is derived from its
-frame rate so that its sampled rate matches the training data's: a model
+features, model, prior-guided decoding), with the feature settings the model
+file records (:func:`mepkg.package.model_feature_config`) but frame_skip,
+which is derived from the video's frame rate so that its sampled rate matches the training data's: a model
 trained on 200 fps SAMM-LV with frame_skip 7 (28.6 sampled frames/s) reads a
 30 fps video with frame_skip 1.
 """
@@ -28,8 +29,10 @@ from pathlib import Path
 import pandas as pd
 
 from mepkg.atomic import write_csv
-from mepkg.decode import DecodePriors, apply_veto, decode_videos
-from mepkg.package import check_model_settings
+from mepkg.decode import DecodePriors, decode_videos
+from mepkg.intervals import apply_veto
+from mepkg.package import check_model_settings, model_feature_config
+from mepkg.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,12 @@ def spot_frame_skip(video_fps: float, train_fps: float, train_frame_skip: int) -
 # ---------------------------------------------------------------- spotting
 def spot_video(video: str | os.PathLike, model: str | os.PathLike,
                out_dir: str | os.PathLike = "spot_out", fps: float | None = None,
-               device: str = "auto", progress: bool = False) -> pd.DataFrame:
+               device: str = TrainConfig.device, progress: bool = False) -> pd.DataFrame:
     """Spot and recognise the micro-expressions of one video; returns the intervals."""
     from mepkg.datasets.frames import open_frames, sampled_count
-    from mepkg.features import FeatureConfig, extract_features
+    from dataclasses import replace
+
+    from mepkg.features import extract_features
     from mepkg.landmarks import detect_video_landmarks
     from mepkg.model import load_model
     from mepkg.h5io import VideoScores
@@ -70,10 +75,11 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
     if "decode" not in meta:
         raise ValueError(f"{model}: model file carries no decoding priors; package it with "
                          f"`mepkg package-model --model {model} --labels labels.csv --out M.pt` "
-                         f"(the workflow's package_model rule writes results/<run>/model.pt)")
+                         f"(the workflow's package_model rule writes results/<run>/model_all.pt)")
     k, train_skip = int(meta["k"]), int(meta["frame_skip"])
+    trained_with = model_feature_config(meta, model)
     train_fps = float(meta["fps"])
-    priors = DecodePriors.from_dict(meta["decode"]["priors"], source=str(model))
+    priors = DecodePriors.of(meta["decode"]["priors"], source=str(model))
     k_p = int(meta["decode"]["k_prime"])
 
     probe = open_frames(video, frame_skip=1, fps=fps)
@@ -88,7 +94,7 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
     log.info("%s: %d frames at %.1f fps -> frame_skip %d (model: %.1f fps, frame_skip %d)",
              video, probe.n_frames, video_fps, skip, train_fps, train_skip)
 
-    config = FeatureConfig(k=k, frame_skip=skip)
+    config = replace(trained_with, frame_skip=skip)
     track = detect_video_landmarks(video, k=k, frame_skip=skip, backend=config.backend,
                                    progress=progress, fps=video_fps)
     features = extract_features(video, track, config, progress=progress, fps=video_fps)

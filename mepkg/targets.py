@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from mepkg.constants import CLASS_INDEX, CLASS_NAMES, NEUTRAL_INDEX
+from mepkg.intervals import check_frame_skip, to_sampled
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,14 @@ def frame_targets(n_sampled: int, events: Iterable, frame_skip: int
     spot 1 and the ME's class index; every other frame 0 and neutral (4). An ME
     whose emotion is not a known class gets spot 1 and class ``NO_CLASS`` (-1).
     """
-    if frame_skip < 1:
-        raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+    check_frame_skip(frame_skip)
     spot = np.zeros(n_sampled, np.float32)
     cls = np.full(n_sampled, NEUTRAL_INDEX, np.int64)
     for row in _events_rows(events):
         if str(row.get("type", "micro")) != "micro":
             continue
-        onset, offset = int(row["onset"]) // frame_skip, int(row["offset"]) // frame_skip
+        onset, offset = to_sampled(int(row["onset"]), frame_skip), to_sampled(int(row["offset"]),
+                                                                              frame_skip)
         if offset < onset:
             raise ValueError(f"event {row.get('subject', '')} {row.get('video', '')} onset "
                              f"{row['onset']} > offset {row['offset']}: fix labels.csv")
@@ -110,7 +111,7 @@ def select_training_windows(spot_w: np.ndarray, ratio: float, rng: np.random.Gen
     return np.sort(np.concatenate([positive, chosen]).astype(np.int64))
 
 
-def class_weights(cls_targets: np.ndarray, neutral_factor: float = 6.0,
+def class_weights(cls_targets: np.ndarray, neutral_factor: float,
                   n_classes: int = len(CLASS_NAMES)) -> np.ndarray:
     """'Balanced' class weights n / (n_classes x count_c) over the frames (docs/method.md §5).
 

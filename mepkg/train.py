@@ -10,6 +10,7 @@ Writes  <out>/model.pt       weights + model/train config + k, frame_skip, check
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import random
@@ -165,8 +166,8 @@ def fold_loss(spot, logits, spot_target, cls_target, weights, config: TrainConfi
 def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
     """Adam over the model's parameters (docs/method.md §5), with torch's fused
     multi-tensor kernel on CPU and CUDA: one call per step instead of ~10 small ops
-    per parameter tensor (the CPU model has 180; its step was 8 ms of a 100 ms
-    training step per batch, now ~1.5 ms). Same update rule as the default one."""
+    per parameter tensor (the CPU model has 180: ~1.5 ms of a training step per
+    batch, against 8 ms for the per-tensor Adam). Same update rule as the default one."""
     device = next(model.parameters()).device
     return torch.optim.Adam(model.parameters(), lr=lr,
                             fused=device.type in ("cpu", "cuda"))
@@ -174,7 +175,8 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
 
 @torch.no_grad()
 def predict_video(model: SlowFastMamba, features: np.ndarray, device: torch.device,
-                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+                  batch_size: int = TrainConfig.eval_batch_size,
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Window features (W, 36, k) -> stitched spot (n,) and logits (n, 5), n = (W+1) k/2."""
     model.eval()
     k = features.shape[2]
@@ -213,15 +215,38 @@ def run_fold(features_dir, labels, subject: str, out_dir, config: TrainConfig | 
         torch.use_deterministic_algorithms(was_deterministic)
 
 
+def shared_feature_settings(sets) -> dict:
+    """The feature settings every video of ``sets`` was extracted with (the model file's
+    ``features``): each file's ``feature_config`` without the method's fixed constants,
+    or only k and frame_skip where a file does not record it. ValueError naming two
+    videos extracted differently."""
+    from mepkg.features import FeatureConfig
+
+    def settings(fs) -> dict:
+        recorded = json.loads(fs.attrs["feature_config"]) if "feature_config" in fs.attrs else {}
+        recorded = {key: value for key, value in recorded.items()
+                    if key not in FeatureConfig.FIXED}
+        return {**recorded, "k": int(fs.k), "frame_skip": int(fs.attrs["frame_skip"])}
+
+    first = settings(sets[0])
+    for fs in sets[1:]:
+        other = settings(fs)
+        differ = sorted(key for key in first.keys() | other.keys()
+                        if first.get(key) != other.get(key))
+        if differ:
+            mine = ", ".join(f"{key}={other.get(key)}" for key in differ)
+            theirs = ", ".join(f"{key}={first.get(key)}" for key in differ)
+            raise ValueError(f"video {fs.attrs.get('video_id')}: {mine}, but "
+                             f"{sets[0].attrs.get('video_id')} has {theirs}; extract all "
+                             f"features alike")
+    return first
+
+
 def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device) -> Path:
     labels = _read_labels(labels_arg)
     sets, sources = _load_videos(features_dir, videos)
-    k, frame_skip = sets[0].k, int(sets[0].attrs["frame_skip"])
-    for fs in sets:
-        if fs.k != k or int(fs.attrs["frame_skip"]) != frame_skip:
-            raise ValueError(f"video {fs.attrs.get('video_id')}: k={fs.k}, frame_skip="
-                             f"{fs.attrs['frame_skip']}, but {sets[0].attrs.get('video_id')} has "
-                             f"k={k}, frame_skip={frame_skip}; extract all features alike")
+    feature_settings = shared_feature_settings(sets)
+    k, frame_skip = feature_settings["k"], feature_settings["frame_skip"]
     if subject == ALL_SUBJECTS:
         held = []
     else:
@@ -293,7 +318,8 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
     train_cfg = asdict(config)
     train_cfg["scale_augment"] = list(config.scale_augment)
     model_path = save_model_file(out_dir / "model.pt", model, k=k, frame_skip=frame_skip,
-                                 fps=float(sets[0].attrs.get("fps", 0.0)), train_config=train_cfg,
+                                 fps=float(sets[0].attrs.get("fps", 0.0)),
+                                 features=feature_settings, train_config=train_cfg,
                                  input_checksum=_input_checksum([sources[i] for i in train],
                                                                 labels_arg, labels))
     if subject == ALL_SUBJECTS:

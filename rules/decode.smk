@@ -6,10 +6,16 @@
 # beside the intervals as a record.
 
 
+from mepkg.decode import DecodePriors
+
+# the priors with the preset applied, as decode_fold uses them (shown in the message)
+DECODE_PRIORS = DecodePriors.of(config["decode"])
+
+
 rule decode_fold:
     message:
-        "Decoding fold {wildcards.subject} (p={params.decode[p]}, k' from {params.decode[k_rule]}, "
-        "preset '{params.decode[preset]}')"
+        f"Decoding fold {{wildcards.subject}} (p={DECODE_PRIORS.p}, "
+        f"k' from {DECODE_PRIORS.k_rule}, preset '{DECODE_PRIORS.preset}')"
     input:
         scores=rules.train_fold.output.scores,
         labels=rules.build_manifest.output.labels,

@@ -2,7 +2,7 @@
 # release STRS, each with and without the neutral veto, docs/method.md §7-8),
 # tabulate, plot. Figures and tables are marked for `snakemake --report report.html`.
 
-MODES = ("official", "strict", "release")
+from mepkg.metrics import MODES  # official, strict, release (mepkg.metrics.SCORING_MODES)
 
 # score curves: every video that is held out in some fold
 CURVE_VIDEOS = sorted(v for v, subject in VIDEOS.items() if subject in FOLDS)
@@ -53,8 +53,6 @@ rule evaluate:
         emotions=config["evaluate"]["emotions"],
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["evaluate"]["seed"],
-        # release mode scores at the sampled rate (docs/method.md §7.3)
-        frame_skip=config["features"]["frame_skip"],
     wildcard_constraints:
         mode="|".join(MODES),
     log:
@@ -109,9 +107,9 @@ rule megc_submission:
         submission=f"{RES}/megc_submission.csv",
     params:
         # decode.submission picks the rows; the release's rows also need the
-        # interval strategy, k' (preset applied) and the sampled rate
+        # interval strategy and k' (preset applied); the sampled rate is each
+        # prediction's frame_skip column
         decode=config["decode"],
-        frame_skip=config["features"]["frame_skip"],
     log:
         f"{RES}/logs/megc_submission.log",
     threads: 1

@@ -75,6 +75,8 @@ rule package_model:
         model=f"{RES}/model_all.pt",
     params:
         decode=config["decode"],
+        # recorded in the model file's trained_on (mepkg.model)
+        trained_on={"dataset": config["dataset"]["name"], "protocol": protocol_name(config)},
     log:
         f"{RES}/logs/package_model.log",
     benchmark:

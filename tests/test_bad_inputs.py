@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, fixture_path, needs_fixture, small_model_file
+from conftest import (ROOT, casme3_sheet, copy_workflow, fixture_path, frame_folder,
+                      needs_fixture, small_model_file, snakemake, write_xlsx)
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
@@ -79,34 +80,6 @@ def write(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
     return path
-
-
-def write_xlsx(path: Path, rows: list[list]) -> Path:
-    import openpyxl
-
-    workbook = openpyxl.Workbook()
-    workbook.active.title = "label"
-    for row in rows:
-        workbook.active.append(row)
-    workbook.save(path)
-    return path
-
-
-CASME3_HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class",
-                 "emotion"]
-
-
-def casme3_sheet(path: Path, rows: list[list]) -> Path:
-    return write_xlsx(path, [CASME3_HEADER] + rows)
-
-
-def frame_folder(folder: Path, n: int = 3) -> Path:
-    import cv2
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        cv2.imwrite(str(folder / f"{i}.jpg"), np.zeros((8, 8, 3), np.uint8))
-    return folder
 
 
 # ---------------------------------------------------------------- labels
@@ -642,7 +615,6 @@ def test_unexpected_error_says_how_to_see_the_traceback(monkeypatch, capsys):
 
 # ---------------------------------------------------------------- the workflow's configuration
 def _snakemake_dry_run(tmp_path, config: str):
-    from test_workflow import copy_workflow, snakemake
 
     return snakemake(copy_workflow(tmp_path / "wf"), "-n", "--config", config, check=False,
                      timeout=300)
@@ -700,7 +672,6 @@ def test_workflow_generic_frame_folder_needs_folder_fps(tmp_path):
 def test_workflow_generic_folder_fps_reaches_the_manifest(tmp_path, form):
     """dataset.folder_fps plans the run and is the manifest's fps (rule build_manifest)."""
     import pandas as pd
-    from test_workflow import copy_workflow, snakemake
 
     root = _generic_root(tmp_path)
     config = {"shorthand": ["dataset=generic", f"data_root={root}", "folder_fps=200"],
@@ -721,7 +692,6 @@ def test_workflow_bad_config_value(tmp_path):
 def test_workflow_warns_when_the_sampled_rate_is_far_from_the_protocols(tmp_path):
     """30 fps frames with SAMM-LV's frame_skip 7 sample 4.3 frames/s, not ~30: one warning
     naming the rates and the setting; frame_skip 1 plans without it."""
-    from test_workflow import copy_workflow, snakemake
 
     root = _generic_root(tmp_path)
     work = copy_workflow(tmp_path / "wf")

@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from mepkg.cli import main
-from mepkg.decode import DecodePriors, apply_veto, decode_videos, k_prime_from_labels
+from mepkg.decode import DecodePriors, decode_videos, k_prime_from_labels
+from mepkg.intervals import apply_veto
 from mepkg.h5io import VideoScores, read_features, read_landmarks, read_scores
 from mepkg.model import count_parameters, load_model
 from mepkg.spot import SPOT_COLUMNS
@@ -176,7 +177,7 @@ def test_train_fold_predicts_the_held_out_subject_only(run):
 def test_decode_and_evaluate(run):
     intervals = pd.read_csv(run.out / "intervals.csv", dtype={"subject": str, "video": str})
     assert intervals.columns.tolist() == ["subject", "video", "onset", "offset", "emotion",
-                                          "apex", "score", "vote", "vetoed"]
+                                          "apex", "score", "vote", "vetoed", "frame_skip"]
     held = run.videos[run.videos.subject == run.held_out].iloc[0]
     assert len(intervals) >= 1
     assert set(intervals.subject) == {run.held_out} and set(intervals.video) == {held.video}

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 from scipy.signal import find_peaks
 
-from mepkg.decode import (DecodePriors, apply_veto, decode_intervals, decode_videos,
+from mepkg.decode import (DecodePriors, decode_intervals, decode_videos,
                           detect_peaks, estimate_k_prime, frame_classes, k_prime_from_labels,
                           onset_offset, read_priors, recognise, run_decode, segment_iou, smooth,
                           suppress)
 from mepkg.h5io import VideoScores, write_scores
+from mepkg.intervals import apply_veto
 
 from conftest import fixture_path, needs_fixture  # noqa: E402
 
@@ -244,7 +245,7 @@ def test_decode_videos_writes_original_frames_and_the_veto_flag():
     ((start, end, apex),) = decode_intervals(_video().spot, k_p)
     df = decode_videos([_video(), _video("007", "007_2", cls=4)], DecodePriors(), k_p)
     assert df.columns.tolist() == ["subject", "video", "onset", "offset", "emotion",
-                                   "apex", "score", "vote", "vetoed"]
+                                   "apex", "score", "vote", "vetoed", "frame_skip"]
     assert df.onset.tolist() == [start * 7, start * 7]
     assert df.offset.tolist() == [end * 7, end * 7]
     assert df.apex.tolist() == [apex * 7, apex * 7] and apex == 13
@@ -252,6 +253,7 @@ def test_decode_videos_writes_original_frames_and_the_veto_flag():
     assert df.score.tolist() == [pytest.approx(1.0)] * 2 and df.vote.tolist() == [1.0, 1.0]
     assert df.vetoed.tolist() == [False, True]
     assert apply_veto(df).video.tolist() == ["006_1"]
+    assert df.frame_skip.tolist() == [7, 7]              # the sampling release scoring converts at
     kept = decode_videos([_video("007", "007_2", cls=4)], DecodePriors(drop_neutral=False), k_p)
     assert kept.emotion.tolist() == ["neutral"] and kept.vetoed.tolist() == [False]
 
@@ -306,8 +308,34 @@ def test_fold_k_primes_train_rule_leaves_the_held_out_subject_out():
                            "onset": [0, 0, 0, 0], "offset": [4, 4, 20, 20]})
     # fold a trains on b, c: durations [20, 20] -> k' = (20 + 1) // 2 = 10
     # fold b trains on a, c: sorted [4, 4, 20][1] = 4 -> k' = 2
-    assert fold_k_primes(labels, 1, ["a", "b"], "train") == {"a": 10, "b": 2}
+    assert fold_k_primes(labels, 1, ["a", "b"], DecodePriors(k_rule="train")) == {"a": 10, "b": 2}
     # the release's rule: every subject, sorted [4, 4, 20, 20][2] = 20 -> 10, for every fold
-    assert fold_k_primes(labels, 1, ["a", "b"], "dataset") == {"a": 10, "b": 10}
-    with pytest.raises(ValueError, match="k_rule"):
-        fold_k_primes(labels, 1, ["a"], "everything")
+    assert fold_k_primes(labels, 1, ["a", "b"], DecodePriors(k_rule="dataset")) == {"a": 10,
+                                                                                     "b": 10}
+    # a fixed k' (a preset, a priors file) wins over the labels for every fold
+    assert fold_k_primes(labels, 1, ["a", "b"], DecodePriors(k_prime=6)) == {"a": 6, "b": 6}
+
+
+def test_resolve_k_prime_order_fixed_given_labels():
+    from mepkg.decode import resolve_k_prime
+
+    labels = pd.DataFrame({"subject": ["a", "b"], "type": "micro", "onset": [0, 0],
+                           "offset": [4, 20]})
+    assert resolve_k_prime(DecodePriors(k_prime=6), 3, labels, 1) == 6
+    assert resolve_k_prime(DecodePriors(), 3, labels, 1) == 3
+    # train: the held-out subject's ME does not count; sorted [20][0] -> (20 + 1) // 2 = 10
+    assert resolve_k_prime(DecodePriors(), labels=labels, frame_skip=1, held_out=["a"]) == 10
+    # dataset: every subject; sorted [4, 20][1] = 20 -> 10; sampled at frame_skip 2: 10 -> 5
+    assert resolve_k_prime(DecodePriors(k_rule="dataset"), labels=labels, frame_skip=2,
+                           held_out=["b"]) == 5
+    with pytest.raises(ValueError, match="k' is needed"):
+        resolve_k_prime(DecodePriors())
+
+
+def test_decode_priors_of_a_mapping_or_none():
+    assert DecodePriors.of(None) == DecodePriors()
+    priors = DecodePriors(p=0.3)
+    assert DecodePriors.of(priors) is priors
+    assert DecodePriors.of({"preset": "megc_casme3"}).k_prime == 6      # the preset applied
+    with pytest.raises(ValueError, match="model.pt: unknown decode prior"):
+        DecodePriors.of({"q": 1}, source="model.pt")

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mepkg.decode import (DecodePriors, apply_veto, decode_intervals, decode_videos,
+from mepkg.decode import (DecodePriors, decode_intervals, decode_videos,
                           estimate_k_prime, fold_k_primes, frame_classes, k_prime_from_labels,
                           onset_offset, recognise, run_decode, segment_iou, suppress)
 from mepkg.h5io import VideoScores, write_scores
+from mepkg.intervals import apply_veto
 
 
 # ---------------------------------------------------------------- step 4: ties and levels
@@ -101,7 +102,7 @@ def test_k_prime_from_labels_uses_floor_division_and_differences():
     typed = pd.DataFrame({"subject": ["a", "a"], "onset": [0, 0], "offset": [4, 40],
                           "type": ["micro", "macro"]})
     assert k_prime_from_labels(typed, 1) == 2                 # the macro row does not count
-    assert fold_k_primes(typed.assign(subject=["a", "b"]), 1, ["b"]) == {"b": 2}   # 'train'
+    assert fold_k_primes(typed.assign(subject=["a", "b"]), 1, ["b"], DecodePriors()) == {"b": 2}
 
 
 def test_estimate_k_prime_messages():
@@ -162,12 +163,13 @@ def test_decode_videos_rows_and_messages():
         "s1", "v1", 3 * start, 3 * end, 3 * apex)
     assert row.score == pytest.approx(v.spot[start:end + 1].max())
     assert out.columns.tolist() == ["subject", "video", "onset", "offset", "emotion", "apex",
-                                    "score", "vote", "vetoed"]
+                                    "score", "vote", "vetoed", "frame_skip"]
     empty = decode_videos([], DecodePriors(), 2)
     assert empty.columns.tolist() == out.columns.tolist() and len(empty) == 0
     with pytest.raises(ValueError) as err:
         decode_videos([_video(spot)], DecodePriors(), None)
-    assert str(err.value) == "k' is needed: give k_p or set the k_prime prior"
+    assert str(err.value) == ("k' is needed: set the k_prime prior, or give labels.csv "
+                              "(--labels) to estimate it from")
     bad = _video(spot)
     bad.logits = bad.logits[:-1]
     with pytest.raises(ValueError) as err:

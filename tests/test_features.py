@@ -56,7 +56,7 @@ def profile(t: int) -> float:
 
 
 def run(frames) -> "FeatureSet":
-    track = detect_video_landmarks(frames, k=K, frame_skip=1)
+    track = detect_video_landmarks(frames, k=K, frame_skip=1, backend="dlib")
     return extract_features(frames, track, CFG)
 
 
@@ -188,7 +188,7 @@ def test_video_without_face_fails_naming_it(tmp_path):
     for t in range(N_FRAMES):
         cv2.imwrite(str(folder / f"{t}.jpg"), np.full((200, 200, 3), 90, np.uint8))
     with pytest.raises(ValueError, match="nobody_here.*no face"):
-        detect_video_landmarks(folder, k=K, frame_skip=1)
+        detect_video_landmarks(folder, k=K, frame_skip=1, backend="dlib")
     track = LandmarkTrack(ref_frame=np.array([0, 5, 10]), face_box=np.full((3, 4), np.nan),
                           landmarks=np.full((3, 68, 2), np.nan), detected=np.zeros(3, bool),
                           attrs={"k": K, "frame_skip": 1})
@@ -198,7 +198,7 @@ def test_video_without_face_fails_naming_it(tmp_path):
 
 def test_mismatched_landmarks_are_rejected(face):
     frames = [(t, face) for t in range(N_FRAMES)]
-    track = detect_video_landmarks(frames, k=K, frame_skip=1)
+    track = detect_video_landmarks(frames, k=K, frame_skip=1, backend="dlib")
     with pytest.raises(ValueError, match="k=10.*k=20"):
         extract_features(frames, track, FeatureConfig(k=20, frame_skip=1))
 

@@ -47,3 +47,17 @@ def test_constants_agree_with_their_sources():
     assert constants.N_CHANNELS == 2 * len(MOTION_NAMES) == 36
     # one home: the dataset module uses the constants' objects and spells no class list of its own
     assert common.EMOTIONS is constants.EMOTIONS and not hasattr(common, "CLASS_NAMES")
+
+
+def test_original_and_sampled_frames_convert_one_way_each():
+    from mepkg.intervals import check_frame_skip, to_original, to_sampled
+
+    # frame_skip 7: original 0..6 -> sampled 0, 7..13 -> 1; sampled 3 -> original 21
+    assert to_sampled(13, 7) == 1 and to_sampled(14, 7) == 2
+    assert to_sampled(np.array([0, 6, 7, 20]), 7).tolist() == [0, 0, 1, 2]
+    assert to_original(3, 7) == 21 and to_original(np.array([0, 2]), 7).tolist() == [0, 14]
+    assert to_sampled(to_original(5, 3), 3) == 5
+    assert check_frame_skip(7.0) == 7
+    for bad in (0, -1, 1.5, None, True, "7"):
+        with pytest.raises(ValueError, match="frame_skip must be >= 1"):
+            check_frame_skip(bad)

@@ -63,7 +63,7 @@ def test_track_from_frames_in_memory(astronaut):
     blank = np.zeros_like(astronaut)
     # frame_skip 2: sampled frames are originals 0, 2, ..., 38; k 10 -> refs 0, 10, 20
     frames = [(2 * s, blank if s == 5 else astronaut) for s in range(20)]
-    track = detect_video_landmarks(frames, k=10, frame_skip=2)
+    track = detect_video_landmarks(frames, k=10, frame_skip=2, backend="dlib")
     assert list(track.ref_frame) == [0, 10, 20]
     assert list(track.detected) == [True, False, True]
     assert np.isnan(track.landmarks[1]).all() and not np.isnan(track.landmarks[0]).any()
@@ -77,7 +77,8 @@ def test_track_from_frame_folder_reads_reference_frames(tmp_path, astronaut):
     small = cv2.resize(astronaut, (256, 256))
     for t in range(45):                                         # 45 frames, skip 3 -> 15 sampled
         cv2.imwrite(str(folder / f"{t}.jpg"), small if t != 15 else np.zeros_like(small))
-    track = detect_video_landmarks(folder, k=6, frame_skip=3)   # refs every 9 frames: 4 windows
+    # refs every 9 frames: 4 windows
+    track = detect_video_landmarks(folder, k=6, frame_skip=3, backend="dlib")
     assert list(track.ref_frame) == [0, 9, 18, 27]
     assert track.detected.all() and track.attrs["n_frames"] == 45
     assert track.face_box.shape == (4, 4) and track.landmarks.shape == (4, 68, 2)
@@ -95,6 +96,6 @@ def test_the_frame_rate_of_a_frame_folder_reaches_the_track(astronaut, tmp_path)
     small = cv2.resize(astronaut, (256, 256))
     for i in range(4):
         cv2.imwrite(str(folder / f"001_1_{i:04d}.jpg"), small)
-    track = detect_video_landmarks(folder, k=2, frame_skip=1, fps=123.0)
+    track = detect_video_landmarks(folder, k=2, frame_skip=1, backend="dlib", fps=123.0)
     assert track.attrs["fps"] == 123.0
     assert track.attrs["n_frames"] == 4 and track.ref_frame.tolist() == [0, 1, 2]

@@ -21,9 +21,8 @@ import yaml
 from mepkg.h5io import read_scores, write_features
 from mepkg.model import SlowFastMamba, load_model
 from mepkg.train import TrainConfig, run_fold
-from test_train import K, TINY, synthetic_fold
+from conftest import FOLD_K, ROOT, TINY_MODEL, synthetic_fold
 
-ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS = ("s1", "s2", "s3")
 SIGNATURE = {"s1": 1000.0, "s2": 2000.0, "s3": 3000.0}   # channel 35; x0.9..1.1 augment
                                                           # keeps them apart (900..3300)
@@ -55,7 +54,7 @@ def batched_subjects(monkeypatch):
 
 
 def _config(**kw):
-    return TrainConfig(**{"epochs": 1, "batch_size": 4, "model": TINY, "device": "cpu", **kw})
+    return TrainConfig(**{"epochs": 1, "batch_size": 4, "model": TINY_MODEL, "device": "cpu", **kw})
 
 
 @pytest.mark.parametrize("held_out", SUBJECTS)
@@ -102,7 +101,7 @@ def test_workflow_train_fold_script_holds_its_subject_out(tmp_path, batched_subj
     input is every video's features; the script must pass the fold's subject)."""
     paths, labels_csv = _feature_files(tmp_path)
     train_params = yaml.safe_load((ROOT / "config.yaml").read_text())["train"]
-    train_params.update(epochs=1, batch_size=4, model=TINY)
+    train_params.update(epochs=1, batch_size=4, model=TINY_MODEL)
     out = tmp_path / "folds" / held_out
     fake = SimpleNamespace(
         input=SimpleNamespace(features=[str(p) for p in paths], labels=str(labels_csv)),
@@ -127,5 +126,5 @@ def test_workflow_train_fold_script_holds_its_subject_out(tmp_path, batched_subj
 def test_k_matches_the_windows():
     # the signature channels are inside the 36 x k window the model reads
     sets, _ = _signed_fold()
-    assert sets[0].features.shape[1:] == (36, K)
+    assert sets[0].features.shape[1:] == (36, FOLD_K)
     assert torch.as_tensor(sets[0].features)[:, 35].min() == SIGNATURE["s1"]

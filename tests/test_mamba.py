@@ -21,10 +21,11 @@ torch.set_num_threads(1)
 
 
 def test_config_derives_inner_width_and_dt_rank():
-    cfg = MambaConfig(d_model=128)
+    sizes = dict(d_state=64, d_conv=4, expand=2)
+    cfg = MambaConfig(d_model=128, **sizes)
     assert (cfg.d_inner, cfg.dt_rank, cfg.d_state, cfg.d_conv) == (256, 8, 64, 4)
-    assert MambaConfig(d_model=33).dt_rank == 3          # ceil(33 / 16)
-    assert MambaConfig(d_model=64, dt_rank=5).dt_rank == 5
+    assert MambaConfig(d_model=33, **sizes).dt_rank == 3          # ceil(33 / 16)
+    assert MambaConfig(d_model=64, dt_rank=5, **sizes).dt_rank == 5
 
 
 def test_parameter_names_and_shapes_match_mamba_ssm():
@@ -43,7 +44,7 @@ def test_parameter_names_and_shapes_match_mamba_ssm():
 
 def test_init_follows_mamba_ssm():
     torch.manual_seed(0)
-    m = Mamba(d_model=64, d_state=8)
+    m = Mamba(d_model=64, d_state=8, d_conv=4, expand=2)
     dt = F.softplus(m.dt_proj.bias.detach())
     assert dt.min() >= 1e-3 * (1 - 1e-4) and dt.max() <= 1e-1 * (1 + 1e-4)
     assert dt.max() / dt.min() > 10                       # spread log-uniformly, not constant
@@ -223,7 +224,7 @@ def test_reference_loop_matches_closed_form_for_one_channel():
 
 def test_mamba_is_causal_and_keeps_shape():
     torch.manual_seed(0)
-    m = Mamba(d_model=16, d_state=8).eval()
+    m = Mamba(d_model=16, d_state=8, d_conv=4, expand=2).eval()
     x = torch.randn(2, 12, 16)
     y = m(x)
     assert y.shape == (2, 12, 16)
@@ -237,7 +238,7 @@ def test_mamba_is_causal_and_keeps_shape():
 def test_scan_path_is_logged(caplog):
     mamba_mod._logged_backends.clear()
     with caplog.at_level(logging.INFO, logger="mepkg.mamba"):
-        Mamba(d_model=8, d_state=4)(torch.randn(1, 3, 8))
+        Mamba(d_model=8, d_state=4, d_conv=4, expand=2)(torch.randn(1, 3, 8))
     assert "fused CPU scan (numba)" in caplog.text
     assert mamba_mod.scan_backend("cpu") == "fused CPU scan (numba)"
 

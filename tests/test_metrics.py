@@ -416,3 +416,26 @@ def test_metrics_row_names_every_figure():
                        | {"without_veto": r}})
     assert t["mode"].tolist() == ["official"] * 4 + ["strict"] * 4
     assert t.columns.tolist()[:3] == ["mode", "veto", "scope"]
+
+
+def test_release_mode_reads_the_frame_skip_the_predictions_were_decoded_at():
+    from mepkg.metrics import scoring_frame_skip
+
+    # GT [6, 20] -> sampled [0, 2]; P [13, 27] -> [1, 3]: IoU 2 / 4 = 0.5 at frame_skip 7 (TP),
+    # 8 / 22 at the original rate (FP + FN)
+    gt = pd.DataFrame({"subject": ["s1"], "video": ["a"], "onset": [6], "offset": [20],
+                       "emotion": ["negative"]})
+    pred = gt.assign(onset=[13], offset=[27], frame_skip=[7])
+    result = evaluate(pred, gt, mode="release")
+    assert result["frame_skip"] == 7
+    assert (result["spotting"]["tp"], result["spotting"]["fp"]) == (1, 0)
+    assert scoring_frame_skip(pred, 7) == 7
+    with pytest.raises(ValueError, match="frame_skip 1 given, but the predictions were decoded "
+                                         "at frame_skip 7"):
+        evaluate(pred, gt, mode="release", frame_skip=1)
+    with pytest.raises(ValueError, match=r"mix frame_skip values \[1, 7\]"):
+        scoring_frame_skip(pd.concat([pred, pred.assign(frame_skip=[1])]))
+    with pytest.raises(ValueError, match="data row 1: frame_skip 'x' is not a number"):
+        scoring_frame_skip(pred.assign(frame_skip=["x"]))
+    # a run that decoded no interval needs no frame_skip: nothing to match
+    assert scoring_frame_skip(pred.iloc[:0]) == 1

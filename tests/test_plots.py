@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from matplotlib import image
 
-from mepkg.decode import DecodePriors, decode_videos
+from mepkg.decode import DecodePriors, decode_videos, threshold_sweep
 from mepkg.h5io import VideoScores
 from mepkg.metrics import bootstrap_strs, evaluate
 from mepkg.plots import (EMOTION_COLOURS, emotion_colour, plot_confusion, plot_fold_strs,
-                         plot_score_curve, plot_threshold_sweep, threshold_sweep)
+                         plot_score_curve, plot_threshold_sweep)
 
 SKIP, FPS, K_P = 7, 200.0, 3
 
@@ -147,7 +147,7 @@ def test_threshold_sweep_rescoring_saved_curves(tmp_path):
 
 
 def test_only_plots_uses_matplotlib_and_nothing_switches_the_backend():
-    # issue 13: every figure lives in mepkg/plots.py, on matplotlib's object API.
+    # every figure lives in mepkg/plots.py, on matplotlib's object API.
     import re
     from pathlib import Path
 

@@ -298,3 +298,17 @@ def test_submission_release_rows_casme3_unclipped_fixed_windows(tmp_path):
     # frames not on the sampled grid: the wrong frame_skip
     with pytest.raises(ValueError, match="frame_skip 7"):
         megc_submission(decoded_rows(1), "release", 7)
+
+
+def test_submission_release_rows_take_each_rows_frame_skip_column():
+    # predictions.csv carries the frame_skip each interval was decoded at: the release's
+    # rows convert with it (the artefact's rate, not a config value)
+    rows = pd.concat([decoded_rows(7).assign(frame_skip=7),
+                      decoded_rows(1).assign(frame_skip=1, video="v2")], ignore_index=True)
+    sub = megc_submission(rows, "release")
+    assert sub.values.tolist() == [["s1", "v1", 64, 134, "negative"],
+                                   ["s1", "v1", -6, 50, "surprise"],
+                                   ["s1", "v2", 10, 20, "negative"],
+                                   ["s1", "v2", 0, 8, "surprise"]]
+    with pytest.raises(ValueError, match="frame_skip column"):
+        megc_submission(decoded_rows(7), "release")

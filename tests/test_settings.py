@@ -16,7 +16,7 @@ from mepkg.decode import DecodePriors, decode_intervals, decode_videos
 from mepkg.h5io import VideoScores
 from mepkg.model import SlowFastMamba
 from mepkg.train import TrainConfig, run_fold
-from test_train import TINY, synthetic_fold
+from conftest import TINY_MODEL, synthetic_fold
 
 SKIP = 7
 BUMP = np.array([0.2, 0.6, 1.0, 0.6, 0.2])
@@ -208,7 +208,8 @@ def _fold(tmp_path, batches, **kw):
     sets, labels = synthetic_fold(subjects=("s1", "s2"), videos_per_subject=1, n_sampled=80)
     for fs in sets:                                     # a constant channel shows the scale
         fs.features[:, 35, :] = 1.0
-    config = TrainConfig(**{"epochs": 1, "batch_size": 4, "model": TINY, "device": "cpu", **kw})
+    config = TrainConfig(**{"epochs": 1, "batch_size": 4, "model": TINY_MODEL, "device": "cpu",
+                            **kw})
     batches.clear()
     run_fold(None, labels, "s2", tmp_path / str(len(list(tmp_path.iterdir()))), config,
              videos=sets)

@@ -118,3 +118,93 @@ def test_spot_rejects_short_and_faceless_videos(packaged_model, tmp_path, capsys
                  "--out", str(tmp_path / "o")]) == 2
     assert "no face" in capsys.readouterr().err
     assert not (tmp_path / "o" / "intervals.csv").exists()
+
+
+# ---------------------------------------------------------------- the model's feature settings
+TRAINED_WITH = dict(k=10, frame_skip=1, crop_size=160, winsize=9, levels=2, max_realign=1)
+
+
+def _trained_model(folder):
+    """A model trained (one epoch, a small model) on features extracted with TRAINED_WITH,
+    packaged with the dataset name."""
+    import json
+    from dataclasses import asdict
+
+    from mepkg.features import FeatureConfig
+    from mepkg.h5io import FeatureSet
+    from mepkg.train import TrainConfig, run_fold
+
+    config = FeatureConfig(**TRAINED_WITH)
+    rng = np.random.default_rng(0)
+    n_win, k = 11, config.k
+    sets = [FeatureSet(
+        features=rng.normal(0, 0.1, (n_win, 36, k)).astype(np.float32),
+        window_start=np.arange(n_win, dtype=np.int64) * (k // 2),
+        landmarks=np.zeros((n_win, 68, 2), np.float32), crop_box=np.zeros((n_win, 4), np.int32),
+        quality=np.zeros(n_win, np.uint8),
+        attrs=dict(video_id=f"s{i}_a", subject=f"s{i}", video="a", fps=30.0, frame_skip=1, k=k,
+                   n_frames=(n_win + 1) * k // 2, feature_config=json.dumps(asdict(config))))
+        for i in (1, 2)]
+    labels = pd.DataFrame({"subject": ["s1", "s2"], "video": ["a", "a"], "onset": [10, 20],
+                           "apex": [12, 22], "offset": [14, 25], "type": ["micro", "micro"],
+                           "emotion_raw": ["", ""], "emotion": ["negative", "positive"]})
+    run_fold(None, labels, "all", folder / "all", videos=sets,
+             config=TrainConfig(epochs=1, model=dict(d_model=16, depth=1, d_state=4)))
+    return package_model(folder / "all" / "model.pt", labels, folder / "model_all.pt",
+                         trained_on={"dataset": "synthetic", "protocol": "sammlv"})
+
+
+def test_the_model_file_records_the_feature_settings_and_the_dataset(tmp_path):
+    from mepkg.features import FeatureConfig
+    from mepkg.model import read_model_file
+    from mepkg.package import model_feature_config
+
+    packaged = _trained_model(tmp_path)
+    payload = read_model_file(packaged)
+    assert payload["format_version"] == 2
+    assert payload["features"] == FeatureConfig(**TRAINED_WITH).settings()
+    assert payload["trained_on"] == {"dataset": "synthetic", "protocol": "sammlv"}
+    assert model_feature_config(payload, packaged) == FeatureConfig(**TRAINED_WITH)
+
+
+def test_a_format_1_model_file_loads_with_the_defaults_named(packaged_model, tmp_path, caplog):
+    from mepkg.features import FeatureConfig
+    from mepkg.model import load_model
+    from mepkg.package import model_feature_config
+
+    _, packaged = packaged_model
+    payload = torch.load(packaged, weights_only=True)
+    payload["format_version"] = 1
+    del payload["features"], payload["trained_on"]
+    torch.save(payload, tmp_path / "v1.pt")
+    _, meta = load_model(tmp_path / "v1.pt")
+    assert meta["trained_on"] == {}
+    with caplog.at_level("WARNING", logger="mepkg.package"):
+        config = model_feature_config(meta, tmp_path / "v1.pt")
+    assert config == FeatureConfig(k=10, frame_skip=1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert "v1.pt" in lines[0] and "crop_size=320" in lines[0] and "backend=dlib" in lines[0]
+
+
+@pytest.mark.slow
+def test_spot_extracts_with_the_model_s_feature_settings(tmp_path, monkeypatch):
+    import mepkg.features
+    import mepkg.landmarks
+    from mepkg.features import FeatureConfig
+    from mepkg.synth import render_video
+
+    packaged = _trained_model(tmp_path)
+    used = {}
+    real_extract = mepkg.features.extract_features
+
+    def spy(source, track, config, **kwargs):
+        used["config"] = config
+        return real_extract(source, track, config, **kwargs)
+
+    monkeypatch.setattr(mepkg.features, "extract_features", spy)
+    video = render_video(tmp_path / "clip.avi", seconds=3, frame_size=320, fps=60, seed=3)
+    spot_video(video, packaged, out_dir=tmp_path / "out", device="cpu")
+    # every training setting, but frame_skip from the video's rate: 60 fps x 1 / 30 fps = 2
+    assert used["config"] == FeatureConfig(**{**TRAINED_WITH, "frame_skip": 2})
+    assert (tmp_path / "out" / "intervals.csv").exists()

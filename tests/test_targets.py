@@ -154,7 +154,7 @@ def test_reversed_event_and_unknown_emotion_messages(caplog):
 
 def test_class_weights_range_and_absent_message(caplog):
     with pytest.raises(ValueError) as err:
-        class_weights(np.array([0, 5]))
+        class_weights(np.array([0, 5]), neutral_factor=6.0)
     assert str(err.value) == "class target 5 out of range for 5 classes"
     with caplog.at_level(logging.WARNING, logger="mepkg.targets"):
         w = class_weights(np.array([0, 0, 4, 4, 4, 4]), neutral_factor=1.0)
@@ -185,7 +185,8 @@ def test_mutation_survivors_now_pinned():
     assert spot.sum() == 0 and (cls == 4).all()
     # the paper's neutral factor 6 is the default: 2 frames, negative 2 / (5 x 1) = 0.4,
     # neutral 0.4 x 6 = 2.4
-    np.testing.assert_allclose(class_weights(np.array([0, 4])), [0.4, 0, 0, 0, 2.4], rtol=1e-6)
+    np.testing.assert_allclose(class_weights(np.array([0, 4]), neutral_factor=6.0),
+                               [0.4, 0, 0, 0, 2.4], rtol=1e-6)
     # a fold without neutral (or others) frames still gets one weight per class
     np.testing.assert_allclose(class_weights(np.array([0, 1, 1]), neutral_factor=1.0),
                                [0.6, 0.3, 0, 0, 0], rtol=1e-6)

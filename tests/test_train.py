@@ -5,61 +5,21 @@ import pandas as pd
 import pytest
 import torch
 
-from mepkg.h5io import FeatureSet, read_scores, write_features
+from conftest import FOLD_FRAME_SKIP, FOLD_K, TINY_MODEL, synthetic_fold
+
+from mepkg.h5io import read_scores, write_features
 from mepkg.model import SlowFastMamba, load_model
 from mepkg.train import TrainConfig, fold_loss, make_optimizer, run_fold
 
 torch.set_num_threads(1)
 
-TINY = dict(d_model=16, depth=1, d_state=8)
-K, FRAME_SKIP = 10, 2
-
-
-def synthetic_fold(subjects=("s1", "s2", "s3"), videos_per_subject=2, n_sampled=120,
-                   events_per_video=3, seed=0):
-    """In-memory features whose MEs are a clear bump in channels 0-7, plus labels.
-
-    Like the real features, window t-th step = signal[start + t] - signal[start]
-    (flow against the reference frame), with noise on every channel.
-    """
-    rng = np.random.default_rng(seed)
-    emotions = ["negative", "positive", "surprise", "others"]
-    sets, rows = [], []
-    for subject in subjects:
-        for v in range(videos_per_subject):
-            signal = np.zeros(n_sampled)
-            slots = rng.permutation(np.arange(1, n_sampled // 14 - 1))[:events_per_video]
-            for j, slot in enumerate(sorted(slots)):
-                on = int(slot * 14 + rng.integers(0, 4))
-                off = on + int(rng.integers(5, 8))               # sampled onset..offset
-                signal[on:off + 1] += np.hanning(off - on + 3)[1:-1] * 3.0
-                rows.append(dict(subject=subject, video=f"{subject}_{v}", onset=on * FRAME_SKIP,
-                                 apex=(on + off) // 2 * FRAME_SKIP, offset=off * FRAME_SKIP,
-                                 type="micro", emotion_raw=emotions[j % 4],
-                                 emotion=emotions[j % 4]))
-            n_win = n_sampled // (K // 2) - 1
-            starts = np.arange(n_win) * (K // 2)
-            idx = starts[:, None] + np.arange(K)
-            motion = signal[idx] - signal[starts][:, None]                      # W x k
-            feats = rng.normal(0, 0.1, (n_win, 36, K)).astype(np.float32)
-            feats[:, :8] += motion[:, None, :]
-            sets.append(FeatureSet(
-                features=feats, window_start=starts.astype(np.int64),
-                landmarks=np.zeros((n_win, 68, 2), np.float32),
-                crop_box=np.zeros((n_win, 4), np.int32), quality=np.zeros(n_win, np.uint8),
-                attrs=dict(video_id=f"{subject}_{v}", subject=subject, video=f"{subject}_{v}",
-                           fps=100.0, frame_skip=FRAME_SKIP, k=K, n_frames=n_sampled * FRAME_SKIP,
-                           landmark_backend="none", flow_params="{}", mepkg_version="test")))
-    return sets, pd.DataFrame(rows)
-
-
 def test_overfits_a_handful_of_windows():
     torch.manual_seed(0)
     sets, labels = synthetic_fold(subjects=("s1",), videos_per_subject=1, n_sampled=60)
     x = torch.as_tensor(sets[0].features[:6])                        # 6 x 36 x 10
-    spot_t = (torch.rand(6, K) > 0.6).float()
-    cls_t = torch.randint(0, 5, (6, K))
-    model = SlowFastMamba(**TINY)
+    spot_t = (torch.rand(6, FOLD_K) > 0.6).float()
+    cls_t = torch.randint(0, 5, (6, FOLD_K))
+    model = SlowFastMamba(**TINY_MODEL)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     weights = torch.ones(5)
     config = TrainConfig()
@@ -85,7 +45,7 @@ def test_loss_is_the_release_weighted_mean():
 
 
 def _config(**kw):
-    return TrainConfig(**{"epochs": 2, "batch_size": 8, "model": TINY, "device": "cpu", **kw})
+    return TrainConfig(**{"epochs": 2, "batch_size": 8, "model": TINY_MODEL, "device": "cpu", **kw})
 
 
 def test_fold_outputs_and_same_seed_same_scores(tmp_path):
@@ -104,13 +64,13 @@ def test_fold_outputs_and_same_seed_same_scores(tmp_path):
         np.testing.assert_array_equal(a.spot, b.spot)
         np.testing.assert_array_equal(a.logits, b.logits)
         assert a.spot.shape == ((120 // 5 - 1 + 1) * 5,) and a.logits.shape == (120, 5)
-        assert (a.frame_skip, a.k, a.n_frames, a.fps) == (FRAME_SKIP, K, 240, 100.0)
+        assert (a.frame_skip, a.k, a.n_frames, a.fps) == (FOLD_FRAME_SKIP, FOLD_K, 240, 100.0)
 
     log_rows = pd.read_csv(out_a / "train_log.csv")
     assert list(log_rows.columns) == ["epoch", "loss", "mse", "ce", "lr", "seconds"]
     assert log_rows["epoch"].tolist() == [1, 2]
     model, meta = load_model(out_a / "model.pt")
-    assert (meta["k"], meta["frame_skip"], meta["fps"]) == (K, FRAME_SKIP, 100.0)
+    assert (meta["k"], meta["frame_skip"], meta["fps"]) == (FOLD_K, FOLD_FRAME_SKIP, 100.0)
     assert meta["class_names"] == ["negative", "positive", "surprise", "others", "neutral"]
     assert meta["train_config"]["seed"] == 100 and meta["model_config"]["d_model"] == 16
     assert len(meta["input_checksum"]) == 64
@@ -147,7 +107,7 @@ def test_fold_learns_to_spot_synthetic_bumps(tmp_path):
     for scores in read_scores(out / "scores.h5"):
         inside = np.zeros(len(scores.spot), bool)
         for row in labels[labels["video"] == scores.video].itertuples():
-            inside[row.onset // FRAME_SKIP + 1: row.offset // FRAME_SKIP] = True
+            inside[row.onset // FOLD_FRAME_SKIP + 1: row.offset // FOLD_FRAME_SKIP] = True
         ratio = scores.spot[inside].mean() / scores.spot[~inside].mean()
         assert ratio > 2, (scores.video_id, ratio)
 

@@ -21,52 +21,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ["Snakefile", "config.yaml", "config", "rules", "workflow_scripts", "profiles",
-            "envs", "report"]
-TINY = ["--configfile", "config/tiny.yaml"]
-RUN = "results/synthetic-tiny"
-from conftest import FIXTURES  # noqa: E402
+from conftest import (FIXTURES, TINY_RUN, TINY_WORKFLOW, copy_workflow, planned_jobs,
+                      snakemake)
+
 # what a decode prior change may re-run (docs/method.md §6: "decoding and evaluation only")
 DECODE_AND_AFTER = {"decode_fold", "collect_predictions", "evaluate", "tabulate_metrics",
                     "plot_curves", "plot_confusion", "plot_fold_strs", "plot_threshold_sweep",
                     "summarise_run", "package_model", "all"}
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, dirs_exist_ok=True)
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800):
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
-    """Rule -> job count of a dry run (Snakemake's "Job stats" table); {} if nothing to do."""
-    proc = snakemake(workdir, "-n", *args)
-    out = proc.stdout + proc.stderr
-    if "Job stats:" not in out:
-        assert "Nothing to be done" in out, out[-3000:]
-        return {}
-    jobs = {}
-    for line in out.split("Job stats:", 1)[1].splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
 
 
 def mtimes(paths) -> dict[str, int]:
@@ -88,14 +49,14 @@ def test_dry_run_default_config_plans_every_fold(tmp_path):
 
 def test_dry_run_slurm_profile(tmp_path):
     work = copy_workflow(tmp_path)
-    proc = snakemake(work, "--profile", "profiles/slurm", "-n", *TINY)
+    proc = snakemake(work, "--profile", "profiles/slurm", "-n", *TINY_WORKFLOW)
     assert "Using profiles profiles/slurm" in proc.stdout + proc.stderr
-    jobs = planned_jobs(work, "--profile", "profiles/slurm", *TINY)
+    jobs = planned_jobs(work, "--profile", "profiles/slurm", *TINY_WORKFLOW)
     assert jobs["train_fold"] == 3 and jobs["all"] == 1
 
 
 def test_lint_is_clean(tmp_path):
-    proc = snakemake(copy_workflow(tmp_path), "--lint", *TINY)
+    proc = snakemake(copy_workflow(tmp_path), "--lint", *TINY_WORKFLOW)
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
 
@@ -107,7 +68,7 @@ def test_bad_config_value_names_the_key(tmp_path):
 
 def test_nested_config_values_are_typed(tmp_path):
     # Snakemake reads nested --config values as strings; the workflow types them
-    jobs = planned_jobs(copy_workflow(tmp_path), *TINY, "--config",
+    jobs = planned_jobs(copy_workflow(tmp_path), *TINY_WORKFLOW, "--config",
                         "decode={p: 0.6, drop_neutral: false}", "evaluate={sweep_p: [0.5, 0.6]}")
     assert jobs["decode_fold"] == 3
 
@@ -140,16 +101,16 @@ def tiny_run(tmp_path_factory):
     """The tiny synthetic config end to end through Snakemake; (workdir, metrics, seconds)."""
     work = copy_workflow(tmp_path_factory.mktemp("tiny"))
     start = time.perf_counter()
-    snakemake(work, "--cores", "2", *TINY)
+    snakemake(work, "--cores", "2", *TINY_WORKFLOW)
     seconds = time.perf_counter() - start
-    metrics = json.loads((work / RUN / "metrics.json").read_text())
+    metrics = json.loads((work / TINY_RUN / "metrics.json").read_text())
     return work, metrics, seconds
 
 
 @pytest.mark.slow
 def test_tiny_run_writes_metrics_plots_and_summary(tiny_run):
     work, metrics, seconds = tiny_run
-    run = work / RUN
+    run = work / TINY_RUN
     assert 0.0 <= metrics["strs"] <= 1.0
     assert metrics["headline_mode"] == "official"
     # the headline is the evaluation of the pooled fold predictions against the labels,
@@ -192,7 +153,7 @@ def test_tiny_run_writes_metrics_plots_and_summary(tiny_run):
 
     assert read_features(next((run / "features").glob("*.h5"))).attrs["fps"] == 200.0
     assert load_model(run / "model_all.pt")[1]["fps"] == 200.0
-    assert planned_jobs(work, *TINY) == {}            # complete: nothing left to do
+    assert planned_jobs(work, *TINY_WORKFLOW) == {}            # complete: nothing left to do
     print(f"tiny synthetic workflow end to end: {seconds:.0f} s")
 
 
@@ -207,7 +168,7 @@ def test_each_fold_trained_on_the_other_subjects_only(tiny_run):
     from mepkg.model import load_model
 
     work, _, _ = tiny_run
-    run = work / RUN
+    run = work / TINY_RUN
     files = sorted((run / "features").glob("*.h5"))
     subject_of = {f: str(read_features(f).attrs["subject"]) for f in files}
     assert sorted(set(subject_of.values())) == ["001", "002", "003"]
@@ -230,7 +191,7 @@ def test_plan_gives_each_fold_its_subject_and_the_decoder_only_its_own_fold(tmp_
     (Every train_fold job reads every video's features by design: run_fold holds the
     subject out itself and predicts its videos; test_loso.py and
     test_each_fold_trained_on_the_other_subjects_only check that it does.)"""
-    proc = snakemake(copy_workflow(tmp_path), "--dag", *TINY)
+    proc = snakemake(copy_workflow(tmp_path), "--dag", *TINY_WORKFLOW)
     nodes = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', proc.stdout, flags=re.M))
     edges = re.findall(r"^\s*(\d+) -> (\d+)", proc.stdout, flags=re.M)
     train = {n: label.split("subject: ")[1] for n, label in nodes.items()
@@ -249,9 +210,9 @@ def test_plan_gives_each_fold_its_subject_and_the_decoder_only_its_own_fold(tmp_
 @pytest.mark.slow
 def test_changing_a_decode_prior_reruns_only_decoding_and_evaluation(tiny_run):
     work, metrics, _ = tiny_run
-    run = work / RUN
+    run = work / TINY_RUN
     change = ["--config", "decode={p: 0.6}"]
-    jobs = planned_jobs(work, *TINY, *change)
+    jobs = planned_jobs(work, *TINY_WORKFLOW, *change)
     assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 3
     assert set(jobs) <= DECODE_AND_AFTER, f"upstream jobs re-planned: {set(jobs) - DECODE_AND_AFTER}"
 
@@ -259,7 +220,7 @@ def test_changing_a_decode_prior_reruns_only_decoding_and_evaluation(tiny_run):
                 *run.glob("folds/*/*"), run / "model_all" / "model.pt", run / "labels.csv"]
     before = mtimes(upstream)
     metrics_before = (run / "metrics.json").stat().st_mtime_ns
-    snakemake(work, "--cores", "2", *TINY, *change)
+    snakemake(work, "--cores", "2", *TINY_WORKFLOW, *change)
     assert mtimes(upstream) == before
     assert (run / "metrics.json").stat().st_mtime_ns > metrics_before
     assert yaml_value(run / "decode" / "folds" / f"{metrics_subject(metrics)}.priors.yaml", "p") == 0.6
@@ -278,13 +239,13 @@ def metrics_subject(metrics: dict) -> str:
 @pytest.mark.slow
 def test_changing_a_feature_setting_reruns_features_and_everything_after(tiny_run):
     work, _, _ = tiny_run
-    jobs = planned_jobs(work, *TINY, "--config", "features={flow: {winsize: 13}}")
+    jobs = planned_jobs(work, *TINY_WORKFLOW, "--config", "features={flow: {winsize: 13}}")
     assert jobs["extract_features"] == 6
     assert jobs["train_fold"] == 3 and jobs["train_all_subjects"] == 1
     assert jobs["decode_fold"] == 3 and jobs["evaluate"] == 3
     # landmarks depend on k, frame_skip and backend only; the data not at all
     assert not {"detect_landmarks", "generate_synthetic", "build_manifest"} & set(jobs)
-    jobs = planned_jobs(work, *TINY, "--config", "features={k: 20}")
+    jobs = planned_jobs(work, *TINY_WORKFLOW, "--config", "features={k: 20}")
     assert jobs["detect_landmarks"] == 6 and jobs["extract_features"] == 6
 
 
@@ -318,7 +279,7 @@ def test_interrupted_training_resumes_without_redoing_finished_folds(tiny_run, t
     first has finished) kills Snakemake and itself right after its first epoch's log
     (a sitecustomize hook on the job's PYTHONPATH; no polling)."""
     work, _, _ = tiny_run
-    run = work / RUN
+    run = work / TINY_RUN
     shutil.rmtree(run / "folds")
     shutil.rmtree(run / "logs" / "train_fold", ignore_errors=True)
     hook = tmp_path / "hook"
@@ -327,8 +288,9 @@ def test_interrupted_training_resumes_without_redoing_finished_folds(tiny_run, t
     env = dict(os.environ, MEPKG_TEST_CRASH_DIR=str(tmp_path),
                PYTHONPATH=os.pathsep.join(filter(None, [str(hook),
                                                         os.environ.get("PYTHONPATH")])))
-    folds = [f"{RUN}/folds/{s}/scores.h5" for s in ("001", "002", "003")]
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *folds, "--cores", "1", *TINY],
+    folds = [f"{TINY_RUN}/folds/{s}/scores.h5" for s in ("001", "002", "003")]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *folds, "--cores", "1",
+                           *TINY_WORKFLOW],
                           cwd=work, env=env, capture_output=True, text=True, timeout=1800,
                           start_new_session=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
@@ -339,15 +301,15 @@ def test_interrupted_training_resumes_without_redoing_finished_folds(tiny_run, t
     assert not (run / "folds" / crashed / "model.pt").exists()        # ... and not finished
     finished_before = mtimes(run / "folds" / s / "model.pt" for s in done)
 
-    snakemake(work, "--unlock", *TINY)
-    snakemake(work, "--cores", "2", *TINY)
+    snakemake(work, "--unlock", *TINY_WORKFLOW)
+    snakemake(work, "--cores", "2", *TINY_WORKFLOW)
     assert mtimes(run / "folds" / s / "model.pt" for s in done) == finished_before
     from mepkg.h5io import read_scores
 
     for subject in ("001", "002", "003"):
         assert read_scores(run / "folds" / subject / "scores.h5")   # complete and readable
     assert not list(run.rglob("*.tmp")), "temporary files left behind"
-    assert planned_jobs(work, *TINY) == {}
+    assert planned_jobs(work, *TINY_WORKFLOW) == {}
 
 
 # ---------------------------------------------------------------- SLURM (CI)
@@ -366,10 +328,10 @@ def _slurm_up() -> bool:
 def test_slurm_profile_runs_the_tiny_workflow_with_the_same_metrics(tiny_run, tmp_path):
     _, local, _ = tiny_run
     work = copy_workflow(tmp_path / "slurm")
-    proc = snakemake(work, "--profile", "profiles/slurm", *TINY, timeout=3000)
+    proc = snakemake(work, "--profile", "profiles/slurm", *TINY_WORKFLOW, timeout=3000)
     submitted = (proc.stdout + proc.stderr).count("has been submitted with SLURM jobid")
     assert submitted >= 20, f"only {submitted} jobs went through sbatch"
-    metrics = json.loads((work / RUN / "metrics.json").read_text())
+    metrics = json.loads((work / TINY_RUN / "metrics.json").read_text())
     for mode in ("official", "strict"):
         assert metrics[mode]["spotting"] == local[mode]["spotting"]
         assert metrics[mode]["strs"] == pytest.approx(local[mode]["strs"], abs=1e-12)
@@ -379,7 +341,7 @@ def test_slurm_profile_runs_the_tiny_workflow_with_the_same_metrics(tiny_run, tm
 def test_report_collects_figures_and_metrics(tiny_run, tmp_path):
     work, _, _ = tiny_run
     report = tmp_path / "report.html"
-    snakemake(work, *TINY, "--report", str(report))
+    snakemake(work, *TINY_WORKFLOW, "--report", str(report))
     text = report.read_text(errors="replace")
     for name in ("metrics.csv", "confusion.png", "fold_strs.png", "threshold_sweep.png"):
         assert name in text
@@ -388,10 +350,10 @@ def test_report_collects_figures_and_metrics(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
     work, _, _ = tiny_run
-    manifest = pd.read_csv(work / RUN / "manifest.csv", dtype=str)
+    manifest = pd.read_csv(work / TINY_RUN / "manifest.csv", dtype=str)
     video = work / manifest.path.iloc[0]
     proc = subprocess.run([sys.executable, "-m", "mepkg.cli", "spot", str(video), "--model",
-                           str(work / RUN / "model_all.pt"), "--fps", manifest.fps.iloc[0],
+                           str(work / TINY_RUN / "model_all.pt"), "--fps", manifest.fps.iloc[0],
                            "--out", str(tmp_path / "spot")], capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -399,14 +361,15 @@ def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
     # the same intervals as decoding the packaged model's curve of that video's features
     import torch
 
-    from mepkg.decode import DecodePriors, apply_veto, decode_videos
+    from mepkg.decode import DecodePriors, decode_videos
+    from mepkg.intervals import apply_veto
     from mepkg.h5io import VideoScores, read_features
     from mepkg.model import load_model
     from mepkg.train import predict_video
 
     row = manifest.iloc[0]
-    model, meta = load_model(work / RUN / "model_all.pt", "cpu")
-    fs = read_features(work / RUN / "features" / f"{row.video_id}.h5")
+    model, meta = load_model(work / TINY_RUN / "model_all.pt", "cpu")
+    fs = read_features(work / TINY_RUN / "features" / f"{row.video_id}.h5")
     curve, logits = predict_video(model, fs.features, torch.device("cpu"))
     scores = VideoScores(video_id=row.video_id, subject=row.subject, video=row.video,
                          spot=curve, logits=logits, frame_skip=meta["frame_skip"], k=meta["k"],

@@ -23,9 +23,9 @@ from mepkg.jobs import usable_cores
 from mepkg.metrics import EvaluateSettings
 from mepkg.model import ModelConfig
 from mepkg.train import TrainConfig
-from test_workflow import RUN, TINY, copy_workflow, planned_jobs, snakemake
+from conftest import (ROOT, TINY_RUN, TINY_WORKFLOW, copy_workflow, planned_jobs,
+                      snakemake)
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 SCHEMA = yaml.safe_load((ROOT / "rules" / "schemas" / "config.schema.yaml").read_text())
 
@@ -201,7 +201,8 @@ def test_every_rule_found():
 # ---------------------------------------------------------------- thread budget (fast)
 def test_dry_run_with_more_cores_than_the_machine_caps_threads(tmp_path):
     work = copy_workflow(tmp_path)
-    proc = snakemake(work, "-n", "--cores", "64", *TINY, "--config", "compute={train_threads: 8}")
+    proc = snakemake(work, "-n", "--cores", "64", *TINY_WORKFLOW, "--config",
+                     "compute={train_threads: 8}")
     out = proc.stdout + proc.stderr
     n = usable_cores()
     if n < 64:
@@ -211,7 +212,7 @@ def test_dry_run_with_more_cores_than_the_machine_caps_threads(tmp_path):
 
 
 def test_slurm_dry_run_is_not_capped(tmp_path):
-    proc = snakemake(copy_workflow(tmp_path), "--profile", "profiles/slurm", "-n", *TINY)
+    proc = snakemake(copy_workflow(tmp_path), "--profile", "profiles/slurm", "-n", *TINY_WORKFLOW)
     assert "usable cores" not in proc.stdout + proc.stderr
 
 
@@ -221,7 +222,7 @@ def tiny_64(tmp_path_factory):
     """The tiny run with --cores 64; (workdir, seconds, snakemake output)."""
     work = copy_workflow(tmp_path_factory.mktemp("tiny64"))
     start = time.perf_counter()
-    proc = snakemake(work, "--cores", "64", *TINY)
+    proc = snakemake(work, "--cores", "64", *TINY_WORKFLOW)
     return work, time.perf_counter() - start, proc.stdout + proc.stderr
 
 
@@ -243,7 +244,7 @@ def job_spans(logs: Path) -> list[tuple[float, float, int, str]]:
 def test_more_cores_than_the_machine_never_oversubscribes(tiny_64):
     work, seconds, out = tiny_64
     n = usable_cores()
-    spans = job_spans(work / RUN / "logs")
+    spans = job_spans(work / TINY_RUN / "logs")
     assert len(spans) >= 30                     # every job logged its thread budget
     assert all(threads <= n for *_, threads, _ in spans)
     for start, *_ in spans:                     # threads of the jobs running at each start
@@ -255,7 +256,7 @@ def test_more_cores_than_the_machine_never_oversubscribes(tiny_64):
 @pytest.mark.slow
 def test_changing_the_sweep_reruns_only_the_sweep_plot(tiny_64):
     work, _, _ = tiny_64
-    jobs = planned_jobs(work, *TINY, "--config", "evaluate={sweep_p: [0.5, 0.6]}")
+    jobs = planned_jobs(work, *TINY_WORKFLOW, "--config", "evaluate={sweep_p: [0.5, 0.6]}")
     assert jobs.get("plot_threshold_sweep") == 1
     assert set(jobs) <= {"plot_threshold_sweep", "all"}, jobs
 
@@ -264,7 +265,7 @@ def test_changing_the_sweep_reruns_only_the_sweep_plot(tiny_64):
 def test_changing_compute_reruns_nothing(tiny_64):
     work, _, _ = tiny_64
     change = "compute={train_threads: 1, train_device: cpu, train_mem_mb: 4000, train_gpus: 1}"
-    assert planned_jobs(work, *TINY, "--config", change) == {}
+    assert planned_jobs(work, *TINY_WORKFLOW, "--config", change) == {}
 
 
 @pytest.mark.slow
@@ -272,12 +273,12 @@ def test_decode_records_the_k_prime_it_used(tiny_64):
     from mepkg.decode import fold_k_primes, read_priors
 
     work, _, _ = tiny_64
-    run = work / RUN
+    run = work / TINY_RUN
     import pandas as pd
 
     labels = pd.read_csv(run / "labels.csv", dtype={"subject": str, "video": str})
     folds = sorted(p.stem for p in (run / "decode" / "folds").glob("*.csv"))
-    expected = fold_k_primes(labels, 7, folds, "train")
+    expected = fold_k_primes(labels, 7, folds, DecodePriors(k_rule="train"))
     for fold in folds:
         priors, k_prime = read_priors(run / "decode" / "folds" / f"{fold}.priors.yaml")
         assert k_prime == expected[fold] and priors == DecodePriors(k_prime=expected[fold])

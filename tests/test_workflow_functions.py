@@ -16,7 +16,8 @@ from mepkg.decode import DecodePriors, decode_fold, pool_intervals, read_priors
 from mepkg.features import FeatureConfig
 from mepkg.h5io import VideoScores, write_scores
 from mepkg.manifest import drop_long_events, manifest_row
-from mepkg.metrics import EvaluateSettings, summarise_run, tabulate_metrics
+from mepkg.metrics import EvaluateSettings
+from mepkg.run_records import summarise_run, tabulate_metrics
 from mepkg.train import TrainConfig
 
 LABELS = pd.DataFrame({
@@ -128,9 +129,9 @@ def _mode(mode, strs):
 
 
 def test_tabulate_metrics_puts_the_headline_mode_on_top(tmp_path, monkeypatch):
-    import mepkg.metrics as metrics
+    import mepkg.run_records as run_records
 
-    monkeypatch.setattr(metrics, "metrics_table", lambda results: pd.DataFrame(
+    monkeypatch.setattr(run_records, "metrics_table", lambda results: pd.DataFrame(
         {"mode": sorted(results)}))                        # the CSV layout is tested elsewhere
     files = []
     for mode, strs in (("official", 0.5), ("strict", 0.25)):

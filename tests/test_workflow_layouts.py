@@ -19,9 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
-from test_bad_inputs import casme3_sheet, frame_folder
-from test_workflow import RUN, TINY, copy_workflow, planned_jobs, snakemake
+from conftest import ROOT, casme3_sheet, frame_folder
+from conftest import TINY_RUN, TINY_WORKFLOW, copy_workflow, planned_jobs, snakemake
 
 FRAMES = ["onset", "apex", "offset"]
 # the sheet's columns (subject, video, onset, apex, offset) as each layout names them
@@ -76,7 +75,7 @@ def layout_run(tmp_path_factory):
         if layout not in runs:
             work = copy_workflow(tmp_path_factory.mktemp(layout))
             start = time.perf_counter()
-            snakemake(work, "--cores", "2", *TINY, *layout_config(layout))
+            snakemake(work, "--cores", "2", *TINY_WORKFLOW, *layout_config(layout))
             runs[layout] = work, time.perf_counter() - start
         return runs[layout]
 
@@ -95,7 +94,7 @@ def test_layout_run_applies_its_protocol(layout_run, layout):
     from mepkg.model import load_model
 
     work, seconds = layout_run(layout)
-    run = work / RUN
+    run = work / TINY_RUN
     protocol = expected_protocol(layout)
     if layout == "casme3":   # a protocol that differs from config.yaml's (SAMM-LV) defaults
         assert (protocol["features"]["frame_skip"], protocol["features"]["k"]) == (1, 50)
@@ -133,7 +132,7 @@ def test_layout_labels_are_the_sheets_events_0_based(layout_run, layout):
     from mepkg.datasets import read_labels
 
     work, _ = layout_run(layout)
-    labels = read_run_labels(work / RUN / "labels.csv")
+    labels = read_run_labels(work / TINY_RUN / "labels.csv")
     sheet = label_sheet(work, layout)
     assert event_rows(labels) == event_rows(read_labels(layout, sheet))
     raw = (pd.read_excel(sheet, dtype=str) if sheet.suffix == ".xlsx"
@@ -151,7 +150,7 @@ def test_layout_run_scores_every_labelled_me(layout_run, layout):
     from mepkg.synth import plan_benchmark
 
     work, _ = layout_run(layout)
-    run = work / RUN
+    run = work / TINY_RUN
     metrics = json.loads((run / "metrics.json").read_text())
     labels = read_run_labels(run / "labels.csv")
     n_micro = int((labels.type == "micro").sum())
@@ -167,7 +166,7 @@ def test_layout_run_scores_every_labelled_me(layout_run, layout):
     pred = pd.read_csv(run / "predictions.csv", dtype={"subject": str, "video": str})
     strict = metrics["strict"]["spotting"]
     assert strict["tp"] + strict["fp"] == int((~pred.vetoed.astype(bool)).sum())
-    assert planned_jobs(work, *TINY, *layout_config(layout)) == {}     # complete
+    assert planned_jobs(work, *TINY_WORKFLOW, *layout_config(layout)) == {}     # complete
 
 
 @pytest.mark.slow
@@ -177,7 +176,7 @@ def test_max_duration_drops_long_micro_events_from_labels_csv(layout_run):
     (The generic layout: its labels hold macro events too. The rendered benchmark
     of the layout run is reused: only build_manifest runs, into another run folder.)"""
     work, _ = layout_run("generic")
-    full = read_run_labels(work / RUN / "labels.csv")
+    full = read_run_labels(work / TINY_RUN / "labels.csv")
     duration = full.offset - full.onset
     micro = full.type == "micro"
     limit = int(duration[micro].max()) - 1
@@ -186,8 +185,9 @@ def test_max_duration_drops_long_micro_events_from_labels_csv(layout_run):
     assert ((~micro) & (duration > limit)).any()          # a macro event longer than the limit
     target = "results/maxdur/labels.csv"
     config = layout_config("generic", "run_name=maxdur", f"dataset={{max_duration: {limit}}}")
-    assert planned_jobs(work, target, *TINY, *config) == {"build_manifest": 1}   # no re-render
-    snakemake(work, "--cores", "1", target, *TINY, *config)
+    # no re-render
+    assert planned_jobs(work, target, *TINY_WORKFLOW, *config) == {"build_manifest": 1}
+    snakemake(work, "--cores", "1", target, *TINY_WORKFLOW, *config)
     cut = read_run_labels(work / target)
     assert len(cut) == len(full) - len(longer)
     kept = full.drop(longer.index)
@@ -215,13 +215,14 @@ def test_max_duration_drops_a_video_left_without_me_unless_all_videos_are_scored
     assert len(videos_left) < len(plan.videos)
 
     work = copy_workflow(tmp_path)
-    default = planned_jobs(work, *TINY, *layout_config("casme3"))
+    default = planned_jobs(work, *TINY_WORKFLOW, *layout_config("casme3"))
     assert default["extract_features"] == len(plan.videos)
     assert default["train_fold"] == len(plan.folds())
-    jobs = planned_jobs(work, *TINY, *layout_config("casme3", f"dataset={{max_duration: {limit}}}"))
+    jobs = planned_jobs(work, *TINY_WORKFLOW,
+                        *layout_config("casme3", f"dataset={{max_duration: {limit}}}"))
     assert jobs["extract_features"] == len(videos_left)
     assert jobs["train_fold"] == len({s for s, _ in videos_left})
-    every = planned_jobs(work, *TINY, *layout_config(
+    every = planned_jobs(work, *TINY_WORKFLOW, *layout_config(
         "casme3", f"dataset={{max_duration: {limit}, evaluate_all_videos: true}}"))
     assert every["extract_features"] == len(plan.videos)
     assert every["train_fold"] == jobs["train_fold"]     # folds still need an ME

@@ -2,7 +2,7 @@
 
 Reads:  input.intervals (decode/folds/<subject>.csv, one per LOSO fold).
 Writes: output.predictions (predictions.csv: every interval, fold order,
-        with the `vetoed` column; mepkg.decode.apply_veto gives the MEGC CSV).
+        with the `vetoed` column; mepkg.intervals.apply_veto gives the MEGC CSV).
 """
 
 from mepkg.jobs import setup_job

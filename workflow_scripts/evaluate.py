@@ -2,7 +2,8 @@
 
 Reads:  input.predictions, input.labels (ground truth, micro rows), the
         mode wildcard (official | strict | release), params (emotions,
-        bootstrap, seed; frame_skip: release mode scores at the sampled rate).
+        bootstrap, seed). Release mode scores at the sampled rate of the
+        predictions' frame_skip column.
 Writes: output.metrics (JSON: spotting, recognition, STRS per subject and
         pooled, with and without the neutral veto, bootstrap interval).
 """
@@ -15,5 +16,4 @@ from mepkg.metrics import run_evaluate  # noqa: E402
 
 run_evaluate(snakemake.input.predictions, snakemake.input.labels, snakemake.output.metrics,
              mode=snakemake.wildcards.mode, emotions=tuple(snakemake.params.emotions),
-             n_bootstrap=snakemake.params.bootstrap, seed=snakemake.params.seed,
-             frame_skip=snakemake.params.frame_skip)
+             n_bootstrap=snakemake.params.bootstrap, seed=snakemake.params.seed)

@@ -10,7 +10,7 @@ from mepkg.jobs import setup_job
 
 setup_job(snakemake)
 
-from mepkg.metrics import summarise_run  # noqa: E402
+from mepkg.run_records import summarise_run  # noqa: E402
 
 summarise_run(snakemake.input.metrics, snakemake.input.labels, snakemake.output.summary,
               run=snakemake.params.run, folds=snakemake.params.folds,

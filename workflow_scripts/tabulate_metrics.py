@@ -11,7 +11,7 @@ from mepkg.jobs import setup_job
 
 setup_job(snakemake)
 
-from mepkg.metrics import tabulate_metrics  # noqa: E402
+from mepkg.run_records import tabulate_metrics  # noqa: E402
 
 tabulate_metrics(snakemake.input.modes, snakemake.params.mode, snakemake.output.metrics,
                  snakemake.output.table)

@@ -19,14 +19,13 @@ from typing import Sequence
 
 import pandas as pd
 
-from mepkg.constants import (CASME3_COLOR_DIR, CASME3_LABEL_SHEET, GENERIC_LABEL_FILE,
+from mepkg.constants import (CASME3_COLOR_DIR, CASME3_LABEL_SHEET, DATASETS, GENERIC_LABEL_FILE,
                              GENERIC_VIDEOS_DIR, SAMM_EMOTION_SHEET, SAMM_INTERVAL_SHEET)
 from mepkg.datasets import casme3, generic, sammlv
 from mepkg.datasets.common import LABEL_COLUMNS, MANIFEST_COLUMNS, find_file
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("casme3", "sammlv", "generic")
 # Micro intervals longer than this (original frames) are flagged when read.
 DEFAULT_MAX_DURATION = {"casme3": casme3.MAX_DURATION, "sammlv": sammlv.MAX_DURATION,
                         "generic": None}

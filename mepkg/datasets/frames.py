@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from mepkg.datasets.common import trailing_number
+from mepkg.intervals import check_frame_skip
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,7 @@ DEFAULT_FOLDER_FPS = 30.0   # frame folders carry no rate; CAS(ME)^3 is 30 fps
 
 def sampled_count(n_frames: int, frame_skip: int) -> int:
     """Number of sampled frames: ceil(n_frames / frame_skip)."""
-    if frame_skip < 1:
-        raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
-    return -(-int(n_frames) // int(frame_skip))
+    return -(-int(n_frames) // check_frame_skip(frame_skip))
 
 
 @dataclass
