@@ -46,7 +46,7 @@ def _softplus(x):
     (Kahan: log1p(e) = e log(w) / (w - 1), w = 1 + e)."""
     e = tl.exp(tl.minimum(x, 20.0))
     w = 1.0 + e
-    log1p = tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0))
+    log1p = tl.where(w == 1.0, e, tl.log(w) * e / tl.where(w == 1.0, 1.0, w - 1.0))
     return tl.where(x > 20.0, x, log1p)
 
 

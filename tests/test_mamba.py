@@ -272,9 +272,48 @@ def test_cuda_path_is_chosen_when_mamba_ssm_imports(monkeypatch, caplog):
     monkeypatch.setattr(mamba_mod, "_cuda_scan", lambda *a, **k: None)
     assert mamba_mod.scan_backend("cuda") == "mamba_ssm CUDA kernel"
     assert mamba_mod.scan_backend("cpu") == "fused CPU scan (numba)"
+
+
+def test_cuda_takes_triton_without_mamba_ssm_and_the_loop_without_triton(monkeypatch, caplog):
     monkeypatch.setattr(mamba_mod, "_cuda_scan", None)
     monkeypatch.setattr(mamba_mod, "_CUDA_SCAN_ERROR", "ModuleNotFoundError: mamba_ssm")
-    mamba_mod._logged_backends.clear()
-    with caplog.at_level(logging.WARNING, logger="mepkg.mamba"):
+    monkeypatch.setattr(mamba_mod, "_triton", {"scan": lambda *a, **k: None})
+    assert mamba_mod.scan_backend("cuda") == "fused Triton scan"
+    assert mamba_mod.scan_backend("cpu") == "fused CPU scan (numba)"   # never Triton on CPU
+    monkeypatch.setattr(mamba_mod, "_triton", {})
+    monkeypatch.setitem(sys.modules, "triton", None)                   # import triton fails
+    monkeypatch.setattr(mamba_mod, "_logged_backends", set())
+    with caplog.at_level(logging.INFO, logger="mepkg.mamba"):
         mamba_mod._log_backend_once(torch.device("cuda"))
-    assert "pure-PyTorch" in caplog.text and "mamba_ssm not importable" in caplog.text
+        mamba_mod._log_backend_once(torch.device("cuda"))
+    assert mamba_mod.scan_backend("cuda") == "pure-PyTorch sequential scan"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "mamba_ssm not importable" in warnings[0] and "no usable triton" in warnings[0]
+
+
+def test_old_triton_is_not_used(monkeypatch):
+    fake = type(sys)("triton")
+    fake.__version__ = "2.3.1"
+    monkeypatch.setitem(sys.modules, "triton", fake)
+    monkeypatch.setattr(mamba_mod, "_triton", {})
+    assert mamba_mod._triton_scan() is None
+    assert "triton 2.3.1 is older than 3.0" in mamba_mod._triton["error"]
+    with pytest.raises(RuntimeError, match="backend 'triton' is not available: .*2.3.1"):
+        selective_scan(**_scan_inputs(torch.float32), backend="triton")
+
+
+@pytest.mark.parametrize("version, parsed", [("3.9.0", (3, 9, 0)), ("3.0.0+git1a2b", (3, 0, 0)),
+                                             ("2.1.0rc1", (2, 1, 0)), ("3.1", (3, 1))])
+def test_triton_version_is_parsed(version, parsed):
+    assert mamba_mod._version_tuple(version) == parsed
+
+
+def test_backend_by_name_gives_that_path():
+    inputs = _scan_inputs(torch.float32)
+    expected = selective_scan_reference(**inputs, delta_softplus=True)
+    for name in ("numba", "loop", "reference"):
+        torch.testing.assert_close(selective_scan(**inputs, delta_softplus=True, backend=name),
+                                   expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown selective-scan backend 'cuda'"):
+        selective_scan(**inputs, backend="cuda")
