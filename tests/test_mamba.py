@@ -155,15 +155,41 @@ def test_fused_exp_is_accurate_in_float32():
     assert scan_cpu.fast_exp_array(torch.tensor([-200.0]).numpy())[0] < 1e-37   # no NaN/inf
 
 
-def test_fused_scan_same_for_any_thread_count():
-    inputs = _scan_inputs(torch.float32, batch=5, d=8, length=15, n=16)
-    torch.set_num_threads(2)
+@pytest.mark.parametrize("batch, d, n, threads", [
+    (5, 8, 16, 2),
+    (1, 200, 64, 3),       # one window, four channel blocks: the threads split the channels
+])
+def test_fused_scan_same_for_any_thread_count(batch, d, n, threads):
+    inputs = _scan_inputs(torch.float32, batch=batch, d=d, length=15, n=n)
+    assert scan_cpu.channel_block(d, 15, n) < d or batch >= threads
+    torch.set_num_threads(threads)
     try:
         y2, g2 = _values_and_grads(fused_selective_scan, inputs, True)
     finally:
         torch.set_num_threads(1)
     y1, g1 = _values_and_grads(fused_selective_scan, inputs, True)
     assert torch.equal(y1, y2) and all(torch.equal(g1[k], g2[k]) for k in g1)
+    torch.testing.assert_close(y1, selective_scan_reference(**inputs, delta_softplus=True),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_fused_conv_silu_same_for_any_thread_count():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(150, 150, kernel_size=4, groups=150, padding=3)   # 3 channel blocks
+    x = torch.randn(1, 150, 20)
+    results = []
+    for threads in (3, 1):
+        torch.set_num_threads(threads)
+        try:
+            conv.zero_grad()
+            xl = x.clone().requires_grad_()
+            y = mamba_mod.conv1d_silu(xl, conv)
+            (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        finally:
+            torch.set_num_threads(1)
+        results.append((y.detach(), xl.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+    torch.testing.assert_close(results[0][0], mamba_mod.conv1d_silu_torch(x, conv).detach())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
