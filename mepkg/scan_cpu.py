@@ -42,8 +42,9 @@ again each run).
 
 Threads: kernels release the GIL. The work is split into tasks, one per batch
 element and block of channels (32 x 8 = 256 tasks per call at the paper's fast
-path), and with torch.get_num_threads() > 1 the tasks are cut into that many
-contiguous ranges run at once on a small thread pool: the one knob users
+path), and with torch.get_num_threads() > 1 that many threads (the caller and a
+small pool) take contiguous chunks of them from a shared counter until none is
+left, so a thread that starts late on a busy machine takes fewer: the one knob users
 already set (torch.set_num_threads, TrainConfig.threads, --threads) also sets
 the kernels' parallelism, and a batch smaller than the thread count (or not a
 multiple of it) still keeps every thread busy. Every task writes its own
@@ -74,6 +75,7 @@ torch around every call (as before) cost ~20% of a CPU-model training step.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import warnings
@@ -340,10 +342,19 @@ def scan_backward_kernel(u, dt, A_t, Bm, Cm, D, z, has_z, delta, delta_bias, sof
 _pool: ThreadPoolExecutor | None = None
 
 
+CHUNKS_PER_THREAD = 4      # tasks are handed out in about this many pieces per thread
+
+
 def _run_split(kernel, n_tasks: int, *args) -> None:
-    """Run ``kernel(*args, i0, i1)`` over the tasks [0, n_tasks), split into
-    torch.get_num_threads() contiguous ranges run at once (the calling thread takes
-    the first)."""
+    """Run ``kernel(*args, i0, i1)`` over the tasks [0, n_tasks) on
+    torch.get_num_threads() threads (the calling thread one of them).
+
+    The tasks are cut into contiguous chunks that the threads take in turn from a
+    shared counter until none is left: a thread that starts late (a busy machine) or
+    runs slowly gets fewer, and a helper that has not started by the time the calling
+    thread has taken every chunk is cancelled, not waited for: then the call costs
+    what one thread costs.
+    """
     global _pool
     threads = min(torch.get_num_threads(), n_tasks)
     if threads <= 1:
@@ -352,11 +363,19 @@ def _run_split(kernel, n_tasks: int, *args) -> None:
     if _pool is None or _pool._max_workers < threads - 1:
         _pool = ThreadPoolExecutor(max_workers=max(threads - 1, os.cpu_count() or 1),
                                    thread_name_prefix="mepkg-scan")
-    bounds = [n_tasks * i // threads for i in range(threads + 1)]
-    futures = [_pool.submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, threads)]
-    kernel(*args, bounds[0], bounds[1])
+    n_chunks = min(n_tasks, threads * CHUNKS_PER_THREAD)
+    bounds = [n_tasks * i // n_chunks for i in range(n_chunks + 1)]
+    counter = itertools.count()                # next() is atomic under the GIL
+
+    def work() -> None:
+        while (i := next(counter)) < n_chunks:
+            kernel(*args, bounds[i], bounds[i + 1])
+
+    futures = [_pool.submit(work) for _ in range(threads - 1)]
+    work()
     for f in futures:
-        f.result()
+        if not f.cancel():                     # not started yet: nothing left for it
+            f.result()
 
 
 SCRATCH_BYTES = 256 * 1024  # recomputed states of one channel block: fits L2
