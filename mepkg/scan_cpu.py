@@ -448,8 +448,8 @@ class FusedSelectiveScan(torch.autograd.Function):
             u_t, B_t, C_t, z_t = (_time_major(t, dtype) for t in (u, B, C, z))
             y = torch.empty(batch, length, n_chan, dtype=dtype)
             block = channel_block(n_chan, length, A.shape[1], y.element_size())
-            _run_split(scan_forward_kernel, batch * _n_blocks(n_chan, block), u_t.numpy(), dt.numpy(),
-                       _arr(A.t(), dtype), B_t.numpy(), C_t.numpy(),
+            _run_split(scan_forward_kernel, batch * _n_blocks(n_chan, block), u_t.numpy(),
+                       dt.numpy(), _arr(A.t(), dtype), B_t.numpy(), C_t.numpy(),
                        _arr(D, dtype, (n_chan,)), _np(z_t, dtype),
                        z is not None, y.numpy(), block)
         # the time-major operands, as the kernels read them: the backward copies nothing again

@@ -266,7 +266,8 @@ class TritonSelectiveScan(torch.autograd.Function):
         hs = torch.empty(batch, length + 1, n_chan, n_state, dtype=f32, device=dev)  # scratch
         du = torch.empty(batch, length, n_chan, dtype=u.dtype, device=dev)
         ddelta = torch.empty(batch, length, n_chan, dtype=delta.dtype, device=dev)
-        dz = torch.empty(batch, length, n_chan, dtype=z.dtype, device=dev) if z is not None else None
+        dz = (torch.empty(batch, length, n_chan, dtype=z.dtype, device=dev)
+              if z is not None else None)
         dA_b = torch.empty(batch, n_chan, n_state, dtype=f32, device=dev)
         dB_p = torch.empty(batch, n_blocks, length, n_state, dtype=f32, device=dev)
         dC_p = torch.empty(batch, n_blocks, length, n_state, dtype=f32, device=dev)
