@@ -76,7 +76,7 @@ def _scan_fwd_kernel(
 ):
     """y[b, t, d] for one batch element and one block of channels, looping over time with
     the state h (BLOCK_D x BLOCK_N, float32) in registers."""
-    b = tl.program_id(0)
+    b = tl.program_id(0).to(tl.int64)              # offsets past 2^31 at large batches
     offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     mask_d = offs_d < n_chan
@@ -125,7 +125,7 @@ def _scan_bwd_kernel(
     and dD, dbias (B, D) per batch element; float32 dB, dC (B, n_blocks, L, N) per
     channel block.
     """
-    b = tl.program_id(0)
+    b = tl.program_id(0).to(tl.int64)              # offsets past 2^31 at large batches
     blk = tl.program_id(1)
     n_blocks = tl.num_programs(1)
     offs_d = blk * BLOCK_D + tl.arange(0, BLOCK_D)
