@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -117,6 +118,9 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- model
 def _cmd_train_fold(args: argparse.Namespace) -> None:
+    from mepkg.jobs import OMP_WAIT_POLICY
+
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)   # before torch loads
     from mepkg.train import TrainConfig, resolve_device, run_fold
 
     config = TrainConfig(**_given(args, "epochs", "device", "threads"))

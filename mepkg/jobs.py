@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                    "GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
                    "NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
+# OpenMP workers (torch's, numba's) sleep between parallel regions instead of
+# spinning: spinning workers take the cores the fused CPU kernels' threads need
+# (mepkg.scan_cpu; measured in docs/benchmarks.md). Read when the OpenMP runtime
+# loads (with torch), so set with the thread counts; a value in the environment wins.
+OMP_WAIT_POLICY = "PASSIVE"
 PROGRESS_INTERVAL = 30.0   # seconds between progress lines in a job's log
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -57,6 +62,7 @@ def limit_threads(threads: int) -> int:
         if var == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
             continue   # read at import; changed later, it makes numba's next compile fail
         os.environ[var] = str(n)
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     import cv2
 
     cv2.setNumThreads(n)

@@ -9,8 +9,11 @@ state dicts move between the two unchanged: ``in_proj``, ``conv1d``,
 ``Mamba.forward`` calls the module-level ``selective_scan`` (and ``conv1d_silu``),
 which pick a path per call, logged once per device:
 
-- CUDA tensors: ``mamba_ssm``'s CUDA kernel when ``mamba_ssm`` imports, else the
-  pure-PyTorch loop (no host sync per step, so it stays asynchronous on a GPU);
+- CUDA tensors: ``mamba_ssm``'s CUDA kernel when ``mamba_ssm`` imports; else the
+  fused Triton scan of ``mepkg.scan_triton`` when a usable triton imports (version
+  >= ``MIN_TRITON``; torch's CUDA wheels bring one); else the pure-PyTorch loop
+  (no host sync per step, so it stays asynchronous on a GPU), with one warning
+  naming what was missing;
 - CPU float32/float64 tensors: the fused scan of ``mepkg.scan_cpu`` (numba
   kernels, one call per block for the forward and one for the backward, states
   recomputed in the backward as in mamba_ssm's kernel) and the fused causal
@@ -19,6 +22,11 @@ which pick a path per call, logged once per device:
   ``mepkg.scan_cpu``. Where numba cannot load, the loop runs and one warning
   says so;
 - anything else (other dtypes, other devices): ``selective_scan_loop``.
+
+``selective_scan(..., backend=NAME)`` takes one path by name instead (``SCAN_BACKENDS``):
+benchmarks compare them, and the tests run the Triton kernels on CPU tensors through
+Triton's interpreter that way (``TRITON_INTERPRET=1``); the automatic choice never
+sends CPU tensors to Triton.
 
 Measured on a 2-vCPU shared machine, 1 thread, training step (forward +
 backward + Adam, batch 32, k 30): the paper's model 4.2-5.6x the windows/s it
@@ -39,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +65,10 @@ except Exception as err:  # ImportError, or a broken CUDA build raising at impor
 
 _logged_backends: set[str] = set()
 _fused: dict = {}          # "scan": the fused CPU scan, or "error": why it did not load
+_triton: dict = {}         # "scan": the Triton scan, or "error": why it is not usable
+
+MIN_TRITON = (3, 0)        # oldest triton the Triton scan is run with (torch 2.4's)
+_TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # its inputs; state float32
 
 
 def _fused_cpu(u: torch.Tensor) -> bool:
@@ -80,6 +93,37 @@ def _fused_cpu_scan():
     return _fused["scan"]
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """'3.9.0+git1234' -> (3, 9, 0): the leading numeric fields of a version string."""
+    parts = []
+    for field in version.split("+")[0].split("."):
+        digits = re.match(r"\d*", field).group()
+        if not digits:
+            break
+        parts.append(int(digits))
+        if len(digits) < len(field):           # '0rc1': a pre-release tag ends the number
+            break
+    return tuple(parts)
+
+
+def _triton_scan():
+    """The Triton scan (mepkg.scan_triton), imported on first use; None where triton is
+    missing, older than MIN_TRITON or fails to import (the reason kept in _triton["error"])."""
+    if not _triton:
+        try:
+            import triton
+            version = getattr(triton, "__version__", "0")
+            if _version_tuple(version) < MIN_TRITON:
+                raise ImportError(f"triton {version} is older than "
+                                  f"{'.'.join(map(str, MIN_TRITON))}")
+            from mepkg.scan_triton import triton_selective_scan
+            _triton["scan"] = triton_selective_scan
+        except Exception as err:  # ImportError, or triton failing to set up
+            _triton["scan"] = None
+            _triton["error"] = f"{type(err).__name__}: {err}"
+    return _triton["scan"]
+
+
 @dataclass
 class MambaConfig:
     """One mixer's sizes; the model's values come from mepkg.model.ModelConfig."""
@@ -99,14 +143,27 @@ class MambaConfig:
             self.dt_rank = math.ceil(self.d_model / 16)
 
 
+# what scan_backend() names each path
+_BACKEND_NAMES = {"mamba_ssm": "mamba_ssm CUDA kernel", "triton": "fused Triton scan",
+                  "numba": "fused CPU scan (numba)", "loop": "pure-PyTorch sequential scan"}
+SCAN_BACKENDS = (*_BACKEND_NAMES, "reference")   # selective_scan(..., backend=...) takes these
+
+
+def _auto_backend(device: torch.device) -> str:
+    """The path the automatic choice takes for float32 tensors on ``device``."""
+    if device.type == "cuda":
+        if _cuda_scan is not None:
+            return "mamba_ssm"
+        if _triton_scan() is not None:
+            return "triton"
+    elif device.type == "cpu" and _fused_cpu_scan() is not None:
+        return "numba"
+    return "loop"
+
+
 def scan_backend(device: torch.device | str) -> str:
     """Name of the selective-scan implementation used for float tensors on ``device``."""
-    device = torch.device(device)
-    if device.type == "cuda" and _cuda_scan is not None:
-        return "mamba_ssm CUDA kernel"
-    if device.type == "cpu" and _fused_cpu_scan() is not None:
-        return "fused CPU scan (numba)"
-    return "pure-PyTorch sequential scan"
+    return _BACKEND_NAMES[_auto_backend(torch.device(device))]
 
 
 def _log_backend_once(device: torch.device) -> None:
@@ -115,9 +172,11 @@ def _log_backend_once(device: torch.device) -> None:
     if key in _logged_backends:
         return
     _logged_backends.add(key)
-    if device.type == "cuda" and _cuda_scan is None:
-        log.warning("Mamba selective scan on %s: %s (mamba_ssm not importable: %s); "
-                    "install mamba-ssm for the fused kernels", device, name, _CUDA_SCAN_ERROR)
+    if device.type == "cuda" and _cuda_scan is None and _triton_scan() is None:
+        log.warning("Mamba selective scan on %s: %s, several times slower than a fused "
+                    "kernel (mamba_ssm not importable: %s; no usable triton: %s); install "
+                    "torch's CUDA wheel with its triton, or mamba-ssm", device, name,
+                    _CUDA_SCAN_ERROR, _triton.get("error"))
     else:
         log.info("Mamba selective scan on %s: %s", device, name)
 
@@ -192,21 +251,42 @@ def selective_scan_loop(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     return _skip_and_gate(y, u, D, z)
 
 
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
-    """Selective scan on the best path for the tensors' device (see the module docstring).
+def _scan_by_name(backend: str):
+    """The scan function of one of SCAN_BACKENDS; a clear error where it cannot load."""
+    if backend not in SCAN_BACKENDS:
+        raise ValueError(f"unknown selective-scan backend {backend!r}; "
+                         f"choose one of {', '.join(SCAN_BACKENDS)}")
+    found = {"mamba_ssm": lambda: _cuda_scan, "triton": _triton_scan, "numba": _fused_cpu_scan,
+             "loop": lambda: selective_scan_loop,
+             "reference": lambda: selective_scan_reference}[backend]()
+    if found is None:
+        why = {"mamba_ssm": _CUDA_SCAN_ERROR, "triton": _triton.get("error"),
+               "numba": _fused.get("error")}[backend]
+        raise RuntimeError(f"selective-scan backend {backend!r} is not available: {why}")
+    return found
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   backend: str | None = None):
+    """Selective scan on the best path for the tensors' device (see the module docstring),
+    or on the path named by ``backend`` (one of SCAN_BACKENDS).
 
     u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D, delta_bias: (D,).
     Returns y: (B, D, L), as ``selective_scan_reference``.
     """
-    _log_backend_once(u.device)
-    if u.is_cuda and _cuda_scan is not None:
-        return _cuda_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
-                          delta_softplus=delta_softplus)
-    if _fused_cpu(u):
-        return _fused["scan"](u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
-                              delta_softplus=delta_softplus)
-    return selective_scan_loop(u, delta, A, B, C, D, z=z, delta_bias=delta_bias,
-                               delta_softplus=delta_softplus)
+    if backend is not None:
+        scan = _scan_by_name(backend)
+    else:
+        _log_backend_once(u.device)
+        if u.is_cuda and _cuda_scan is not None:
+            scan = _cuda_scan
+        elif u.is_cuda and u.dtype in _TRITON_DTYPES and _triton_scan() is not None:
+            scan = _triton["scan"]
+        elif _fused_cpu(u):
+            scan = _fused["scan"]
+        else:
+            scan = selective_scan_loop
+    return scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus)
 
 
 def conv1d_silu_torch(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:

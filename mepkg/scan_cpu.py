@@ -40,12 +40,23 @@ use (~5-12 s, then cached next to this file, or in numba's user cache directory
 when the package directory is read-only; without any writable cache it compiles
 again each run).
 
-Threads: kernels release the GIL; with torch.get_num_threads() > 1 the batch is
-split into that many contiguous ranges run on a small thread pool, so the one
-knob users already set (torch.set_num_threads, TrainConfig.threads) also sets
-the scan's parallelism. Each batch element is computed by one thread and
-per-element partial sums (dA, dD, d delta_bias) are reduced afterwards, so results
-are identical for any thread count.
+Threads: kernels release the GIL. The work is split into tasks, one per batch
+element and block of channels (32 x 8 = 256 tasks per call at the paper's fast
+path), and with torch.get_num_threads() > 1 that many threads (the caller and a
+small pool) take contiguous chunks of them from a shared counter until none is
+left, so a thread that starts late on a busy machine takes fewer: the one knob users
+already set (torch.set_num_threads, TrainConfig.threads, --threads) also sets
+the kernels' parallelism, and a batch smaller than the thread count (or not a
+multiple of it) still keeps every thread busy. Every task writes its own
+elements, partial sums included (dA, dD, d delta_bias per batch element; dB, dC
+per channel block), reduced afterwards: results are identical for any thread
+count. The pool is plain Python threads (blocking, never spinning) rather than a
+numba threading layer: numba's OpenMP layer would be a second OpenMP runtime
+beside torch's, and its workqueue layer aborts when two threads call a kernel at
+once. What else decides whether threads pay: torch's OpenMP workers spin-wait
+after each torch op unless OMP_WAIT_POLICY=PASSIVE (see ``mepkg.jobs``), taking
+the cores these threads need: on the 2-core machine of docs/benchmarks.md, with
+the spinning, 2 threads ran the scan 10-100x slower than 1.
 
 Edge cases of the fast exp: below -87 it returns ~1e-38 instead of a denormal or 0,
 above 88 a large finite number instead of inf. float64 inputs use math.exp
@@ -64,6 +75,7 @@ torch around every call instead costs ~20% of a CPU-model training step.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import warnings
@@ -177,52 +189,56 @@ def _state_step(Bm, Cm, b, t, A_t, d0, w, dtr, ur, h0, h1, dA, acc, dtu):
 
 
 @_jit
-def scan_forward_kernel(u, dt, A_t, Bm, Cm, D, z, has_z, y, block, b0, b1):
-    """y[b] = (C_t . h_t + D u_t) * silu(z_t) for b in [b0, b1), where h_0 = 0 and
-    h_t[n, d] = exp(dt_t[d] A[d, n]) h_{t-1}[n, d] + dt_t[d] u_t[d] B_t[n].
+def scan_forward_kernel(u, dt, A_t, Bm, Cm, D, z, has_z, y, block, i0, i1):
+    """y[b] = (C_t . h_t + D u_t) * silu(z_t) for the tasks i in [i0, i1) (task i: batch
+    element i // n_blocks, the (i % n_blocks)-th block of ``block`` channels), where
+    h_0 = 0 and h_t[n, d] = exp(dt_t[d] A[d, n]) h_{t-1}[n, d] + dt_t[d] u_t[d] B_t[n].
 
     Time-major: u, dt (softplus already applied), z, y: (B, L, D); A_t: (N, D), A
-    transposed; Bm, Cm: (B, L, N); D: (D,). Channels are taken ``block`` at a time
-    (the same blocks as the backward), the innermost loops run over contiguous
-    channels (vectorised) and the block's state, N x block, stays in L1 while the
-    loop runs over time.
+    transposed; Bm, Cm: (B, L, N); D: (D,). The blocks are the backward's; the
+    innermost loops run over contiguous channels (vectorised) and the block's state,
+    N x block, stays in L1 while the loop runs over time.
     """
     _, length, n_chan = u.shape
     n_state = A_t.shape[0]
+    n_blocks = (n_chan + block - 1) // block
     zero, one = y.dtype.type(0), y.dtype.type(1)
     h = np.empty((n_state, block), dtype=y.dtype)
     acc = np.empty(block, dtype=y.dtype)
     dtu = np.empty(block, dtype=y.dtype)
-    for b in range(b0, b1):
-        for d0 in range(0, n_chan, block):
-            w = min(block, n_chan - d0)
-            h[:] = 0
-            for t in range(length):
-                ur = u[b, t, d0:d0 + w]
-                _state_step(Bm, Cm, b, t, A_t, d0, w, dt[b, t, d0:d0 + w], ur, h, h, None,
-                            acc, dtu)
-                yr = y[b, t, d0:d0 + w]
-                Dr = D[d0:d0 + w]
-                if has_z:
-                    zr = z[b, t, d0:d0 + w]
-                    for j in range(w):
-                        zt = zr[j]
-                        yr[j] = (acc[j] + Dr[j] * ur[j]) * (zt / (one + _exp(-zt)))
-                else:
-                    for j in range(w):
-                        yr[j] = acc[j] + Dr[j] * ur[j]
+    for i in range(i0, i1):
+        b, d0 = i // n_blocks, (i % n_blocks) * block
+        w = min(block, n_chan - d0)
+        h[:] = 0
+        for t in range(length):
+            ur = u[b, t, d0:d0 + w]
+            _state_step(Bm, Cm, b, t, A_t, d0, w, dt[b, t, d0:d0 + w], ur, h, h, None,
+                        acc, dtu)
+            yr = y[b, t, d0:d0 + w]
+            Dr = D[d0:d0 + w]
+            if has_z:
+                zr = z[b, t, d0:d0 + w]
+                for j in range(w):
+                    zt = zr[j]
+                    yr[j] = (acc[j] + Dr[j] * ur[j]) * (zt / (one + _exp(-zt)))
+            else:
+                for j in range(w):
+                    yr[j] = acc[j] + Dr[j] * ur[j]
     return zero
 
 
 @_jit
 def scan_backward_kernel(u, dt, A_t, Bm, Cm, D, z, has_z, delta, delta_bias, softplus, dy,
-                         du, ddelta, dz, dA_b, dB, dC, dD_b, dbias_b, block, b0, b1):
-    """Gradients of scan_forward_kernel's y for b in [b0, b1), given dy = dL/dy.
+                         du, ddelta, dz, dA_b, dB_p, dC_p, dD_b, dbias_b, block, i0, i1):
+    """Gradients of scan_forward_kernel's y for the tasks i in [i0, i1) (as the
+    forward's: batch element, channel block), given dy = dL/dy.
 
     Time-major as the forward. delta: the step sizes before delta_bias and softplus
-    (for its derivative), (B, L, D). Writes du, ddelta, dz, dB, dC (B, L, D or N),
-    the per-batch-element dA_b (B, N, D), dD_b, dbias_b (B, D) (summed over B by
-    the caller); dB and dC accumulate over channel blocks (zeroed by the caller).
+    (for its derivative), (B, L, D). Writes du, ddelta, dz (B, L, D), the
+    per-batch-element dA_b (B, N, D), dD_b, dbias_b (B, D) (summed over B by the
+    caller) and the per-block dB_p, dC_p (n_blocks, B, L, N) (summed over blocks by
+    the caller): every task writes its own elements, so tasks run in any order and
+    on any thread with the same result.
     Per block of channels the states are recomputed into hs (L + 1, N, block),
     hs[t + 1] = h_t, with dAs[t] = exp(dt_t A) beside them (cheaper to keep than to
     recompute), not stored by the forward; then the adjoint runs backwards in time:
@@ -233,6 +249,7 @@ def scan_backward_kernel(u, dt, A_t, Bm, Cm, D, z, has_z, delta, delta_bias, sof
     """
     _, length, n_chan = u.shape
     n_state = A_t.shape[0]
+    n_blocks = (n_chan + block - 1) // block
     zero, one = dy.dtype.type(0), dy.dtype.type(1)
     hs = np.zeros((length + 1, n_state, block), dtype=dy.dtype)  # hs[0] = h_0 = 0
     dAs = np.empty((length, n_state, block), dtype=dy.dtype)     # exp(dt_t A)
@@ -243,102 +260,122 @@ def scan_backward_kernel(u, dt, A_t, Bm, Cm, D, z, has_z, delta, delta_bias, sof
     sA = np.empty(block, dtype=dy.dtype)                         # sum_n g_t dA_t h_{t-1} A
     dtu = np.empty(block, dtype=dy.dtype)
     dA_blk = np.empty((n_state, block), dtype=dy.dtype)
-    for b in range(b0, b1):
-        for d0 in range(0, n_chan, block):
-            w = min(block, n_chan - d0)
-            Dr = D[d0:d0 + w]
-            for t in range(length):                     # recompute the states
-                _state_step(Bm, Cm, b, t, A_t, d0, w, dt[b, t, d0:d0 + w], u[b, t, d0:d0 + w],
-                            hs[t], hs[t + 1], dAs[t], ys[t], dtu)
-            dDr = dD_b[b, d0:d0 + w]
-            dDr[:] = 0
-            for t in range(length):                     # through the gate and the D skip
-                ur = u[b, t, d0:d0 + w]
-                dyr = dy[b, t, d0:d0 + w]
-                dysr = dys[t]
-                if has_z:                               # y = y_pre * silu(z)
-                    zr = z[b, t, d0:d0 + w]
-                    dzr = dz[b, t, d0:d0 + w]
-                    ysr = ys[t]
-                    for j in range(w):
-                        zt = zr[j]
-                        sig = one / (one + _exp(-zt))
-                        dzr[j] = dyr[j] * (ysr[j] + Dr[j] * ur[j]) * sig * (one + zt * (one - sig))
-                        dysr[j] = dyr[j] * zt * sig
-                else:
-                    for j in range(w):
-                        dysr[j] = dyr[j]
+    for i in range(i0, i1):
+        b, blk = i // n_blocks, i % n_blocks
+        d0 = blk * block
+        w = min(block, n_chan - d0)
+        Dr = D[d0:d0 + w]
+        for t in range(length):                     # recompute the states
+            _state_step(Bm, Cm, b, t, A_t, d0, w, dt[b, t, d0:d0 + w], u[b, t, d0:d0 + w],
+                        hs[t], hs[t + 1], dAs[t], ys[t], dtu)
+        dDr = dD_b[b, d0:d0 + w]
+        dDr[:] = 0
+        for t in range(length):                     # through the gate and the D skip
+            ur = u[b, t, d0:d0 + w]
+            dyr = dy[b, t, d0:d0 + w]
+            dysr = dys[t]
+            if has_z:                               # y = y_pre * silu(z)
+                zr = z[b, t, d0:d0 + w]
+                dzr = dz[b, t, d0:d0 + w]
+                ysr = ys[t]
                 for j in range(w):
-                    dDr[j] += dysr[j] * ur[j]
-            g[:] = 0
-            dA_blk[:] = 0
-            dbr = dbias_b[b, d0:d0 + w]
-            dbr[:] = 0
-            for t in range(length - 1, -1, -1):         # adjoint, backwards in time
-                dtr = dt[b, t, d0:d0 + w]
-                ur = u[b, t, d0:d0 + w]
-                dyr = dys[t]
+                    zt = zr[j]
+                    sig = one / (one + _exp(-zt))
+                    dzr[j] = dyr[j] * (ysr[j] + Dr[j] * ur[j]) * sig * (one + zt * (one - sig))
+                    dysr[j] = dyr[j] * zt * sig
+            else:
                 for j in range(w):
-                    dtu[j] = dtr[j] * ur[j]
-                    gB[j] = 0
-                    sA[j] = 0
-                for n in range(n_state):
-                    Bn = Bm[b, t, n]
-                    Cn = Cm[b, t, n]
-                    Ar = A_t[n, d0:d0 + w]
-                    dAr = dA_blk[n]
-                    gr = g[n]
-                    h0 = hs[t, n]
-                    h1 = hs[t + 1, n]
-                    ar = dAs[t, n]
-                    dC_acc = zero
-                    dB_acc = zero
-                    for j in range(w):                  # vectorised over channels
-                        gn = gr[j] + dyr[j] * Cn
-                        a = ar[j]
-                        via_a = gn * a * h0[j]          # dL/d(dt_t A) per state
-                        dC_acc += dyr[j] * h1[j]
-                        dB_acc += gn * dtu[j]
-                        gB[j] += gn * Bn
-                        sA[j] += via_a * Ar[j]
-                        dAr[j] += via_a * dtr[j]
-                        gr[j] = gn * a
-                    dC[b, t, n] += dC_acc
-                    dB[b, t, n] += dB_acc
-                dur = du[b, t, d0:d0 + w]
-                ddr = ddelta[b, t, d0:d0 + w]
-                delr = delta[b, t, d0:d0 + w]
-                biasr = delta_bias[d0:d0 + w]
-                for j in range(w):
-                    dur[j] = dtr[j] * gB[j] + Dr[j] * dyr[j]
-                    ddt = ur[j] * gB[j] + sA[j]
-                    if softplus:                        # softplus' = sigmoid
-                        ddt *= one / (one + _exp(-(delr[j] + biasr[j])))
-                    ddr[j] = ddt
-                    dbr[j] += ddt
+                    dysr[j] = dyr[j]
+            for j in range(w):
+                dDr[j] += dysr[j] * ur[j]
+        g[:] = 0
+        dA_blk[:] = 0
+        dbr = dbias_b[b, d0:d0 + w]
+        dbr[:] = 0
+        for t in range(length - 1, -1, -1):         # adjoint, backwards in time
+            dtr = dt[b, t, d0:d0 + w]
+            ur = u[b, t, d0:d0 + w]
+            dyr = dys[t]
+            for j in range(w):
+                dtu[j] = dtr[j] * ur[j]
+                gB[j] = 0
+                sA[j] = 0
             for n in range(n_state):
-                dA_b[b, n, d0:d0 + w] = dA_blk[n, :w]
+                Bn = Bm[b, t, n]
+                Cn = Cm[b, t, n]
+                Ar = A_t[n, d0:d0 + w]
+                dAr = dA_blk[n]
+                gr = g[n]
+                h0 = hs[t, n]
+                h1 = hs[t + 1, n]
+                ar = dAs[t, n]
+                dC_acc = zero
+                dB_acc = zero
+                for j in range(w):                  # vectorised over channels
+                    gn = gr[j] + dyr[j] * Cn
+                    a = ar[j]
+                    via_a = gn * a * h0[j]          # dL/d(dt_t A) per state
+                    dC_acc += dyr[j] * h1[j]
+                    dB_acc += gn * dtu[j]
+                    gB[j] += gn * Bn
+                    sA[j] += via_a * Ar[j]
+                    dAr[j] += via_a * dtr[j]
+                    gr[j] = gn * a
+                dC_p[blk, b, t, n] = dC_acc
+                dB_p[blk, b, t, n] = dB_acc
+            dur = du[b, t, d0:d0 + w]
+            ddr = ddelta[b, t, d0:d0 + w]
+            delr = delta[b, t, d0:d0 + w]
+            biasr = delta_bias[d0:d0 + w]
+            for j in range(w):
+                dur[j] = dtr[j] * gB[j] + Dr[j] * dyr[j]
+                ddt = ur[j] * gB[j] + sA[j]
+                if softplus:                        # softplus' = sigmoid
+                    ddt *= one / (one + _exp(-(delr[j] + biasr[j])))
+                ddr[j] = ddt
+                dbr[j] += ddt
+        for n in range(n_state):
+            dA_b[b, n, d0:d0 + w] = dA_blk[n, :w]
     return zero
 
 
 _pool: ThreadPoolExecutor | None = None
 
 
-def _run_split(kernel, batch: int, *args) -> None:
-    """Run ``kernel(*args, b0, b1)`` over the batch, split across torch.get_num_threads()."""
+CHUNKS_PER_THREAD = 4      # tasks are handed out in about this many pieces per thread
+
+
+def _run_split(kernel, n_tasks: int, *args) -> None:
+    """Run ``kernel(*args, i0, i1)`` over the tasks [0, n_tasks) on
+    torch.get_num_threads() threads (the calling thread one of them).
+
+    The tasks are cut into contiguous chunks that the threads take in turn from a
+    shared counter until none is left: a thread that starts late (a busy machine) or
+    runs slowly gets fewer, and a helper that has not started by the time the calling
+    thread has taken every chunk is cancelled, not waited for: then the call costs
+    what one thread costs.
+    """
     global _pool
-    threads = min(torch.get_num_threads(), batch)
+    threads = min(torch.get_num_threads(), n_tasks)
     if threads <= 1:
-        kernel(*args, 0, batch)
+        kernel(*args, 0, n_tasks)
         return
     if _pool is None or _pool._max_workers < threads - 1:
         _pool = ThreadPoolExecutor(max_workers=max(threads - 1, os.cpu_count() or 1),
                                    thread_name_prefix="mepkg-scan")
-    bounds = [batch * i // threads for i in range(threads + 1)]
-    futures = [_pool.submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, threads)]
-    kernel(*args, bounds[0], bounds[1])
+    n_chunks = min(n_tasks, threads * CHUNKS_PER_THREAD)
+    bounds = [n_tasks * i // n_chunks for i in range(n_chunks + 1)]
+    counter = itertools.count()                # next() is atomic under the GIL
+
+    def work() -> None:
+        while (i := next(counter)) < n_chunks:
+            kernel(*args, bounds[i], bounds[i + 1])
+
+    futures = [_pool.submit(work) for _ in range(threads - 1)]
+    work()
     for f in futures:
-        f.result()
+        if not f.cancel():                     # not started yet: nothing left for it
+            f.result()
 
 
 SCRATCH_BYTES = 256 * 1024  # recomputed states of one channel block: fits L2
@@ -350,6 +387,19 @@ def channel_block(n_chan: int, length: int, n_state: int, itemsize: int = 4) -> 
     exp(dt A)); at most n_chan."""
     block = SCRATCH_BYTES // ((length + 1) * n_state * itemsize) // 8 * 8
     return max(8, min(block, n_chan))
+
+
+def _n_blocks(n_chan: int, block: int) -> int:
+    return -(-n_chan // block)
+
+
+def _sum_blocks(parts: torch.Tensor) -> torch.Tensor:
+    """parts.sum(0), added in block order (the same result for any thread count; 4x
+    faster than torch's sum over a middle dimension at the paper's sizes)."""
+    out = parts[0].clone()
+    for part in parts[1:]:
+        out += part
+    return out
 
 
 def _arr(t: torch.Tensor | None, dtype: torch.dtype, zeros_shape: tuple = (0,)) -> np.ndarray:
@@ -398,8 +448,8 @@ class FusedSelectiveScan(torch.autograd.Function):
             u_t, B_t, C_t, z_t = (_time_major(t, dtype) for t in (u, B, C, z))
             y = torch.empty(batch, length, n_chan, dtype=dtype)
             block = channel_block(n_chan, length, A.shape[1], y.element_size())
-            _run_split(scan_forward_kernel, batch, u_t.numpy(), dt.numpy(),
-                       _arr(A.t(), dtype), B_t.numpy(), C_t.numpy(),
+            _run_split(scan_forward_kernel, batch * _n_blocks(n_chan, block), u_t.numpy(),
+                       dt.numpy(), _arr(A.t(), dtype), B_t.numpy(), C_t.numpy(),
                        _arr(D, dtype, (n_chan,)), _np(z_t, dtype),
                        z is not None, y.numpy(), block)
         # the time-major operands, as the kernels read them: the backward copies nothing again
@@ -420,17 +470,18 @@ class FusedSelectiveScan(torch.autograd.Function):
         du, ddelta = new(batch, length, n_chan), new(batch, length, n_chan)
         dz = new(batch, length, n_chan) if z_t is not None else None
         dA_b, dD_b, dbias_b = new(batch, n_state, n_chan), new(batch, n_chan), new(batch, n_chan)
-        dB = torch.zeros(batch, length, n_state, dtype=dtype)
-        dC = torch.zeros(batch, length, n_state, dtype=dtype)
-        _run_split(scan_backward_kernel, batch, u_t.numpy(), dt.numpy(),
+        n_blocks = _n_blocks(n_chan, ctx.block)
+        dB_p = new(n_blocks, batch, length, n_state)
+        dC_p = new(n_blocks, batch, length, n_state)
+        _run_split(scan_backward_kernel, batch * n_blocks, u_t.numpy(), dt.numpy(),
                    _arr(A.t(), dtype), B_t.numpy(), C_t.numpy(),
                    _arr(D, dtype, (n_chan,)), _np(z_t, dtype), z_t is not None,
                    _time_major(delta, dtype).numpy(), _arr(delta_bias, dtype, (n_chan,)),
                    ctx.delta_softplus, _time_major(dy, dtype).numpy(), du.numpy(),
-                   ddelta.numpy(), _np(dz, dtype), dA_b.numpy(), dB.numpy(), dC.numpy(),
+                   ddelta.numpy(), _np(dz, dtype), dA_b.numpy(), dB_p.numpy(), dC_p.numpy(),
                    dD_b.numpy(), dbias_b.numpy(), ctx.block)
         grads = (du.transpose(1, 2), ddelta.transpose(1, 2), dA_b.sum(0).t(),
-                 dB.transpose(1, 2), dC.transpose(1, 2), dD_b.sum(0),
+                 _sum_blocks(dB_p).transpose(1, 2), _sum_blocks(dC_p).transpose(1, 2), dD_b.sum(0),
                  None if dz is None else dz.transpose(1, 2), dbias_b.sum(0))
         return tuple(None if like is None else g.to(like)
                      for g, like in zip(grads, ctx.input_dtypes)) + (None,)

@@ -62,6 +62,27 @@ def test_job_threads_cap_every_pool_before_and_after_import(tmp_path):
     assert set(out["env"].values()) == {"1"}
 
 
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_jobs_openmp_workers_sleep_between_ops_unless_told(tmp_path, given, expected):
+    # set before torch loads its OpenMP runtime, which reads it once
+    env = {"OMP_WAIT_POLICY": given} if given else {}
+    code = FAKE_SNAKEMAKE.format(log=str(tmp_path / "job.log"), threads=2) + """
+    import os, sys
+    from mepkg.jobs import setup_job
+    setup_job(snakemake)
+    assert "torch" not in sys.modules
+    print(os.environ["OMP_WAIT_POLICY"])
+    """
+    environ_before = os.environ.pop("OMP_WAIT_POLICY", None)
+    try:
+        proc = run_python(code, tmp_path, env)
+    finally:
+        if environ_before is not None:
+            os.environ["OMP_WAIT_POLICY"] = environ_before
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == expected
+
+
 def test_job_threads_never_exceed_the_usable_cores(tmp_path):
     """A rule asking for 64 threads on a smaller machine gets the usable cores."""
     proc = run_python(FAKE_SNAKEMAKE.format(log=str(tmp_path / "job.log"), threads=64) + """

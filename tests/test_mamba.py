@@ -156,15 +156,41 @@ def test_fused_exp_is_accurate_in_float32():
     assert scan_cpu.fast_exp_array(torch.tensor([-200.0]).numpy())[0] < 1e-37   # no NaN/inf
 
 
-def test_fused_scan_same_for_any_thread_count():
-    inputs = _scan_inputs(torch.float32, batch=5, d=8, length=15, n=16)
-    torch.set_num_threads(2)
+@pytest.mark.parametrize("batch, d, n, threads", [
+    (5, 8, 16, 2),
+    (1, 200, 64, 3),       # one window, four channel blocks: the threads split the channels
+])
+def test_fused_scan_same_for_any_thread_count(batch, d, n, threads):
+    inputs = _scan_inputs(torch.float32, batch=batch, d=d, length=15, n=n)
+    assert scan_cpu.channel_block(d, 15, n) < d or batch >= threads
+    torch.set_num_threads(threads)
     try:
         y2, g2 = _values_and_grads(fused_selective_scan, inputs, True)
     finally:
         torch.set_num_threads(1)
     y1, g1 = _values_and_grads(fused_selective_scan, inputs, True)
     assert torch.equal(y1, y2) and all(torch.equal(g1[k], g2[k]) for k in g1)
+    torch.testing.assert_close(y1, selective_scan_reference(**inputs, delta_softplus=True),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_fused_conv_silu_same_for_any_thread_count():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(150, 150, kernel_size=4, groups=150, padding=3)   # 3 channel blocks
+    x = torch.randn(1, 150, 20)
+    results = []
+    for threads in (3, 1):
+        torch.set_num_threads(threads)
+        try:
+            conv.zero_grad()
+            xl = x.clone().requires_grad_()
+            y = mamba_mod.conv1d_silu(xl, conv)
+            (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        finally:
+            torch.set_num_threads(1)
+        results.append((y.detach(), xl.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+    torch.testing.assert_close(results[0][0], mamba_mod.conv1d_silu_torch(x, conv).detach())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -273,9 +299,48 @@ def test_cuda_path_is_chosen_when_mamba_ssm_imports(monkeypatch, caplog):
     monkeypatch.setattr(mamba_mod, "_cuda_scan", lambda *a, **k: None)
     assert mamba_mod.scan_backend("cuda") == "mamba_ssm CUDA kernel"
     assert mamba_mod.scan_backend("cpu") == "fused CPU scan (numba)"
+
+
+def test_cuda_takes_triton_without_mamba_ssm_and_the_loop_without_triton(monkeypatch, caplog):
     monkeypatch.setattr(mamba_mod, "_cuda_scan", None)
     monkeypatch.setattr(mamba_mod, "_CUDA_SCAN_ERROR", "ModuleNotFoundError: mamba_ssm")
-    mamba_mod._logged_backends.clear()
-    with caplog.at_level(logging.WARNING, logger="mepkg.mamba"):
+    monkeypatch.setattr(mamba_mod, "_triton", {"scan": lambda *a, **k: None})
+    assert mamba_mod.scan_backend("cuda") == "fused Triton scan"
+    assert mamba_mod.scan_backend("cpu") == "fused CPU scan (numba)"   # never Triton on CPU
+    monkeypatch.setattr(mamba_mod, "_triton", {})
+    monkeypatch.setitem(sys.modules, "triton", None)                   # import triton fails
+    monkeypatch.setattr(mamba_mod, "_logged_backends", set())
+    with caplog.at_level(logging.INFO, logger="mepkg.mamba"):
         mamba_mod._log_backend_once(torch.device("cuda"))
-    assert "pure-PyTorch" in caplog.text and "mamba_ssm not importable" in caplog.text
+        mamba_mod._log_backend_once(torch.device("cuda"))
+    assert mamba_mod.scan_backend("cuda") == "pure-PyTorch sequential scan"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "mamba_ssm not importable" in warnings[0] and "no usable triton" in warnings[0]
+
+
+def test_old_triton_is_not_used(monkeypatch):
+    fake = type(sys)("triton")
+    fake.__version__ = "2.3.1"
+    monkeypatch.setitem(sys.modules, "triton", fake)
+    monkeypatch.setattr(mamba_mod, "_triton", {})
+    assert mamba_mod._triton_scan() is None
+    assert "triton 2.3.1 is older than 3.0" in mamba_mod._triton["error"]
+    with pytest.raises(RuntimeError, match="backend 'triton' is not available: .*2.3.1"):
+        selective_scan(**_scan_inputs(torch.float32), backend="triton")
+
+
+@pytest.mark.parametrize("version, parsed", [("3.9.0", (3, 9, 0)), ("3.0.0+git1a2b", (3, 0, 0)),
+                                             ("2.1.0rc1", (2, 1, 0)), ("3.1", (3, 1))])
+def test_triton_version_is_parsed(version, parsed):
+    assert mamba_mod._version_tuple(version) == parsed
+
+
+def test_backend_by_name_gives_that_path():
+    inputs = _scan_inputs(torch.float32)
+    expected = selective_scan_reference(**inputs, delta_softplus=True)
+    for name in ("numba", "loop", "reference"):
+        torch.testing.assert_close(selective_scan(**inputs, delta_softplus=True, backend=name),
+                                   expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown selective-scan backend 'cuda'"):
+        selective_scan(**inputs, backend="cuda")
