@@ -167,18 +167,19 @@ def fold_loss(spot, logits, spot_target, cls_target, weights, config: TrainConfi
 
 @torch.no_grad()
 def predict_video(model: SlowFastMamba, features: np.ndarray, device: torch.device,
-                  batch_size: int = 256, mode: str = "eager") -> tuple[np.ndarray, np.ndarray]:
+                  batch_size: int = 256, predictor: Predictor | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Window features (W, 36, k) -> stitched spot (n,) and logits (n, 5), n = (W+1) k/2.
 
-    ``mode``: how batches run (:class:`mepkg.train_step.Predictor`): eager, or
-    at one fixed batch shape (static, graph: a CUDA graph replayed per batch).
+    ``predictor``: how batches of ``batch_size`` run (:class:`mepkg.train_step.Predictor`,
+    shared by the videos of a fold: on a GPU one CUDA graph); default: eagerly.
     """
     model.eval()
     k = features.shape[2]
-    predict = Predictor(model, batch_size, mode)
+    predict = predictor or Predictor(model, batch_size)
     spots, logits = [], []
-    for i in range(0, len(features), batch_size):
-        s, l = predict(torch.as_tensor(features[i:i + batch_size], dtype=torch.float32))
+    for i in range(0, len(features), predict.batch_size):
+        s, l = predict(torch.as_tensor(features[i:i + predict.batch_size], dtype=torch.float32))
         spots.append(s.float().cpu().numpy())
         logits.append(l.float().cpu().numpy())
     if not spots:
@@ -296,13 +297,15 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
         return out_dir
 
     model_checksum = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    predictor = Predictor(model, config.eval_batch_size, mode)
     scores = []
     for i in held:
         fs = sets[i]
         if not np.array_equal(fs.window_start, np.arange(fs.n_windows) * (k // 2)):
             raise ValueError(f"video {fs.attrs.get('video_id')}: windows do not start at "
                              f"i*k/2, cannot stitch a score curve; re-run features")
-        spot, logits = predict_video(model, fs.features, device, config.eval_batch_size, mode)
+        spot, logits = predict_video(model, fs.features, device, config.eval_batch_size,
+                                     predictor)
         scores.append(VideoScores(
             video_id=str(fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"],
                                                                    fs.attrs["video"])),
