@@ -29,9 +29,10 @@ configfile: "config.yaml"
 # mutexes with, is the one call into its internals, made here only.
 # Not on a cluster (--jobs/--profile profiles/slurm: `nodes` is set), where each
 # job gets its own CPUs and GPUs.
-def limit_local_resource(name, limit, why):
+def limit_local_resource(name, limit, message=None):
     if workflow.nodes is None:
-        logger.info(why)
+        if message:
+            logger.info(message)
         workflow.register_resource(name, limit)
 
 

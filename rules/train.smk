@@ -19,13 +19,12 @@ TRAIN_RESOURCES = dict(
     # 1: replay each training step as one CUDA graph on a GPU (0: eager); read by the script
     cuda_graph=int(config["compute"]["train_cuda_graph"]),
 )
-if TRAIN_ON_GPU:
-    limit_local_resource(
-        "gpu_slots",
-        config["compute"]["train_jobs_per_gpu"],
-        f"training on the GPU: at most {config['compute']['train_jobs_per_gpu']} "
-        f"training job(s) at once (compute.train_jobs_per_gpu)",
-    )
+limit_local_resource(
+    "gpu_slots",
+    config["compute"]["train_jobs_per_gpu"],
+    f"training on the GPU: at most {config['compute']['train_jobs_per_gpu']} "
+    f"training job(s) at once (compute.train_jobs_per_gpu)" if TRAIN_ON_GPU else None,
+)
 
 
 rule train_fold:
