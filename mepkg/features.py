@@ -256,7 +256,7 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
     if isinstance(source, (str, os.PathLike)):
         from mepkg.datasets.frames import open_frames
 
-        frames = open_frames(source, frame_skip=skip, fps=fps or None, gray=True)
+        frames = open_frames(source, frame_skip=skip, fps=fps or None)
         fps, n_frames = float(frames.fps or fps), int(frames.n_frames)
     else:
         frames = source
@@ -298,10 +298,6 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
                 t_fig = time.perf_counter()
                 from mepkg.plots import plot_feature_debug
 
-                if isinstance(source, (str, os.PathLike)):   # decoded gray: the figure in colour
-                    from mepkg.datasets.frames import read_frame
-
-                    bgr = read_frame(source, index)
                 plot_feature_debug(bgr, ref.crop_box, ref.landmarks, (ref.nose,) + ref.rois,
                                    debug_figure, crop_size=config.crop_size)
                 t0 += time.perf_counter() - t_fig   # not part of the throughput

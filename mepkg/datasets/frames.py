@@ -154,10 +154,8 @@ class FrameSource:
 class FolderFrames(FrameSource):
     """Frames of an image folder; only the sampled files are decoded."""
 
-    def __init__(self, path: Path, frame_skip: int = 1, fps: float | None = None,
-                 gray: bool = False):
+    def __init__(self, path: Path, frame_skip: int = 1, fps: float | None = None):
         self.listing = list_frame_folder(path)
-        self.imread_flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
         super().__init__(path, self.listing.n_frames,
                          float(fps) if fps else DEFAULT_FOLDER_FPS, frame_skip)
 
@@ -167,7 +165,7 @@ class FolderFrames(FrameSource):
         if name is None:
             log.warning("%s: frame %d has no file; filled", self.path, index)
             return None
-        frame = cv2.imread(str(self.path / name), self.imread_flag)
+        frame = cv2.imread(str(self.path / name), cv2.IMREAD_COLOR)
         if frame is None:
             log.warning("%s: cannot decode %s; filled", self.path, name)
         return frame
@@ -229,17 +227,14 @@ class VideoFrames(FrameSource):
             capture.release()
 
 
-def open_frames(path: str | Path, frame_skip: int = 1, fps: float | None = None,
-                gray: bool = False) -> FrameSource:
+def open_frames(path: str | Path, frame_skip: int = 1, fps: float | None = None) -> FrameSource:
     """Open a frame folder or a video file for streaming (see the module docstring).
 
-    ``fps`` overrides the frame rate (a folder has none: default 30). ``gray``:
-    a folder's images are decoded straight to gray (HxW; the JPEG decoder skips
-    the colour planes); video frames stay BGR.
+    ``fps`` overrides the frame rate (a folder has none: default 30).
     """
     path = Path(path)
     if path.is_dir():
-        return FolderFrames(path, frame_skip, fps, gray)
+        return FolderFrames(path, frame_skip, fps)
     if path.is_file():
         return VideoFrames(path, frame_skip, fps)
     raise FileNotFoundError(f"no frame folder or video file at {path}")
