@@ -100,7 +100,8 @@ def test_config_yaml_and_schema_agree_everywhere():
 
 def test_execution_settings_live_in_compute():
     assert CONFIG["compute"]["train_device"] == TrainConfig.device
-    assert not {"device", "threads"} & set(CONFIG["train"])
+    assert CONFIG["compute"]["train_cuda_graph"] == TrainConfig.cuda_graph
+    assert not set(TrainConfig.EXECUTION) & set(CONFIG["train"])
 
 
 def _probes(node: dict) -> list:
