@@ -120,7 +120,9 @@ class TrainStep:
     def _eager(self, x, spot_target, cls_target) -> torch.Tensor:
         spot, logits = self.model(x)
         loss, mse, ce = self.loss_fn(spot, logits, spot_target, cls_target)
-        self.optimizer.zero_grad()
+        # once a graph holds the gradient tensors, zero them in place (0 + g = g) rather
+        # than drop them: the graph's backward and Adam keep using that memory
+        self.optimizer.zero_grad(set_to_none=self._graph is None)
         loss.backward()
         self.optimizer.step()
         return torch.stack([loss, mse, ce]).detach()

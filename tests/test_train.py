@@ -253,3 +253,49 @@ def test_graphs_only_on_cuda():
                   lambda *a: None, 4, "graph")
     with pytest.raises(ValueError, match="expected one of eager, static, graph"):
         Predictor(model, 4, "compiled")
+
+
+def test_failed_capture_warns_once_and_trains_eagerly(monkeypatch, caplog):
+    """The graph path's control flow on the CPU: warm-up steps, then a capture that fails
+    (torch.cuda.graph raising, as an op that cannot be captured does): one warning, and
+    every step, before and after, the plain loop's."""
+    import contextlib
+    import logging
+
+    import mepkg.train_step as train_step
+    from mepkg.train_step import WARMUP_STEPS, TrainStep
+
+    class Uncapturable:
+        def __enter__(self):
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: None)
+    monkeypatch.setattr(torch.cuda, "graph", lambda graph: Uncapturable())
+    monkeypatch.setattr(train_step, "_side_stream", lambda device: contextlib.nullcontext())
+    torch.manual_seed(0)
+    models = [SlowFastMamba(**TINY).eval() for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    steps = []
+    for model, mode in zip(models, ("eager", "static")):
+        opt = make_optimizer(model, 1e-3)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=12)
+        steps.append(TrainStep(model, opt, schedule, lambda s, l, st, ct: (
+            fold_loss(s, l, st, ct, torch.ones(5), TrainConfig())), batch_size=4, mode=mode))
+    steps[1].mode = "graph"                     # the CUDA control flow, on the CPU
+    gen = torch.Generator().manual_seed(2)
+    losses = [[], []]
+    with caplog.at_level(logging.WARNING, logger="mepkg.train_step"):
+        for i in range(WARMUP_STEPS + 5):
+            n = 3 if i == WARMUP_STEPS + 2 else 4   # one smaller batch on the way
+            x = torch.randn(n, 36, K, generator=gen)
+            spot_t = (torch.rand(n, K, generator=gen) > 0.7).float()
+            cls_t = torch.randint(0, 5, (n, K), generator=gen)
+            for j, step in enumerate(steps):
+                losses[j].append(step(x, spot_t, cls_t).tolist())
+    assert losses[0] == losses[1]
+    assert steps[1].mode == "eager"
+    warnings = [r for r in caplog.records if "capture of the training step failed" in r.message]
+    assert len(warnings) == 1 and "training this fold eagerly" in warnings[0].message
