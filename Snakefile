@@ -22,18 +22,7 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# Resource limits of a local run (docs/architecture.md). Snakemake has no
-# documented way for a Snakefile to set the limit of a global resource (its
-# public ones are --resources and a profile's `resources:`);
-# workflow.register_resource, the method Snakemake itself registers its job
-# mutexes with, is the one call into its internals, made here only.
-# Not on a cluster (--jobs/--profile profiles/slurm: `nodes` is set), where each
-# job gets its own CPUs and GPUs.
-def limit_local_resource(name, limit, message=None):
-    if workflow.nodes is None:
-        if message:
-            logger.info(message)
-        workflow.register_resource(name, limit)
+include: "rules/common.smk"
 
 
 # Thread budget: a local run never starts more threads at once than the machine
@@ -46,9 +35,6 @@ if (CORES or 0) > usable_cores():
         f"--cores {CORES} > {usable_cores()} usable cores: "
         f"running at most {usable_cores()} threads of jobs at once",
     )
-
-
-include: "rules/common.smk"
 
 
 # The per-dataset protocol (docs/method.md §1.6) overrides config.yaml's defaults;
