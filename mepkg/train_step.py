@@ -44,11 +44,23 @@ log = logging.getLogger(__name__)
 
 WARMUP_STEPS = 3   # eager steps on a side stream before capture (torch's recipe for whole-step graphs)
 MODES = ("eager", "static", "graph")
+GRAPH_MIN_TORCH = (2, 5)   # Adam with its betas as tensors (the schedule's momentum in a graph)
+
+
+def _torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
 
 
 def step_mode(device: torch.device, cuda_graph: bool) -> str:
     """``graph`` on a CUDA device when enabled, else ``eager`` (the CPU path is the plain loop)."""
-    return "graph" if cuda_graph and device.type == "cuda" else "eager"
+    if not (cuda_graph and device.type == "cuda"):
+        return "eager"
+    if _torch_version() < GRAPH_MIN_TORCH:
+        log.warning("torch %s: CUDA graphs of the training step need torch >= %d.%d; "
+                    "training eagerly", torch.__version__, *GRAPH_MIN_TORCH)
+        return "eager"
+    return "graph"
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, capturable: bool = False) -> torch.optim.Adam:
