@@ -12,10 +12,9 @@ import re
 from pathlib import Path
 
 from snakemake.logging import logger
-from snakemake.resources import Resource
 from snakemake.utils import min_version
 
-from mepkg.jobs import usable_cores
+from mepkg.jobs import usable_cores, uses_gpu
 
 min_version("9.0")
 
@@ -23,20 +22,19 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# Thread budget (docs/architecture.md): a local run never starts more threads
-# at once than the machine has usable cores, however large --cores is; rule
-# threads are scaled down to it too. Not on a cluster (--jobs/--profile
-# profiles/slurm: `nodes` is set), where each job gets its own CPUs.
-CORES = workflow.global_resources["_cores"].value  # --cores; None when not given
-if workflow.nodes is None and (CORES or 0) > usable_cores():
-    logger.info(
-        f"--cores {CORES} > {usable_cores()} usable cores: "
-        f"running at most {usable_cores()} threads of jobs at once"
-    )
-    workflow.global_resources["_cores"] = Resource("_cores", usable_cores())
-
-
 include: "rules/common.smk"
+
+
+# Thread budget: a local run never starts more threads at once than the machine
+# has usable cores, however large --cores is; rule threads are scaled down to it too.
+CORES = workflow.resource_settings.cores  # --cores; None when not given
+if (CORES or 0) > usable_cores():
+    limit_local_resource(
+        "_cores",
+        usable_cores(),
+        f"--cores {CORES} > {usable_cores()} usable cores: "
+        f"running at most {usable_cores()} threads of jobs at once",
+    )
 
 
 # The per-dataset protocol (docs/method.md §1.6) overrides config.yaml's defaults;

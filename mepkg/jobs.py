@@ -50,6 +50,19 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def uses_gpu(device: str) -> bool:
+    """Whether a job run with torch device ``device`` (auto | cpu | cuda[:n]) computes on a GPU.
+
+    ``auto`` asks torch (imported only then) whether CUDA is available, as
+    :func:`mepkg.train.resolve_device` does in the job.
+    """
+    if device == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    return device.split(":", 1)[0] == "cuda"
+
+
 def limit_threads(threads: int) -> int:
     """Cap every compute thread pool of this process at ``threads`` (and the usable cores).
 

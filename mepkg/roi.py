@@ -200,15 +200,24 @@ def robust_motion(flow: np.ndarray, top_fraction: float) -> np.ndarray:
     Same count as the reference: n - int(n * (1 - top_fraction)) pixels,
     chosen with ``np.argpartition`` (no full sort).
     """
+    return _top_mean(flow, flow[..., 0] * flow[..., 0] + flow[..., 1] * flow[..., 1],
+                     top_fraction)
+
+
+def _top_mean(flow: np.ndarray, magnitude2: np.ndarray, top_fraction: float) -> np.ndarray:
+    """robust_motion given the squared magnitudes (h x w) of the flow patch (h x w x 2)."""
     dx, dy = flow[..., 0].ravel(), flow[..., 1].ravel()
     n = dx.size
     n_top = n - int(n * (1.0 - top_fraction))
     if n_top < n:
-        top = np.argpartition(dx * dx + dy * dy, n - n_top)[n - n_top:]
+        top = np.argpartition(magnitude2.ravel(), n - n_top)[n - n_top:]
         dx, dy = dx[top], dy[top]
     return np.array([dx.sum(dtype=np.float64) / n_top, dy.sum(dtype=np.float64) / n_top])
 
 
 def roi_motions(flow: np.ndarray, roi: Roi) -> np.ndarray:
-    """Robust motions (len(roi.patches), 2) of every patch of one ROI flow field."""
-    return np.array([robust_motion(flow[p.rows, p.cols], p.top_fraction) for p in roi.patches])
+    """Robust motions (len(roi.patches), 2) of every patch of one ROI flow field
+    (squared magnitudes computed once for the ROI: its patches overlap)."""
+    magnitude2 = flow[..., 0] * flow[..., 0] + flow[..., 1] * flow[..., 1]     # h x w
+    return np.array([_top_mean(flow[p.rows, p.cols], magnitude2[p.rows, p.cols], p.top_fraction)
+                     for p in roi.patches])

@@ -30,8 +30,10 @@ from mepkg.h5io import FeatureSet, VideoScores, read_features, write_scores
 from mepkg.mamba import scan_backend
 from mepkg.model import SlowFastMamba, count_parameters, load_model, save_model_file
 from mepkg.targets import class_weights, select_training_windows, stitch_curve, window_targets
+from mepkg.train_step import Predictor, TrainStep, make_optimizer, step_mode
 
-__all__ = ["TrainConfig", "run_fold", "load_model", "predict_video", "resolve_device"]
+__all__ = ["TrainConfig", "run_fold", "load_model", "predict_video", "resolve_device",
+           "make_optimizer"]
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,10 @@ class TrainConfig:
     the schema mirror them (tests/test_workflow_config.py checks), ``model``
     holding :class:`mepkg.model.ModelConfig`'s settings. ``EXECUTION`` fields
     change how fast, not what is computed: they come from the ``compute``
-    group (device, threads) or are internal (eval_batch_size).
+    group (device, threads, cuda_graph) or are internal (eval_batch_size).
     """
 
-    EXECUTION: ClassVar[tuple[str, ...]] = ("device", "threads", "eval_batch_size")
+    EXECUTION: ClassVar[tuple[str, ...]] = ("device", "threads", "eval_batch_size", "cuda_graph")
 
     epochs: int = 50                    # docs/method.md §5
     lr: float = 3e-4                    # Adam lr (docs/method.md §5)
@@ -64,6 +66,7 @@ class TrainConfig:
     device: str = "auto"                # auto: cuda when available (config: compute.train_device)
     threads: int = 1                    # torch CPU threads (config: compute.train_threads)
     eval_batch_size: int = 256          # windows per forward pass when predicting
+    cuda_graph: bool = True             # on CUDA, replay each step as a CUDA graph (config: compute.train_cuda_graph)
     model: dict = field(default_factory=dict)  # ModelConfig settings; {}: the paper's (docs/method.md §4)
 
     def __post_init__(self):
@@ -163,27 +166,21 @@ def fold_loss(spot, logits, spot_target, cls_target, weights, config: TrainConfi
     return config.spot_loss_weight * mse + config.class_loss_weight * ce, mse, ce
 
 
-def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam over the model's parameters (docs/method.md §5), with torch's fused
-    multi-tensor kernel on CPU and CUDA: one call per step instead of ~10 small ops
-    per parameter tensor (the CPU model has 180: ~1.5 ms of a training step per
-    batch, against 8 ms for the per-tensor Adam). Same update rule as the default one."""
-    device = next(model.parameters()).device
-    return torch.optim.Adam(model.parameters(), lr=lr,
-                            fused=device.type in ("cpu", "cuda"))
-
-
 @torch.no_grad()
 def predict_video(model: SlowFastMamba, features: np.ndarray, device: torch.device,
-                  batch_size: int = TrainConfig.eval_batch_size,
+                  batch_size: int = TrainConfig.eval_batch_size, predictor: Predictor | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Window features (W, 36, k) -> stitched spot (n,) and logits (n, 5), n = (W+1) k/2."""
+    """Window features (W, 36, k) -> stitched spot (n,) and logits (n, 5), n = (W+1) k/2.
+
+    ``predictor``: how batches of ``batch_size`` run (:class:`mepkg.train_step.Predictor`,
+    shared by the videos of a fold: on a GPU one CUDA graph); default: eagerly.
+    """
     model.eval()
     k = features.shape[2]
+    predict = predictor or Predictor(model, batch_size)
     spots, logits = [], []
-    for i in range(0, len(features), batch_size):
-        x = torch.as_tensor(features[i:i + batch_size], dtype=torch.float32, device=device)
-        s, l = model(x)
+    for i in range(0, len(features), predict.batch_size):
+        s, l = predict(torch.as_tensor(features[i:i + predict.batch_size], dtype=torch.float32))
         spots.append(s.float().cpu().numpy())
         logits.append(l.float().cpu().numpy())
     if not spots:
@@ -286,10 +283,15 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
              count_parameters(model), device, scan_backend(device))
     log.info("class weights %s", np.round(weights.cpu().numpy(), 4).tolist())
 
-    optimizer = make_optimizer(model, config.lr)
+    # on a GPU each full batch replays one CUDA graph (mepkg/train_step.py); the CPU runs the plain loop
+    mode = step_mode(device, config.cuda_graph)
+    optimizer = make_optimizer(model, config.lr, capturable=mode == "graph")
     steps = math.ceil(len(keep) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.max_lr,
                                                     epochs=config.epochs, steps_per_epoch=steps)
+    train_step = TrainStep(model, optimizer, scheduler,
+                           lambda s, l, st, ct: fold_loss(s, l, st, ct, weights, config),
+                           config.batch_size, mode)
     gen = torch.Generator().manual_seed(config.seed)
     lo, hi = config.scale_augment
     rows = []
@@ -298,23 +300,17 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
         t0, sums = time.perf_counter(), torch.zeros(3, device=device)       # loss, mse, ce
         for idx in torch.randperm(len(keep), generator=gen).split(config.batch_size):
             scale = torch.empty(len(idx)).uniform_(lo, hi, generator=gen)       # B
-            x = (x_train[idx] * scale[:, None, None]).to(device)                # B x 36 x k
-            spot, logits = model(x)
-            loss, mse, ce = fold_loss(spot, logits, spot_train[idx].to(device),
-                                      cls_train[idx].to(device), weights, config)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            sums += len(idx) * torch.stack([loss, mse, ce]).detach()            # no host sync
+            x = x_train[idx] * scale[:, None, None]                             # B x 36 x k
+            sums += len(idx) * train_step(x, spot_train[idx], cls_train[idx])   # no host sync
         loss_, mse_, ce_ = (sums / len(keep)).tolist()
         row = {"epoch": epoch, "loss": loss_, "mse": mse_, "ce": ce_,
-               "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+               "lr": float(scheduler.get_last_lr()[0]), "seconds": time.perf_counter() - t0}
         rows.append(row)
         log.info("fold %s epoch %d/%d loss %.5f mse %.5f ce %.5f lr %.2e %.1fs", subject,
                  epoch, config.epochs, loss_, mse_, ce_, row["lr"], row["seconds"])
         write_csv(pd.DataFrame(rows), out_dir / "train_log.csv")
 
+    train_step.release()
     train_cfg = asdict(config)
     train_cfg["scale_augment"] = list(config.scale_augment)
     model_path = save_model_file(out_dir / "model.pt", model, k=k, frame_skip=frame_skip,
@@ -326,13 +322,15 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
         return out_dir
 
     model_checksum = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    predictor = Predictor(model, config.eval_batch_size, mode)
     scores = []
     for i in held:
         fs = sets[i]
         if not np.array_equal(fs.window_start, np.arange(fs.n_windows) * (k // 2)):
             raise ValueError(f"video {fs.attrs.get('video_id')}: windows do not start at "
                              f"i*k/2, cannot stitch a score curve; re-run features")
-        spot, logits = predict_video(model, fs.features, device, config.eval_batch_size)
+        spot, logits = predict_video(model, fs.features, device, config.eval_batch_size,
+                                     predictor)
         scores.append(VideoScores(
             video_id=str(fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"],
                                                                    fs.attrs["video"])),

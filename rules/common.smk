@@ -40,3 +40,18 @@ def all_features(wildcards):
 def fold_outputs(pattern):
     """One path per LOSO fold."""
     return expand(pattern, subject=FOLDS)
+
+
+# Resource limits of a local run (docs/architecture.md). Snakemake has no
+# documented way for a Snakefile to set the limit of a global resource (its
+# public ones are --resources and a profile's `resources:`);
+# workflow.register_resource, the method Snakemake itself registers its job
+# mutexes with, is the one call into its internals, made here only.
+# Not on a cluster (--jobs/--profile profiles/slurm: `nodes` is set), where each
+# job gets its own CPUs and GPUs.
+def limit_local_resource(name, limit, message=None):
+    """At most ``limit`` of resource ``name`` held by the jobs running at once (local runs)."""
+    if workflow.nodes is None:
+        if message:
+            logger.info(message)
+        workflow.register_resource(name, limit)

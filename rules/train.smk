@@ -5,13 +5,25 @@
 
 # Execution only (config group compute): resources, not params, so moving a
 # run from CPU to GPU (or changing threads) re-trains nothing.
+TRAIN_ON_GPU = uses_gpu(config["compute"]["train_device"])
 TRAIN_RESOURCES = dict(
     mem_mb=config["compute"]["train_mem_mb"],
     runtime=config["compute"]["train_runtime"],
     # snakemake-executor-plugin-slurm turns gpu > 0 into --gpus=<n>; 0 asks for none
     gpu=config["compute"]["train_gpus"],
+    # a local run's share of its GPU: at most compute.train_jobs_per_gpu training
+    # jobs hold one at once (the limit below); 0 for a job that trains on the CPU
+    gpu_slots=int(TRAIN_ON_GPU),
     # torch device: auto (cuda when present) | cpu | cuda[:n]; read by the script
     device=config["compute"]["train_device"],
+    # 1: replay each training step as one CUDA graph on a GPU (0: eager); read by the script
+    cuda_graph=int(config["compute"]["train_cuda_graph"]),
+)
+limit_local_resource(
+    "gpu_slots",
+    config["compute"]["train_jobs_per_gpu"],
+    f"training on the GPU: at most {config['compute']['train_jobs_per_gpu']} "
+    f"training job(s) at once (compute.train_jobs_per_gpu)" if TRAIN_ON_GPU else None,
 )
 
 

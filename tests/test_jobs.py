@@ -156,3 +156,13 @@ def test_snakemake_script_threads_reach_the_job(tmp_path, threads):
     n, torch_threads = map(int, (tmp_path / "out.txt").read_text().split())
     assert n == torch_threads == min(threads, usable_cores())
     assert "rule job:" in (tmp_path / "job.log").read_text()
+
+
+def test_uses_gpu_reads_the_torch_device():
+    import torch
+
+    from mepkg.jobs import uses_gpu
+
+    assert not uses_gpu("cpu")
+    assert uses_gpu("cuda") and uses_gpu("cuda:1")
+    assert uses_gpu("auto") == torch.cuda.is_available()

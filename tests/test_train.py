@@ -132,3 +132,130 @@ def test_make_optimizer_is_fused_adam_with_the_default_update():
     for (name, p), q in zip(models[0].named_parameters(), models[1].parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
     assert not torch.equal(models[0].stem[0].weight, start)          # it did update
+
+
+# ---------------------------------------------------------------- fixed-shape steps (train_step)
+def test_fixed_shape_batches_train_and_predict_like_the_plain_loop(tmp_path, monkeypatch, caplog):
+    """What a CUDA graph replays, run on the CPU without the graph ("static"): full batches
+    through the static buffers, the last smaller batch eagerly, prediction padded to the
+    fixed batch. Same losses as the plain loop, bit for bit; the same scores."""
+    import logging
+    import re
+
+    import mepkg.train as train
+
+    sets, labels = synthetic_fold()
+    config = _config(epochs=3, batch_size=10, eval_batch_size=16)
+    with caplog.at_level(logging.INFO, logger="mepkg.train"):
+        plain = run_fold(None, labels, "s2", tmp_path / "plain", config, videos=sets)
+    n_windows = int(re.search(r"(\d+) windows", caplog.text).group(1))
+    assert n_windows % 10 != 0                    # the epoch ends with a smaller batch
+    monkeypatch.setattr(train, "step_mode", lambda device, cuda_graph: "static")
+    static = run_fold(None, labels, "s2", tmp_path / "static", config, videos=sets)
+
+    log_plain = pd.read_csv(plain / "train_log.csv")
+    log_static = pd.read_csv(static / "train_log.csv")
+    for column in ("loss", "mse", "ce", "lr"):
+        np.testing.assert_array_equal(log_static[column], log_plain[column])
+    for a, b in zip(read_scores(plain / "scores.h5"), read_scores(static / "scores.h5")):
+        assert len(a.spot) > 16 * K // 2          # several prediction batches, the last padded
+        np.testing.assert_allclose(b.spot, a.spot, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b.logits, a.logits, rtol=1e-5, atol=1e-5)
+
+
+def test_device_hyperparameters_follow_the_one_cycle_schedule():
+    """A graph's Adam reads lr and beta1 from device tensors: the one-cycle schedule (lr and
+    momentum) must reach them each step. Checked on the CPU with torch's single-tensor Adam
+    (the capturable one needs a GPU) against the fused Adam of the plain loop."""
+    from mepkg.train_step import TrainStep
+
+    torch.manual_seed(0)
+    # eval mode: batch norm in training mode cancels the stem's biases (see the test above)
+    models = [SlowFastMamba(**TINY).eval() for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    plain_opt = make_optimizer(models[0], 3e-4)
+    device_opt = torch.optim.Adam(models[1].parameters(), lr=torch.tensor(3e-4),
+                                  betas=(torch.tensor(0.9), torch.tensor(0.999)), foreach=False)
+    steps = []
+    for model, opt, mode in ((models[0], plain_opt, "eager"), (models[1], device_opt, "static")):
+        schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=20)
+        steps.append(TrainStep(model, opt, schedule, lambda s, l, st, ct: (
+            fold_loss(s, l, st, ct, torch.ones(5), TrainConfig())), batch_size=4, mode=mode))
+    gen = torch.Generator().manual_seed(1)
+    losses, beta1 = {"eager": [], "static": []}, []
+    for _ in range(20):
+        x = torch.randn(4, 36, K, generator=gen)
+        spot_t = (torch.rand(4, K, generator=gen) > 0.7).float()
+        cls_t = torch.randint(0, 5, (4, K), generator=gen)
+        for step in steps:
+            losses[step.mode].append(step(x, spot_t, cls_t)[0].item())
+        group, ref = device_opt.param_groups[0], plain_opt.param_groups[0]
+        assert isinstance(group["lr"], torch.Tensor) and isinstance(group["betas"][0], torch.Tensor)
+        assert group["lr"].item() == pytest.approx(ref["lr"], rel=1e-6)
+        assert group["betas"][0].item() == pytest.approx(ref["betas"][0], rel=1e-6)
+        beta1.append(group["betas"][0].item())
+    assert min(beta1) < 0.86 and max(beta1) > 0.94             # the momentum did cycle
+    np.testing.assert_allclose(losses["static"], losses["eager"], rtol=1e-4)
+    for p, q in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6)
+
+
+def test_graphs_only_on_cuda():
+    from mepkg.train_step import Predictor, TrainStep, step_mode
+
+    assert step_mode(torch.device("cpu"), True) == "eager"
+    assert step_mode(torch.device("cuda"), False) == "eager"
+    assert step_mode(torch.device("cuda", 0), True) == "graph"
+    model = SlowFastMamba(**TINY)
+    opt = make_optimizer(model, 1e-3)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        TrainStep(model, opt, torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=2),
+                  lambda *a: None, 4, "graph")
+    with pytest.raises(ValueError, match="expected one of eager, static, graph"):
+        Predictor(model, 4, "compiled")
+
+
+def test_failed_capture_warns_once_and_trains_eagerly(monkeypatch, caplog):
+    """The graph path's control flow on the CPU: warm-up steps, then a capture that fails
+    (torch.cuda.graph raising, as an op that cannot be captured does): one warning, and
+    every step, before and after, the plain loop's."""
+    import contextlib
+    import logging
+
+    import mepkg.train_step as train_step
+    from mepkg.train_step import WARMUP_STEPS, TrainStep
+
+    class Uncapturable:
+        def __enter__(self):
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: None)
+    monkeypatch.setattr(torch.cuda, "graph", lambda graph: Uncapturable())
+    monkeypatch.setattr(train_step, "_side_stream", lambda device: contextlib.nullcontext())
+    torch.manual_seed(0)
+    models = [SlowFastMamba(**TINY).eval() for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    steps = []
+    for model, mode in zip(models, ("eager", "static")):
+        opt = make_optimizer(model, 1e-3)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=12)
+        steps.append(TrainStep(model, opt, schedule, lambda s, l, st, ct: (
+            fold_loss(s, l, st, ct, torch.ones(5), TrainConfig())), batch_size=4, mode=mode))
+    steps[1].mode = "graph"                     # the CUDA control flow, on the CPU
+    gen = torch.Generator().manual_seed(2)
+    losses = [[], []]
+    with caplog.at_level(logging.WARNING, logger="mepkg.train_step"):
+        for i in range(WARMUP_STEPS + 5):
+            n = 3 if i == WARMUP_STEPS + 2 else 4   # one smaller batch on the way
+            x = torch.randn(n, 36, K, generator=gen)
+            spot_t = (torch.rand(n, K, generator=gen) > 0.7).float()
+            cls_t = torch.randint(0, 5, (n, K), generator=gen)
+            for j, step in enumerate(steps):
+                losses[j].append(step(x, spot_t, cls_t).tolist())
+    assert losses[0] == losses[1]
+    assert steps[1].mode == "eager"
+    warnings = [r for r in caplog.records if "capture of the training step failed" in r.message]
+    assert len(warnings) == 1 and "training this fold eagerly" in warnings[0].message

@@ -100,7 +100,8 @@ def test_config_yaml_and_schema_agree_everywhere():
 
 def test_execution_settings_live_in_compute():
     assert CONFIG["compute"]["train_device"] == TrainConfig.device
-    assert not {"device", "threads"} & set(CONFIG["train"])
+    assert CONFIG["compute"]["train_cuda_graph"] == TrainConfig.cuda_graph
+    assert not set(TrainConfig.EXECUTION) & set(CONFIG["train"])
 
 
 def _probes(node: dict) -> list:
@@ -216,6 +217,24 @@ def test_slurm_dry_run_is_not_capped(tmp_path):
     assert "usable cores" not in proc.stdout + proc.stderr
 
 
+# ---------------------------------------------------------------- training jobs per GPU
+def test_training_on_a_gpu_limits_jobs_per_gpu(tmp_path):
+    """The training rules hold a GPU slot when they train on a GPU; the run limits the slots
+    to compute.train_jobs_per_gpu (a dry run plans; nothing trains on this CUDA-less machine)."""
+    work = copy_workflow(tmp_path)
+    text = (ROOT / "rules" / "train.smk").read_text()
+    for rule in ("train_fold", "train_all_subjects"):
+        assert "**TRAIN_RESOURCES" in text.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
+    assert "gpu_slots=int(TRAIN_ON_GPU)" in text
+    gpu = "compute={train_device: cuda, train_jobs_per_gpu: 3}"
+    out = snakemake(work, "-n", "--cores", "2", *TINY, "--config", gpu)
+    assert "training on the GPU: at most 3 training job(s) at once" in out.stdout + out.stderr
+    out = snakemake(work, "-n", "--cores", "2", *TINY, "--config", "compute={train_device: cpu}")
+    assert "training on the GPU" not in out.stdout + out.stderr
+    out = snakemake(work, "-n", "--profile", "profiles/slurm", *TINY, "--config", gpu)
+    assert "training on the GPU" not in out.stdout + out.stderr    # each SLURM job has its GPU
+
+
 # ---------------------------------------------------------------- the tiny run (slow)
 @pytest.fixture(scope="module")
 def tiny_64(tmp_path_factory):
@@ -282,3 +301,33 @@ def test_decode_records_the_k_prime_it_used(tiny_64):
     for fold in folds:
         priors, k_prime = read_priors(run / "decode" / "folds" / f"{fold}.priors.yaml")
         assert k_prime == expected[fold] and priors == DecodePriors(k_prime=expected[fold])
+
+
+@pytest.mark.slow
+def test_jobs_per_gpu_cap_holds_in_a_real_run(tiny_64, tmp_path):
+    """The tiny run's training again, each job holding one GPU slot as on a GPU machine
+    (this machine has no CUDA, so the rules declare 0: --set-resources gives them 1), at
+    1 thread each on 2 cores: with compute.train_jobs_per_gpu 1 no two training jobs
+    overlap (the cores would allow two); with 2, two run at once."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_64[0], work, symlinks=True)
+    run = work / RUN
+    targets = [f"{RUN}/folds/{s}/scores.h5" for s in ("001", "002", "003")]
+    targets.append(f"{RUN}/model_all/model.pt")
+    pretend_gpu = ["--set-resources", "train_fold:gpu_slots=1", "train_all_subjects:gpu_slots=1"]
+    most = {}
+    for per_gpu in (1, 2):
+        for path in (run / "folds", run / "model_all", run / "logs" / "train_fold"):
+            shutil.rmtree(path, ignore_errors=True)
+        (run / "logs" / "train_all_subjects.log").unlink(missing_ok=True)
+        snakemake(work, *targets, "--cores", "2", *TINY, *pretend_gpu, "--config",
+                  f"compute={{train_threads: 1, train_jobs_per_gpu: {per_gpu}}}")
+        spans = job_spans(run / "logs" / "train_fold") + [
+            s for s in job_spans(run / "logs") if s[3] == "train_all_subjects.log"]
+        assert len(spans) == 4, spans
+        most[per_gpu] = max(sum(1 for s in spans if s[0] <= start < s[1])
+                            for start, *_ in spans)
+    assert most == {1: 1, 2: 2}, most
+    print(f"training jobs at once with compute.train_jobs_per_gpu 1 and 2: {most[1]}, {most[2]}")
