@@ -38,6 +38,10 @@ OTHER_MEANING = {
     ("mepkg/synth/plan.py", "plan_benchmark", "seed"): "the synthetic benchmark's seed",
     ("mepkg/synth/plan.py", "plan_video", "seed"): "the synthetic benchmark's seed",
     ("mepkg/cli.py", "synth", "seed"): "the synthetic benchmark's seed",
+    ("mepkg/train_step.py", "TrainStep.__init__", "mode"): "how a step runs (eager/graph), "
+                                                              "not a scoring mode",
+    ("mepkg/train_step.py", "Predictor.__init__", "mode"): "how a batch runs (eager/graph), "
+                                                             "not a scoring mode",
 }
 
 

@@ -108,7 +108,7 @@ def test_workflow_train_fold_script_holds_its_subject_out(tmp_path, batched_subj
         output=SimpleNamespace(model=str(out / "model.pt"), scores=str(out / "scores.h5"),
                                train_log=str(out / "train_log.csv")),
         params=SimpleNamespace(train=train_params), threads=1, rule="train_fold",
-        resources=SimpleNamespace(device="cpu"),
+        resources=SimpleNamespace(device="cpu", cuda_graph=0),
         wildcards=SimpleNamespace(subject=held_out), log=[str(tmp_path / "train.log")])
     runpy.run_path(str(ROOT / "workflow_scripts" / "train_fold.py"),
                    init_globals={"snakemake": fake})

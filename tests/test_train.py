@@ -158,7 +158,7 @@ def test_fixed_shape_batches_train_and_predict_like_the_plain_loop(tmp_path, mon
     for column in ("loss", "mse", "ce", "lr"):
         np.testing.assert_array_equal(log_static[column], log_plain[column])
     for a, b in zip(read_scores(plain / "scores.h5"), read_scores(static / "scores.h5")):
-        assert len(a.spot) > 16 * K // 2          # several prediction batches, the last padded
+        assert len(a.spot) > 16 * FOLD_K // 2          # several prediction batches, the last padded
         np.testing.assert_allclose(b.spot, a.spot, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(b.logits, a.logits, rtol=1e-5, atol=1e-5)
 
@@ -171,7 +171,7 @@ def test_device_hyperparameters_follow_the_one_cycle_schedule():
 
     torch.manual_seed(0)
     # eval mode: batch norm in training mode cancels the stem's biases (see the test above)
-    models = [SlowFastMamba(**TINY).eval() for _ in range(2)]
+    models = [SlowFastMamba(**TINY_MODEL).eval() for _ in range(2)]
     models[1].load_state_dict(models[0].state_dict())
     plain_opt = make_optimizer(models[0], 3e-4)
     device_opt = torch.optim.Adam(models[1].parameters(), lr=torch.tensor(3e-4),
@@ -184,9 +184,9 @@ def test_device_hyperparameters_follow_the_one_cycle_schedule():
     gen = torch.Generator().manual_seed(1)
     losses, beta1 = {"eager": [], "static": []}, []
     for _ in range(20):
-        x = torch.randn(4, 36, K, generator=gen)
-        spot_t = (torch.rand(4, K, generator=gen) > 0.7).float()
-        cls_t = torch.randint(0, 5, (4, K), generator=gen)
+        x = torch.randn(4, 36, FOLD_K, generator=gen)
+        spot_t = (torch.rand(4, FOLD_K, generator=gen) > 0.7).float()
+        cls_t = torch.randint(0, 5, (4, FOLD_K), generator=gen)
         for step in steps:
             losses[step.mode].append(step(x, spot_t, cls_t)[0].item())
         group, ref = device_opt.param_groups[0], plain_opt.param_groups[0]
@@ -206,7 +206,7 @@ def test_graphs_only_on_cuda():
     assert step_mode(torch.device("cpu"), True) == "eager"
     assert step_mode(torch.device("cuda"), False) == "eager"
     assert step_mode(torch.device("cuda", 0), True) == "graph"
-    model = SlowFastMamba(**TINY)
+    model = SlowFastMamba(**TINY_MODEL)
     opt = make_optimizer(model, 1e-3)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         TrainStep(model, opt, torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=2),
@@ -236,7 +236,7 @@ def test_failed_capture_warns_once_and_trains_eagerly(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "graph", lambda graph: Uncapturable())
     monkeypatch.setattr(train_step, "_side_stream", lambda device: contextlib.nullcontext())
     torch.manual_seed(0)
-    models = [SlowFastMamba(**TINY).eval() for _ in range(2)]
+    models = [SlowFastMamba(**TINY_MODEL).eval() for _ in range(2)]
     models[1].load_state_dict(models[0].state_dict())
     steps = []
     for model, mode in zip(models, ("eager", "static")):
@@ -250,9 +250,9 @@ def test_failed_capture_warns_once_and_trains_eagerly(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="mepkg.train_step"):
         for i in range(WARMUP_STEPS + 5):
             n = 3 if i == WARMUP_STEPS + 2 else 4   # one smaller batch on the way
-            x = torch.randn(n, 36, K, generator=gen)
-            spot_t = (torch.rand(n, K, generator=gen) > 0.7).float()
-            cls_t = torch.randint(0, 5, (n, K), generator=gen)
+            x = torch.randn(n, 36, FOLD_K, generator=gen)
+            spot_t = (torch.rand(n, FOLD_K, generator=gen) > 0.7).float()
+            cls_t = torch.randint(0, 5, (n, FOLD_K), generator=gen)
             for j, step in enumerate(steps):
                 losses[j].append(step(x, spot_t, cls_t).tolist())
     assert losses[0] == losses[1]

@@ -227,11 +227,11 @@ def test_training_on_a_gpu_limits_jobs_per_gpu(tmp_path):
         assert "**TRAIN_RESOURCES" in text.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
     assert "gpu_slots=int(TRAIN_ON_GPU)" in text
     gpu = "compute={train_device: cuda, train_jobs_per_gpu: 3}"
-    out = snakemake(work, "-n", "--cores", "2", *TINY, "--config", gpu)
+    out = snakemake(work, "-n", "--cores", "2", *TINY_WORKFLOW, "--config", gpu)
     assert "training on the GPU: at most 3 training job(s) at once" in out.stdout + out.stderr
-    out = snakemake(work, "-n", "--cores", "2", *TINY, "--config", "compute={train_device: cpu}")
+    out = snakemake(work, "-n", "--cores", "2", *TINY_WORKFLOW, "--config", "compute={train_device: cpu}")
     assert "training on the GPU" not in out.stdout + out.stderr
-    out = snakemake(work, "-n", "--profile", "profiles/slurm", *TINY, "--config", gpu)
+    out = snakemake(work, "-n", "--profile", "profiles/slurm", *TINY_WORKFLOW, "--config", gpu)
     assert "training on the GPU" not in out.stdout + out.stderr    # each SLURM job has its GPU
 
 
@@ -322,7 +322,7 @@ def test_jobs_per_gpu_cap_holds_in_a_real_run(tiny_64, tmp_path):
         for path in (run / "folds", run / "model_all", run / "logs" / "train_fold"):
             shutil.rmtree(path, ignore_errors=True)
         (run / "logs" / "train_all_subjects.log").unlink(missing_ok=True)
-        snakemake(work, *targets, "--cores", "2", *TINY, *pretend_gpu, "--config",
+        snakemake(work, *targets, "--cores", "2", *TINY_WORKFLOW, *pretend_gpu, "--config",
                   f"compute={{train_threads: 1, train_jobs_per_gpu: {per_gpu}}}")
         spans = job_spans(run / "logs" / "train_fold") + [
             s for s in job_spans(run / "logs") if s[3] == "train_all_subjects.log"]
