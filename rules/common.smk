@@ -6,10 +6,16 @@
 # rendering). Both are cheap.
 
 import importlib.util
+import os
 from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
+
+# envs/mepkg.yaml (`--sdm conda`) installs mepkg with `--editable ${MEPKG_CHECKOUT}`:
+# conda runs pip beside Snakemake's copy of the env file (.snakemake/conda/), where
+# a relative path would miss the checkout; pip expands the variable from here.
+os.environ["MEPKG_CHECKOUT"] = str(Path(workflow.basedir).resolve())
 
 SCHEMA = Path(workflow.basedir, "rules", "schemas", "config.schema.yaml")
 PROTOCOLS = ("sammlv", "casme3")  # datasets with a protocol file config/datasets/<name>.yaml
