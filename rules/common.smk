@@ -12,10 +12,12 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from mepkg.jobs import per_attempt  # mem_mb / runtime that grow with each retry
+
 # envs/mepkg.yaml (`--sdm conda`) installs mepkg with `--editable ${MEPKG_CHECKOUT}`:
 # conda runs pip beside Snakemake's copy of the env file (.snakemake/conda/), where
 # a relative path would miss the checkout; pip expands the variable from here.
-os.environ["MEPKG_CHECKOUT"] = str(Path(workflow.basedir).resolve())
+os.environ.update(MEPKG_CHECKOUT=str(Path(workflow.basedir).resolve()))
 
 SCHEMA = Path(workflow.basedir, "rules", "schemas", "config.schema.yaml")
 PROTOCOLS = ("sammlv", "casme3")  # datasets with a protocol file config/datasets/<name>.yaml

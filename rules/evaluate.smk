@@ -32,8 +32,8 @@ rule collect_predictions:
         f"{RES}/benchmarks/collect_predictions.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -63,8 +63,8 @@ rule evaluate:
         f"{RES}/benchmarks/evaluate/{{mode}}.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -91,8 +91,8 @@ rule tabulate_metrics:
         f"{RES}/benchmarks/tabulate_metrics.tsv"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=per_attempt(500),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -111,8 +111,8 @@ rule megc_submission:
         f"{RES}/logs/megc_submission.log",
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=per_attempt(500),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -140,8 +140,8 @@ rule plot_curves:
         f"{RES}/benchmarks/plot_curves/{{video_id}}.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -168,8 +168,8 @@ rule plot_confusion:
         f"{RES}/benchmarks/plot_confusion.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -194,8 +194,8 @@ rule plot_fold_strs:
         f"{RES}/benchmarks/plot_fold_strs.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -227,8 +227,8 @@ rule plot_threshold_sweep:
         f"{RES}/benchmarks/plot_threshold_sweep.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -254,8 +254,8 @@ rule summarise_run:
         f"{RES}/benchmarks/summarise_run.tsv"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=per_attempt(500),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:

@@ -6,8 +6,8 @@
 # Execution only (config group compute): resources, not params, so moving a
 # run from CPU to GPU (or changing threads) re-trains nothing.
 TRAIN_RESOURCES = dict(
-    mem_mb=config["compute"]["train_mem_mb"],
-    runtime=config["compute"]["train_runtime"],
+    mem_mb=per_attempt(config["compute"]["train_mem_mb"]),
+    runtime=per_attempt(config["compute"]["train_runtime"]),
     # snakemake-executor-plugin-slurm turns gpu > 0 into --gpus=<n>; 0 asks for none
     gpu=config["compute"]["train_gpus"],
     # torch device: auto (cuda when present) | cpu | cuda[:n]; read by the script
@@ -81,8 +81,8 @@ rule package_model:
         f"{RES}/benchmarks/package_model.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         "../envs/mepkg.yaml"
     script:

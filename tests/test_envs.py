@@ -89,7 +89,7 @@ def test_environment_installs_mepkg_from_the_checkout_wherever_snakemake_copies_
     from pip._internal.network.session import PipSession
     from pip._internal.req.req_file import parse_requirements
 
-    variable = re.search(r'os\.environ\["(\w+)"\] = str\(Path\(workflow\.basedir\)',
+    variable = re.search(r"os\.environ\.update\((\w+)=str\(Path\(workflow\.basedir\)",
                          (ROOT / "rules" / "common.smk").read_text())
     assert variable, "rules/common.smk does not export the checkout for envs/mepkg.yaml"
     conda_dir = tmp_path / "work" / ".snakemake" / "conda"
