@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+import mepkg
 from mepkg.intervals import iou_matrix, vetoed_mask
 
 log = logging.getLogger(__name__)
@@ -579,6 +580,7 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
         pred, gt, n=n_bootstrap, seed=seed, mode=mode, emotions=emotions, veto=True,
         frame_skip=frame_skip)}
     result["inputs"] = {"pred": str(pred_csv), "gt": str(gt_csv)}
+    result["mepkg_version"] = mepkg.__version__
     with atomic_output(out_json) as tmp:
         Path(tmp).write_text(json.dumps(_jsonable(result), indent=2) + "\n")
     sp, rc, bs = result["spotting"], result["recognition"], result["bootstrap"]
@@ -642,7 +644,6 @@ def tabulate_metrics(mode_files, headline: str, out_json, out_csv) -> dict:
 def summarise_run(metrics_json, labels_csv, out, *, run: str, folds: Sequence[str],
                   n_videos: int, settings: dict) -> dict:
     """A one-file record of a run (rule summarise_run): size, headline metrics, settings."""
-    import mepkg
     from mepkg.atomic import atomic_output
 
     metrics = json.loads(Path(metrics_json).read_text())
