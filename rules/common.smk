@@ -210,8 +210,15 @@ def fold_outputs(pattern):
     return expand(pattern, subject=FOLDS)
 
 
-# settings that change no metric: execution (compute) and the sweep plot's p values
-NOT_METRIC_SETTINGS = {"compute": None, "evaluate": ("sweep_p",)}
+def figure_files(stem, **report_args):
+    """`stem`.<format> for each of plots.formats; the first is marked for the report."""
+    first, *rest = [f"{stem}.{fmt}" for fmt in config["plots"]["formats"]]
+    return [report(first, **report_args), *rest]
+
+
+# settings that change no metric: execution (compute), figure formats (plots) and the
+# sweep plot's p values
+NOT_METRIC_SETTINGS = {"compute": None, "plots": None, "evaluate": ("sweep_p",)}
 
 
 def metric_settings(config):

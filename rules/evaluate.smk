@@ -7,11 +7,18 @@ MODES = ("official", "strict", "release")
 # score curves: every video that is held out in some fold
 CURVE_VIDEOS = sorted(v for v, subject in VIDEOS.items() if subject in FOLDS)
 
+# every figure in each of plots.formats (png, pdf, svg)
+FIGURE_FORMATS = config["plots"]["formats"]
+
 ALL_PLOTS = [
-    *expand(f"{RES}/plots/curves/{{video_id}}.png", video_id=CURVE_VIDEOS),
-    f"{RES}/plots/confusion.png",
-    f"{RES}/plots/fold_strs.png",
-    f"{RES}/plots/threshold_sweep.png",
+    *expand(
+        f"{RES}/plots/curves/{{video_id}}.{{fmt}}", video_id=CURVE_VIDEOS, fmt=FIGURE_FORMATS
+    ),
+    *expand(
+        f"{RES}/plots/{{name}}.{{fmt}}",
+        name=["confusion", "fold_strs", "threshold_sweep"],
+        fmt=FIGURE_FORMATS,
+    ),
 ]
 
 
@@ -128,8 +135,8 @@ rule plot_curves:
         labels=rules.build_manifest.output.labels,
         code=module_file("mepkg.plots"),
     output:
-        figure=report(
-            f"{RES}/plots/curves/{{video_id}}.png",
+        figure=figure_files(
+            f"{RES}/plots/curves/{{video_id}}",
             caption="../report/score_curves.rst",
             category="Score curves",
             labels={"video": "{video_id}"},
@@ -155,8 +162,8 @@ rule plot_confusion:
         metrics=rules.tabulate_metrics.output.metrics,
         code=module_file("mepkg.plots"),
     output:
-        figure=report(
-            f"{RES}/plots/confusion.png",
+        figure=figure_files(
+            f"{RES}/plots/confusion",
             caption="../report/confusion.rst",
             category="Figures",
         ),
@@ -183,8 +190,8 @@ rule plot_fold_strs:
         metrics=rules.tabulate_metrics.output.metrics,
         code=module_file("mepkg.plots"),
     output:
-        figure=report(
-            f"{RES}/plots/fold_strs.png",
+        figure=figure_files(
+            f"{RES}/plots/fold_strs",
             caption="../report/fold_strs.rst",
             category="Figures",
         ),
@@ -210,8 +217,8 @@ rule plot_threshold_sweep:
         labels=rules.build_manifest.output.labels,
         code=[module_file("mepkg.plots"), module_file("mepkg.decode")],
     output:
-        figure=report(
-            f"{RES}/plots/threshold_sweep.png",
+        figure=figure_files(
+            f"{RES}/plots/threshold_sweep",
             caption="../report/threshold_sweep.rst",
             category="Figures",
         ),
