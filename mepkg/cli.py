@@ -364,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-id", help="video id recorded in the file (default: from the path, "
                                       "e.g. spNO.1_a for .../spNO.1/a/color)")
     p.add_argument("--landmarks", help="landmarks HDF5 from `mepkg landmarks` (else detected)")
-    p.add_argument("--debug-figure", help="PNG: crop box, landmarks and ROIs on a frame")
+    p.add_argument("--debug-figure", help="figure (.png, .pdf or .svg): crop box, landmarks "
+                                          "and ROIs on a frame")
     p.set_defaults(func=_cmd_features)
     outputs(p, ("out", "file", "--out"), ("debug_figure", "file", "--debug-figure"))
 
