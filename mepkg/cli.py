@@ -65,7 +65,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     from mepkg.synth import generate_benchmark
 
     generate_benchmark(args.out, size=args.size, layout=args.layout, seed=args.seed,
-                       progress=True)
+                       progress=show_progress(args))
 
 
 # ---------------------------------------------------------------- features
@@ -99,7 +99,7 @@ def _cmd_landmarks(args: argparse.Namespace) -> None:
     subject, video, vid = identify_video(args.input, args.subject)
     config = _feature_config(args)
     track = detect_video_landmarks(args.input, k=config.k, frame_skip=config.frame_skip,
-                                   backend=config.backend, progress=True, fps=fps)
+                                   backend=config.backend, progress=show_progress(args), fps=fps)
     track.attrs.update({"subject": subject, "video_id": vid})
     write_landmarks(args.out, track)
 
@@ -112,7 +112,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
     subject, video, vid = identify_video(args.input, args.subject)
     config = _feature_config(args)
     run_features(args.input, args.out, config=config, landmarks=args.landmarks,
-                 debug_figure=args.debug_figure, progress=True, fps=fps, subject=subject,
+                 debug_figure=args.debug_figure, progress=show_progress(args), fps=fps, subject=subject,
                  video=video, video_id=args.video_id or vid)
 
 
@@ -161,7 +161,7 @@ def _cmd_spot(args: argparse.Namespace) -> None:
     _frame_rate(args.video, args.fps)
     from mepkg.spot import spot_video
 
-    spot_video(args.video, model=args.model, out_dir=args.out, fps=args.fps, progress=True,
+    spot_video(args.video, model=args.model, out_dir=args.out, fps=args.fps, progress=show_progress(args),
                **_given(args, "device"))
 
 
@@ -221,32 +221,132 @@ def _device(text: str) -> str:
 POS_INT, POS_FLOAT = _positive(int), _positive(float)
 
 
+DESCRIPTION = """\
+mepkg: micro-expression spotting and recognition in long videos (prior-guided
+video-level regression). One sub-command per pipeline stage; the Snakemake
+workflow (snakemake --cores 8) runs them all for every video and LOSO fold.
+"""
+EPILOG = """\
+the pipeline by hand, one video and one fold:
+  mepkg manifest --dataset sammlv --root /data/SAMM-LV --out run/
+  mepkg features /data/SAMM-LV/006/006_1 --fps 200 --out run/features/006_1.h5
+  mepkg train-fold --features run/features --labels run/labels.csv --subject 006 --out run/folds/006
+  mepkg decode --scores run/folds/006/scores.h5 --labels run/labels.csv --out run/006.csv
+  mepkg evaluate --pred run/006.csv --gt run/labels.csv --out run/metrics.json
+apply a trained model:
+  mepkg spot my_video.mp4 --model results/<run>/model_all.pt
+
+`mepkg <command> --help` describes a command and its options. Bad input ends in
+one line `mepkg <command>: error: ...` (exit code 2); -v shows tracebacks.
+"""
+
+
+def setting(action: argparse.Action, where: str) -> argparse.Action:
+    """Mark an option whose default is a settings field (``"module:Class.field"``): it is
+    left unset (None) so that the dataclass decides, and its help shows that default."""
+    action.setting = where
+    return action
+
+
+def _setting_default(where: str) -> str:
+    """The default of ``"module:Class.field"``, read from the dataclass (only for --help)."""
+    import importlib
+
+    module, name = where.split(":")
+    cls, field = name.split(".")
+    value = getattr(getattr(importlib.import_module(module), cls), field)
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples kept as written; every option's default after its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if getattr(action, "setting", None) and "(default:" not in text:
+            text += f" (default: {_setting_default(action.setting)})"
+        if ("%(default)" not in text and action.option_strings and not action.required
+                and action.default not in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _common_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """-v/-q/--progress, accepted before and after the sub-command.
+
+    On a sub-command their defaults are SUPPRESS, so that an option given
+    before the sub-command is not reset by the sub-parser.
+    """
+    def default(value):
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                        help="debug logging; the traceback of an unexpected error")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                        help="warnings and errors only")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                        default=default(None),
+                        help="progress bars on stderr (default: only when stderr is a terminal)")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """--progress / --no-progress, else bars only when stderr is a terminal."""
+    chosen = getattr(args, "progress", None)
+    return sys.stderr.isatty() if chosen is None else bool(chosen)
+
+
+def log_level(args: argparse.Namespace) -> int:
+    """-v: debug, -q: warnings only, else info."""
+    if getattr(args, "verbose", False):
+        return logging.DEBUG
+    return logging.WARNING if getattr(args, "quiet", False) else logging.INFO
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mepkg", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mepkg", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"mepkg {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging; tracebacks of unexpected errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _common_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                title="commands", metavar="<command>")
     datasets = list(DATASETS)
+
+    def command(name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
+        """A sub-command: one-line help, a description and an example."""
+        p = sub.add_parser(name, help=help, description=description,
+                           epilog=f"example:\n  {example}", formatter_class=_HelpFormatter)
+        _common_options(p, top=False)
+        return p
 
     def outputs(p, *specs):
         """Output options checked before the work: (attribute, "file" | "dir", option)."""
         p.set_defaults(outputs=specs)
 
-    p = sub.add_parser("labels", help="label sheet(s) -> labels.csv (no frames needed)")
-    p.add_argument("--dataset", required=True, choices=datasets)
+    p = command("labels", "label sheet(s) -> labels.csv (no frames needed)",
+                "Read a dataset's label sheet(s) into labels.csv: one row per event, 0-based "
+                "original frames,\nits type (micro/macro) and emotion mapped to the analysed "
+                "classes (docs/method.md §1).",
+                "mepkg labels --dataset sammlv --labels SAMM_LongVideos_V3_Release.xlsx "
+                "--out labels.csv")
+    p.add_argument("--dataset", required=True, choices=datasets,
+                   help="which dataset's sheet layout")
     p.add_argument("--labels", required=True, nargs="+", help="label sheet(s): xlsx or csv")
     p.add_argument("--emotion-map", nargs="*", metavar="RAW=CLASS",
                    help="extra raw emotion -> class mappings")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="labels.csv to write")
     p.set_defaults(func=_cmd_labels)
     outputs(p, ("out", "file", "--out"))
 
-    p = sub.add_parser("manifest", help="scan a dataset root -> labels.csv + manifest.csv")
-    p.add_argument("--dataset", required=True, choices=datasets)
-    p.add_argument("--root", required=True)
+    p = command("manifest", "scan a dataset root -> labels.csv + manifest.csv",
+                "Scan a dataset folder: the label sheets -> labels.csv, every video (file or "
+                "frame folder)\nwith its frame rate, frame count and missing frames -> "
+                "manifest.csv.",
+                "mepkg manifest --dataset casme3 --root /data/CASME3/part_A --out run/")
+    p.add_argument("--dataset", required=True, choices=datasets, help="the dataset's layout")
+    p.add_argument("--root", required=True, help="the dataset's root folder")
     p.add_argument("--labels", nargs="+", help="label sheet(s) if not in their usual place")
-    p.add_argument("--emotion-map", nargs="*", metavar="RAW=CLASS")
+    p.add_argument("--emotion-map", nargs="*", metavar="RAW=CLASS",
+                   help="extra raw emotion -> class mappings")
     p.add_argument("--folder-fps", type=POS_FLOAT,
                    help="generic: frame rate of its frame folders (required when it has any; "
                         "video files keep their own)")
@@ -254,56 +354,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_manifest)
     outputs(p, ("out", "dir", "--out"))
 
-    p = sub.add_parser("synth", help="render the synthetic ME benchmark")
-    p.add_argument("--size", default="tiny", choices=SYNTHETIC_SIZES)
-    p.add_argument("--layout", default="sammlv", choices=datasets)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    p = command("synth", "render the synthetic ME benchmark",
+                "Render the embedded synthetic micro-expression benchmark (frame folders and "
+                "label sheets\nin a dataset's layout), for trying the pipeline without a "
+                "licensed dataset.",
+                "mepkg synth --size small --layout sammlv --out data/synthetic")
+    p.add_argument("--size", default="tiny", choices=SYNTHETIC_SIZES,
+                   help="how many subjects and videos")
+    p.add_argument("--layout", default="sammlv", choices=datasets,
+                   help="whose folder layout and label sheets to imitate")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the generator")
+    p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_synth)
     outputs(p, ("out", "dir", "--out"))
 
-    def video_stage(name: str, help: str) -> argparse.ArgumentParser:
+    def video_stage(name: str, help: str, description: str,
+                    example: str) -> argparse.ArgumentParser:
         """The arguments landmarks and features share: one video in, one HDF5 out."""
-        p = sub.add_parser(name, help=help)
+        p = command(name, help, description, example)
         p.add_argument("input", help="video file or frame folder")
-        p.add_argument("--out", required=True)
+        p.add_argument("--out", required=True, help="HDF5 file to write")
         p.add_argument("--fps", type=POS_FLOAT,
                        help="frame rate (required for a frame folder; default: the video file's)")
         p.add_argument("--subject", help="subject id recorded in the file (default: from the path)")
-        p.add_argument("--k", type=POS_INT,
-                       help="window length in sampled frames (default: features.k, 30)")
-        p.add_argument("--frame-skip", type=POS_INT,
-                       help="keep every n-th frame (default: features.frame_skip, 7)")
-        p.add_argument("--backend", choices=LANDMARK_BACKENDS,
-                       help="landmark backend (default: features.backend, dlib)")
+        setting(p.add_argument("--k", type=POS_INT,
+                               help="window length in sampled frames (SAMM-LV 30, CAS(ME)^3 50)"),
+                "mepkg.features:FeatureConfig.k")
+        setting(p.add_argument("--frame-skip", type=POS_INT,
+                               help="keep every n-th frame (SAMM-LV 7, CAS(ME)^3 1)"),
+                "mepkg.features:FeatureConfig.frame_skip")
+        setting(p.add_argument("--backend", choices=LANDMARK_BACKENDS,
+                               help="landmark detector: dlib (offline) or face_alignment (FAN)"),
+                "mepkg.features:FeatureConfig.backend")
         return p
 
-    p = video_stage("landmarks", "video -> reference-frame landmarks (HDF5)")
+    p = video_stage("landmarks", "video -> reference-frame landmarks (HDF5)",
+                    "Detect the face and its 68 landmarks at the reference frame of every "
+                    "window\n(docs/method.md §2.1).",
+                    "mepkg landmarks /data/SAMM-LV/006/006_1 --fps 200 --out 006_1.h5")
     p.set_defaults(func=_cmd_landmarks)
     outputs(p, ("out", "file", "--out"))
 
-    p = video_stage("features", "video -> ROI optical-flow window features (HDF5)")
+    p = video_stage("features", "video -> ROI optical-flow window features (HDF5)",
+                    "Compute the 36-channel ROI optical-flow features of every window "
+                    "(docs/method.md §2);\nlandmarks are detected unless --landmarks gives "
+                    "them.",
+                    "mepkg features video.mp4 --k 50 --frame-skip 1 --out features/video.h5")
     p.add_argument("--video-id", help="video id recorded in the file (default: from the path, "
                                       "e.g. spNO.1_a for .../spNO.1/a/color)")
     p.add_argument("--landmarks", help="landmarks HDF5 from `mepkg landmarks` (else detected)")
-    p.add_argument("--debug-figure", help="PNG: crop box, landmarks and ROIs on a frame")
+    p.add_argument("--debug-figure", help="figure (.png, .pdf or .svg): crop box, landmarks "
+                                          "and ROIs on a frame")
     p.set_defaults(func=_cmd_features)
     outputs(p, ("out", "file", "--out"), ("debug_figure", "file", "--debug-figure"))
 
-    p = sub.add_parser("train-fold", help="train one leave-one-subject-out fold")
+    p = command("train-fold", "train one leave-one-subject-out fold",
+                "Train the slow-fast Mamba on every subject but one and write its model, the "
+                "held-out\nvideos' score curves (scores.h5) and a training log.",
+                "mepkg train-fold --features run/features --labels run/labels.csv "
+                "--subject 006 --out run/folds/006")
     p.add_argument("--features", required=True, help="folder of features/<video_id>.h5")
     p.add_argument("--labels", required=True, help="labels.csv")
     p.add_argument("--subject", required=True, help="held-out subject ('all': none held out)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=POS_INT)
-    p.add_argument("--device", type=_device, help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=POS_INT, help="torch CPU threads (default 1)")
+    p.add_argument("--out", required=True, help="output folder (model.pt, scores.h5, log)")
+    setting(p.add_argument("--epochs", type=POS_INT, help="training epochs (docs/method.md §5)"),
+            "mepkg.train:TrainConfig.epochs")
+    setting(p.add_argument("--device", type=_device,
+                           help="auto (a GPU when torch sees one), cpu, cuda, cuda:N or mps"),
+            "mepkg.train:TrainConfig.device")
+    setting(p.add_argument("--threads", type=POS_INT, help="CPU threads for torch"),
+            "mepkg.train:TrainConfig.threads")
     p.set_defaults(func=_cmd_train_fold)
     outputs(p, ("out", "dir", "--out"))
 
-    p = sub.add_parser("convert-checkpoint", help="authors' released .pkl -> mepkg model .pt")
-    p.add_argument("input")
-    p.add_argument("output")
+    p = command("convert-checkpoint", "authors' released .pkl -> mepkg model .pt",
+                "Convert a checkpoint released with the paper's code into a mepkg model file "
+                "that\n`spot` and `package-model` read.",
+                "mepkg convert-checkpoint SAMMLV.pkl samm.pt --k 30 --frame-skip 7 --fps 200")
+    p.add_argument("input", help="the released checkpoint (.pkl)")
+    p.add_argument("output", help="mepkg model file (.pt) to write")
     p.add_argument("--k", type=POS_INT,
                    help="window length the release was trained with (SAMM-LV 30, CAS(ME)^3 50)"
                         "; required unless the file records it, as are the next two")
@@ -314,7 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert_checkpoint)
     outputs(p, ("output", "file", "OUTPUT"))
 
-    p = sub.add_parser("decode", help="score curves -> intervals (prior-guided)")
+    p = command("decode", "score curves -> intervals (prior-guided)",
+                "Turn score curves into (onset, apex, offset) intervals with an emotion, by "
+                "prior-guided\ninterval selection (docs/method.md §6).",
+                "mepkg decode --scores run/folds/006/scores.h5 --labels run/labels.csv "
+                "--out 006.csv")
     p.add_argument("--scores", required=True, nargs="+", help="scores.h5 file(s)")
     p.add_argument("--priors", help="YAML of decoding priors (default: the paper's)")
     p.add_argument("--labels", help="labels.csv of the training subjects (for k')")
@@ -327,38 +460,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_decode)
     outputs(p, ("out", "file", "--out"), ("megc_out", "file", "--megc-out"))
 
-    p = sub.add_parser("evaluate", help="STRS of predictions against ground truth")
-    p.add_argument("--pred", required=True)
-    p.add_argument("--gt", required=True)
-    p.add_argument("--mode", choices=MODES,
-                   help="official (MEGC, the default), strict, or release (the authors' "
-                        "scoring; docs/method.md §8)")
+    p = command("evaluate", "STRS of predictions against ground truth",
+                "Score predicted intervals against labels.csv: STRS, spotting F1, recognition "
+                "F1, UF1, UAR\n(docs/method.md §7-8).",
+                "mepkg evaluate --pred predictions.csv --gt labels.csv --out metrics.json")
+    p.add_argument("--pred", required=True, help="predicted intervals (intervals.csv)")
+    p.add_argument("--gt", required=True, help="ground truth (labels.csv)")
+    setting(p.add_argument("--mode", choices=MODES,
+                           help="official (MEGC), strict, or release (the authors' scoring; "
+                                "docs/method.md §8)"),
+            "mepkg.metrics:EvaluateSettings.mode")
     p.add_argument("--frame-skip", type=int,
                    help="--mode release: the dataset's frame_skip, for predictions without "
                         "the frame_skip column mepkg decode writes")
-    p.add_argument("--emotions", help="analysed classes, comma-separated (default: "
-                                       "negative,positive,surprise)")
+    setting(p.add_argument("--emotions", help="comma-separated classes analysed by recognition"),
+            "mepkg.metrics:EvaluateSettings.emotions")
     p.add_argument("--out", required=True, help="metrics.json")
     p.set_defaults(func=_cmd_evaluate)
     outputs(p, ("out", "file", "--out"))
 
-    p = sub.add_parser("package-model",
-                       help="add decoding priors and k' to a trained model (for `spot`)")
+    p = command("package-model", "add decoding priors and k' to a trained model (for `spot`)",
+                "Bundle a model trained on every subject with its decoding priors and k' into "
+                "the one\nfile `spot` needs.",
+                "mepkg package-model --model run/folds/all/model.pt --labels run/labels.csv "
+                "--out model_all.pt")
     p.add_argument("--model", required=True, help="model.pt of `train-fold --subject all`")
     p.add_argument("--labels", required=True, help="labels.csv of the training subjects")
     p.add_argument("--priors", help="YAML of decoding priors (default: the paper's)")
     p.add_argument("--dataset", help="the training dataset's name, recorded in the model file")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="packaged model file to write")
     p.set_defaults(func=_cmd_package_model)
     outputs(p, ("out", "file", "--out"))
 
-    p = sub.add_parser("spot", help="apply a trained model to a new video")
+    p = command("spot", "apply a trained model to a new video",
+                "Spot and recognise micro-expressions in one video with a packaged model: "
+                "intervals.csv\n(original 0-based frames, apex, score, times in seconds) and a "
+                "timeline figure.",
+                "mepkg spot my_video.mp4 --model results/<run>/model_all.pt --out spot_out")
     p.add_argument("video", help="video file or frame folder")
-    p.add_argument("--model", required=True)
-    p.add_argument("--out", default="spot_out")
+    p.add_argument("--model", required=True,
+                   help="packaged model (results/<run>/model_all.pt or `package-model`'s)")
+    p.add_argument("--out", default="spot_out", help="output folder")
     p.add_argument("--fps", type=POS_FLOAT,
                    help="frame rate (required for a frame folder; default: the video file's)")
-    p.add_argument("--device", type=_device, help="auto (default), cpu, cuda, cuda:N or mps")
+    setting(p.add_argument("--device", type=_device,
+                           help="auto (a GPU when torch sees one), cpu, cuda, cuda:N or mps"),
+            "mepkg.train:TrainConfig.device")
     p.set_defaults(func=_cmd_spot)
     outputs(p, ("out", "dir", "--out"))
     return parser
@@ -390,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mepkg: interrupted", file=sys.stderr)
         return 130
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(level=log_level(args),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     prog = f"mepkg {args.command}"
     try:

@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import find_peaks
 
+from mepkg import __version__
 from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
 from mepkg.intervals import (apply_veto, check_frame_skip, interval_iou, to_original, to_sampled,
                              vetoed_mask)
@@ -848,7 +849,8 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
     with atomic_output(record) as tmp:
-        tmp.write_text(yaml.safe_dump({**priors.to_dict(), "k_prime": k_p}, sort_keys=False))
+        tmp.write_text(f"# decoding priors used, written by mepkg {__version__}\n"
+                       + yaml.safe_dump({**priors.to_dict(), "k_prime": k_p}, sort_keys=False))
     log.info("fold %s: %d intervals in %d videos (%d vetoed as neutral), p=%.2f, k'=%d "
              "(%s subjects)", ",".join(sorted(held_out)), len(result), len(videos),
              int(vetoed_mask(result).sum()), priors.p, k_p,

@@ -7,6 +7,10 @@ with a message naming it. Schemas:
 landmarks/<video_id>.h5  reference-frame face boxes and 68 landmarks
 features/<video_id>.h5   ROI optical-flow window features
 folds/<subject>/scores.h5  per held-out video: spot curve and class logits
+
+Every file records the mepkg version that wrote it (attribute ``mepkg_version``);
+a features file names its 36 channels in order (``channel_names``), a scores
+file the order of its logits (``class_names``), so other tools need no mepkg.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mepkg import __version__
 from mepkg.atomic import atomic_output
-from mepkg.constants import N_CHANNELS, N_CLASSES, N_LANDMARKS
+from mepkg.constants import CLASS_NAMES, N_CHANNELS, N_CLASSES, N_LANDMARKS
 
 
 
@@ -48,6 +53,7 @@ def _write_h5(path, schema: str, attrs: dict, datasets: dict[str, np.ndarray],
         with h5py.File(tmp, "w") as h5:
             h5.attrs["schema"] = schema
             h5.attrs.update(attrs)
+            h5.attrs["mepkg_version"] = __version__
             for name, data in datasets.items():
                 h5.create_dataset(name, data=data)
     return Path(path)
@@ -166,8 +172,19 @@ FEATURE_ATTRS = ("video_id", "subject", "video", "fps", "frame_skip", "k", "n_fr
                  "landmark_backend", "flow_params", "mepkg_version")
 
 
+def channel_names() -> list[str]:
+    """The feature channels in order: ``<motion>_dx``, ``<motion>_dy`` of each ROI motion
+    of :data:`mepkg.roi.MOTION_NAMES` (docs/method.md §2.7)."""
+    from mepkg.roi import MOTION_NAMES
+
+    names = [f"{motion}_{axis}" for motion in MOTION_NAMES for axis in ("dx", "dy")]
+    assert len(names) == N_CHANNELS
+    return names
+
+
 def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
-    """Write a :class:`FeatureSet` to features/<video_id>.h5 atomically."""
+    """Write a :class:`FeatureSet` to features/<video_id>.h5 atomically (with its
+    ``channel_names``)."""
     w = fs.features.shape[0]
     shapes = {"features": (fs.features.shape, (w, N_CHANNELS, fs.features.shape[-1])),
               "window_start": (fs.window_start.shape, (w,)),
@@ -176,7 +193,8 @@ def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
     for name, (got, want) in shapes.items():
         if tuple(got) != want or fs.features.ndim != 3:
             raise ValueError(f"{path}: feature set '{name}' has shape {got}, expected {want}")
-    return _write_h5(path, FEATURES_SCHEMA, fs.attrs, {
+    attrs = {**fs.attrs, "channel_names": channel_names()}
+    return _write_h5(path, FEATURES_SCHEMA, attrs, {
         "features": np.asarray(fs.features, np.float32),
         "window_start": np.asarray(fs.window_start, np.int64),
         "landmarks": np.asarray(fs.landmarks, np.float32),
@@ -188,6 +206,11 @@ def read_features(path: str | os.PathLike) -> FeatureSet:
     """Read and validate features/<video_id>.h5."""
     with _open_checked(path, "features") as h5:
         attrs = _check_schema(h5, FEATURES_SCHEMA, "features", FEATURE_ATTRS)
+        if "channel_names" in attrs:        # files written before it was recorded lack it
+            attrs["channel_names"] = [str(c) for c in attrs["channel_names"]]
+            if attrs["channel_names"] != channel_names():
+                raise ValueError(f"{path}: its channels {attrs['channel_names'][:4]}... are not "
+                                 f"in mepkg's order; re-run features for this video")
         k = int(attrs["k"])
         feats = _require_shape(h5, "features", "features", (None, N_CHANNELS, k),
                                np.float32)
@@ -230,6 +253,8 @@ def write_scores(path: str | os.PathLike, videos: list[VideoScores], fold: str,
             h5.attrs["schema"] = "mepkg.scores/1"
             h5.attrs["fold"] = str(fold)
             h5.attrs["model_checksum"] = model_checksum
+            h5.attrs["class_names"] = list(CLASS_NAMES)    # the logits' column order
+            h5.attrs["mepkg_version"] = __version__
             for v in videos:
                 if v.logits.shape != (len(v.spot), N_CLASSES):
                     raise ValueError(f"{v.video_id}: logits shape {v.logits.shape}, "

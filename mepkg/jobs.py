@@ -7,9 +7,11 @@ A job's compute threads, its log and its progress lines are set in one place:
   never more than the CPUs this process may run on (its affinity mask: the
   cores SLURM granted the job, or the machine's). The budget goes to every
   thread pool a job can start: OpenMP/BLAS (env vars, read when numpy, torch
-  or numba load), torch intra- and inter-op, OpenCV and numba.
+  or numba load; Snakemake sets them per job, mepkg only where they differ),
+  torch intra- and inter-op, OpenCV and numba.
 - logging: to the rule's log file and to stderr; an uncaught exception is
   written with its traceback into the log before the job fails.
+- resources: :func:`per_attempt` scales a rule's mem_mb/runtime with each retry.
 - progress: tqdm bars become a log line every ``PROGRESS_INTERVAL`` seconds
   (a bar redrawn with carriage returns is unreadable in a log file).
 
@@ -27,12 +29,13 @@ import sys
 
 log = logging.getLogger(__name__)
 
-# thread-count env vars of the pools a job may start: OpenMP (torch, OpenCV
-# builds with OpenMP), the BLAS libraries behind numpy/scipy, numexpr, numba
-# and OpenCV's own pool
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                   "GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-                   "NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
+# thread-count env vars of the pools a job may start. Snakemake sets these to
+# the job's threads in every script/shell job's environment: OpenMP (torch,
+# OpenCV builds with OpenMP), the BLAS libraries behind numpy/scipy, numexpr
+SNAKEMAKE_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                         "GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+# and these it does not know: numba's and OpenCV's own pools
+THREAD_ENV_VARS = SNAKEMAKE_THREAD_VARS + ("NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
 # OpenMP workers (torch's, numba's) sleep between parallel regions instead of
 # spinning: spinning workers take the cores the fused CPU kernels' threads need
 # (mepkg.scan_cpu; measured in docs/benchmarks.md). Read when the OpenMP runtime
@@ -63,10 +66,26 @@ def uses_gpu(device: str) -> bool:
     return device.split(":", 1)[0] == "cuda"
 
 
+def per_attempt(base: int):
+    """A rule resource (mem_mb, runtime) that grows with each try: ``base`` x attempt.
+
+    For ``resources:`` in rules/*.smk. The SLURM profile retries a failed job
+    (``retries``); one killed for memory or time gets twice as much on its
+    second try rather than the same again.
+    """
+
+    def value(wildcards, attempt: int) -> int:
+        return base * attempt
+
+    return value
+
+
 def limit_threads(threads: int) -> int:
     """Cap every compute thread pool of this process at ``threads`` (and the usable cores).
 
-    Returns the number applied. Env vars cover libraries loaded later;
+    Returns the number applied. Env vars cover libraries loaded later; one
+    that already holds the number (in a workflow job, Snakemake sets
+    :data:`SNAKEMAKE_THREAD_VARS` to the job's threads) is left as it is.
     torch, OpenCV and numba are also set directly when already imported
     (OpenCV always: it is cheap to import and ignores env vars set late).
     """
@@ -74,7 +93,8 @@ def limit_threads(threads: int) -> int:
     for var in THREAD_ENV_VARS:
         if var == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
             continue   # read at import; changed later, it makes numba's next compile fail
-        os.environ[var] = str(n)
+        if os.environ.get(var) != str(n):
+            os.environ[var] = str(n)
     os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     import cv2
 

@@ -6,9 +6,10 @@ bottom; points (68, 2) = (x, y) in image pixels) or ``None``.
 
 - ``dlib`` (default): dlib's frontal HOG detector + the 68-point shape
   predictor shipped by ``face-recognition-models``; works offline.
-- ``face_alignment``: the FAN network of the ``face-alignment`` package; its
-  weights download on first use, so offline it fails at once with a message
-  naming the dlib backend.
+- ``face_alignment``: the FAN network of the ``face-alignment`` package, on
+  the GPU when torch sees one; its weights download on first use, so offline
+  without them in torch's hub cache it fails at once with a message naming the
+  dlib backend.
 
 Backends are cached per process: models load once.
 """
@@ -23,6 +24,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Iterable, Protocol
+from urllib.parse import urlparse
 
 import cv2
 import numpy as np
@@ -100,16 +102,63 @@ class DlibBackend:
 
 
 # ---------------------------------------------------------------- face_alignment
-# File names face-alignment 1.x caches in <torch hub dir>/checkpoints.
-FA_WEIGHTS = ("2DFAN4-11f355bf06.pth.tar", "s3fd-619a316812.pth")
+# What face-alignment downloads for 2D landmarks with its default S3FD detector, for
+# a release that does not expose its URLs (1.4 caches 2DFAN4-cd938726ad.zip, 1.5 the
+# .pth.tar); normally the names are read from the installed package (fa_weight_files).
+FA_WEIGHTS_FALLBACK = ("2DFAN4-11f355bf06.pth.tar", "2DFAN4-cd938726ad.zip",
+                       "s3fd-619a316812.pth")
 FA_HOST = "www.adrianbulat.com"
 
 
 def _torch_hub_dir() -> Path:
-    if os.environ.get("TORCH_HOME"):
-        return Path(os.environ["TORCH_HOME"]) / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
-    return Path(xdg) / "torch" / "hub"
+    """Where torch.hub (and face-alignment's downloads) cache files: $TORCH_HOME/hub etc."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir())
+
+
+def _file_name(url: str) -> str:
+    return Path(urlparse(url).path).name
+
+
+def fa_weight_files() -> tuple[str, ...]:
+    """File names the installed face-alignment caches under <torch hub>/checkpoints.
+
+    Read from its download URLs: the 2D FAN network (1.5: ``api.models_urls``;
+    1.4: per-torch-version ``models_urls`` with ``default_model_urls`` as fallback)
+    and the S3FD detector. A release laid out otherwise: :data:`FA_WEIGHTS_FALLBACK`,
+    any of whose FAN files counts.
+    """
+    try:
+        import torch
+        from face_alignment import api, utils
+        from face_alignment.detection.sfd import sfd_detector
+
+        torch_minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+        for module in (api, utils):
+            urls = getattr(module, "models_urls", None) or {}
+            if "2DFAN-4" in urls:                                   # one flat table
+                fan = urls["2DFAN-4"]
+                break
+            default = getattr(module, "default_model_urls", None)
+            if default and "2DFAN-4" in default:                  # per torch version
+                fan = urls.get(torch_minor, default)["2DFAN-4"]
+                break
+        else:
+            raise KeyError("2DFAN-4")
+        return _file_name(fan), _file_name(sfd_detector.models_urls["s3fd"])
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return FA_WEIGHTS_FALLBACK
+
+
+def _missing_weights(checkpoints: Path) -> list[str]:
+    names = fa_weight_files()
+    if names is FA_WEIGHTS_FALLBACK:      # unknown layout: one FAN file and the detector
+        fan = [n for n in names if n.startswith("2DFAN4")]
+        found_fan = any((checkpoints / n).exists() for n in fan)
+        return [n for n in names if not n.startswith("2DFAN4") and not (checkpoints / n).exists()
+                ] + ([] if found_fan else [" or ".join(fan)])
+    return [n for n in names if not (checkpoints / n).exists()]
 
 
 def _reachable(host: str, timeout: float = 3.0) -> bool:
@@ -120,18 +169,31 @@ def _reachable(host: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def default_device() -> str:
+    """``cuda`` when torch sees a GPU, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class FaceAlignmentBackend:
-    """FAN 2D landmarks with its S3FD detector (``pip install mepkg[face-alignment]``)."""
+    """FAN 2D landmarks with its S3FD detector, on the GPU when one is present.
+
+    Install: ``pip install -e '.[face-alignment]' && pip install --no-deps face-alignment``
+    (README). Offline, the weights must be in ``<torch hub dir>/checkpoints`` under the
+    names the installed release uses (:func:`fa_weight_files`).
+    """
 
     name = "face_alignment"
 
-    def __init__(self):
+    def __init__(self, device: str | None = None):
         hint = "or use the offline default: --backend dlib"
         if importlib.util.find_spec("face_alignment") is None:
-            raise BackendUnavailableError(f"landmark backend face_alignment is not installed: "
-                                          f"pip install face-alignment, {hint}")
+            raise BackendUnavailableError(
+                f"landmark backend face_alignment is not installed: pip install -e "
+                f"'.[face-alignment]' && pip install --no-deps face-alignment, {hint}")
         checkpoints = _torch_hub_dir() / "checkpoints"
-        missing = [f for f in FA_WEIGHTS if not (checkpoints / f).exists()]
+        missing = _missing_weights(checkpoints)
         if missing and not _reachable(FA_HOST):
             raise BackendUnavailableError(
                 f"face_alignment weights could not be downloaded: {', '.join(missing)} not in "
@@ -141,27 +203,15 @@ class FaceAlignmentBackend:
         except ImportError as err:
             raise BackendUnavailableError(
                 f"face_alignment cannot be imported ({err}); {hint}") from err
+        self.device = device or default_device()
         try:
             self._fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D,
-                                                    device="cpu", flip_input=False)
+                                                    device=self.device, flip_input=False)
         except OSError as err:   # URLError, HTTPError, connection resets
             raise BackendUnavailableError(
                 f"face_alignment weights could not be downloaded ({err}); {hint}") from err
         self.version = importlib.metadata.version("face-alignment")
-
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.ndim == 3 else cv2.COLOR_GRAY2RGB)
-        result = self._fa.get_landmarks_from_image(rgb, return_bboxes=True)
-        points, _, boxes = result if isinstance(result, tuple) else (result, None, None)
-        if not points:
-            return None
-        areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes] if boxes else [0]
-        i = int(np.argmax(areas))
-        pts = np.asarray(points[i], dtype=np.float32)[:, :2]
-        box = (np.asarray(boxes[i][:4], np.float32) if boxes
-               else np.concatenate([pts.min(axis=0), pts.max(axis=0)]).astype(np.float32))
-        return box, pts
-
+        log.info("face_alignment %s on %s", self.version, self.device)
 
 @functools.lru_cache(maxsize=None)
 def get_backend(name: str) -> LandmarkBackend:

@@ -50,6 +50,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+import mepkg
 from mepkg.constants import MODES
 from mepkg.intervals import check_frame_skip, iou_matrix, to_sampled, vetoed_mask
 
@@ -596,6 +597,7 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = EvaluateSettings.mode,
         pred, gt, n=n_bootstrap, seed=seed, mode=mode, emotions=emotions, veto=True,
         frame_skip=frame_skip)}
     result["inputs"] = {"pred": str(pred_csv), "gt": str(gt_csv)}
+    result["mepkg_version"] = mepkg.__version__
     with atomic_output(out_json) as tmp:
         Path(tmp).write_text(json.dumps(jsonable(result), indent=2) + "\n")
     sp, rc, bs = result["spotting"], result["recognition"], result["bootstrap"]

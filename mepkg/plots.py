@@ -1,4 +1,4 @@
-"""Every figure of the package (matplotlib's object API, PNG, written atomically).
+"""Every figure of the package (matplotlib's object API, written atomically).
 
 - ``plot_score_curve``: one video's spot score over time with the smoothed
   curve, the decoding threshold, ground truth shaded by emotion and the
@@ -14,7 +14,9 @@
 - ``plot_spot_timeline``: ``mepkg spot``'s timeline.png, the score curve with
   the spotted intervals and a face thumbnail at each apex.
 
-Figures are ``matplotlib.figure.Figure`` objects saved with ``fig.savefig``:
+Figures are ``matplotlib.figure.Figure`` objects saved with ``fig.savefig``, in
+the format the file name says (png, pdf, svg; ``path`` may list several, the
+workflow's ``plots.formats``):
 no global figure state and no backend switch (``matplotlib.use``), so the
 package never changes the backend of a program that imports it. Each emotion
 has one colour in every figure (``EMOTION_COLOURS``).
@@ -51,12 +53,40 @@ def emotion_colour(name: str) -> str:
     return EMOTION_COLOURS.get(str(name).lower(), OTHER_COLOUR)
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSettings:
+    """Config group ``plots``: how the workflow's figures are written."""
+
+    # one file per format for every figure, e.g. (png, pdf) for a manuscript;
+    # the first is the one `snakemake --report` shows
+    formats: tuple[str, ...] = ("png",)
+
+    def __post_init__(self):
+        object.__setattr__(self, "formats", tuple(self.formats))
+        bad = [f for f in self.formats if f not in FIGURE_FORMATS]
+        if bad or not self.formats or len(set(self.formats)) != len(self.formats):
+            raise ValueError(f"plots.formats {list(self.formats)}: give one or more of "
+                             f"{', '.join(FIGURE_FORMATS)}, each once")
+
+
 def _save(fig: Figure, path, **savefig) -> Path:
-    """Write ``fig`` as a PNG atomically (default: 120 dpi, tight bounding box)."""
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", **({"dpi": 120, "bbox_inches": "tight"} | savefig))
-    return path
+    """Write ``fig`` atomically to ``path``, or to each of several paths, in the format
+    each file name ends with (png, pdf, svg; default 120 dpi, tight bounding box),
+    with the mepkg version as the file's creator. Returns the first path."""
+    from mepkg import __version__
+
+    paths = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
+    for target in paths:
+        kind = target.suffix.lower().lstrip(".")
+        if kind not in fig.canvas.get_supported_filetypes():
+            raise ValueError(f"{target}: a figure file name ends with one of .png, .pdf, .svg")
+        with atomic_output(target) as tmp:
+            fig.savefig(tmp, format=kind, metadata={"Creator": f"mepkg {__version__}"},
+                        **({"dpi": 120, "bbox_inches": "tight"} | savefig))
+    return paths[0]
 
 
 def _figure_axes(figsize, nrows: int = 1, ncols: int = 1):

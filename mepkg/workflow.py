@@ -26,8 +26,9 @@ import yaml
 
 SCHEMA = Path("rules", "schemas", "config.schema.yaml")   # under the workflow's folder
 PROTOCOLS = ("sammlv", "casme3")   # datasets with a protocol file config/datasets/<name>.yaml
-# settings that change no metric: execution (compute) and the sweep plot's p values
-NOT_METRIC_SETTINGS = {"compute": None, "evaluate": ("sweep_p",)}
+# settings that change no metric: execution (compute), figure formats (plots) and
+# the sweep plot's p values
+NOT_METRIC_SETTINGS = {"compute": None, "plots": None, "evaluate": ("sweep_p",)}
 
 
 def _dataset_name(config: dict) -> str:

@@ -7,6 +7,10 @@
 # or from the synthetic generator's plan (mepkg.synth.plan_benchmark, no
 # rendering). Both are cheap.
 
+import os
+from pathlib import Path
+
+from mepkg.jobs import per_attempt  # mem_mb / runtime that grow with each retry
 from mepkg.workflow import (
     finalise_config,
     label_files,
@@ -19,6 +23,11 @@ from mepkg.workflow import (
     synthetic_root,
     workflow_plan,
 )
+
+# envs/mepkg.yaml (`--sdm conda`) installs mepkg with `--editable ${MEPKG_CHECKOUT}`:
+# conda runs pip beside Snakemake's copy of the env file (.snakemake/conda/), where
+# a relative path would miss the checkout; pip expands the variable from here.
+os.environ.update(MEPKG_CHECKOUT=str(Path(workflow.basedir).resolve()))
 
 # the protocol (docs/method.md §1.6) and synthetic settings files, applied by the Snakefile
 PROTOCOL_FILE = protocol_file(config, workflow.basedir)
@@ -40,6 +49,12 @@ def all_features(wildcards):
 def fold_outputs(pattern):
     """One path per LOSO fold."""
     return expand(pattern, subject=FOLDS)
+
+
+def figure_files(stem, **report_args):
+    """`stem`.<format> for each of plots.formats; the first is marked for the report."""
+    first, *rest = [f"{stem}.{fmt}" for fmt in config["plots"]["formats"]]
+    return [report(first, **report_args), *rest]
 
 
 # Resource limits of a local run (docs/architecture.md). Snakemake has no

@@ -18,8 +18,8 @@ rule generate_synthetic:
         f"{synthetic_root(config)}.benchmark.tsv"
     threads: 2
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(60),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -67,8 +67,8 @@ rule build_manifest:
         f"{RES}/benchmarks/build_manifest.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     conda:
         "../envs/mepkg.yaml"
     script:

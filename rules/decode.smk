@@ -1,4 +1,4 @@
-# Decoding: a fold's score curves -> intervals with an emotion (docs/method.md §6;
+# Decode each fold: its score curves -> intervals with an emotion (docs/method.md §6;
 # ablation switches and MEGC test-set presets: decode.interval, decode.synergy,
 # decode.preset, §9).
 # Only the decode group is a param: changing a prior re-runs this and the
@@ -31,8 +31,8 @@ rule decode_fold:
         f"{RES}/benchmarks/decode_fold/{{subject}}.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     conda:
         "../envs/mepkg.yaml"
     script:

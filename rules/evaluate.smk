@@ -7,11 +7,18 @@ from mepkg.metrics import MODES  # official, strict, release (mepkg.metrics.SCOR
 # score curves: every video that is held out in some fold
 CURVE_VIDEOS = sorted(v for v, subject in VIDEOS.items() if subject in FOLDS)
 
+# every figure in each of plots.formats (png, pdf, svg)
+FIGURE_FORMATS = config["plots"]["formats"]
+
 ALL_PLOTS = [
-    *expand(f"{RES}/plots/curves/{{video_id}}.png", video_id=CURVE_VIDEOS),
-    f"{RES}/plots/confusion.png",
-    f"{RES}/plots/fold_strs.png",
-    f"{RES}/plots/threshold_sweep.png",
+    *expand(
+        f"{RES}/plots/curves/{{video_id}}.{{fmt}}", video_id=CURVE_VIDEOS, fmt=FIGURE_FORMATS
+    ),
+    *expand(
+        f"{RES}/plots/{{name}}.{{fmt}}",
+        name=["confusion", "fold_strs", "threshold_sweep"],
+        fmt=FIGURE_FORMATS,
+    ),
 ]
 
 
@@ -32,8 +39,8 @@ rule collect_predictions:
         f"{RES}/benchmarks/collect_predictions.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -61,8 +68,8 @@ rule evaluate:
         f"{RES}/benchmarks/evaluate/{{mode}}.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -89,8 +96,8 @@ rule tabulate_metrics:
         f"{RES}/benchmarks/tabulate_metrics.tsv"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=per_attempt(500),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -114,8 +121,8 @@ rule megc_submission:
         f"{RES}/logs/megc_submission.log",
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=per_attempt(500),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -131,8 +138,8 @@ rule plot_curves:
         labels=rules.build_manifest.output.labels,
         code=module_file("mepkg.plots"),
     output:
-        figure=report(
-            f"{RES}/plots/curves/{{video_id}}.png",
+        figure=figure_files(
+            f"{RES}/plots/curves/{{video_id}}",
             caption="../report/score_curves.rst",
             category="Score curves",
             labels={"video": "{video_id}"},
@@ -143,8 +150,8 @@ rule plot_curves:
         f"{RES}/benchmarks/plot_curves/{{video_id}}.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -158,8 +165,8 @@ rule plot_confusion:
         metrics=rules.tabulate_metrics.output.metrics,
         code=module_file("mepkg.plots"),
     output:
-        figure=report(
-            f"{RES}/plots/confusion.png",
+        figure=figure_files(
+            f"{RES}/plots/confusion",
             caption="../report/confusion.rst",
             category="Figures",
         ),
@@ -171,8 +178,8 @@ rule plot_confusion:
         f"{RES}/benchmarks/plot_confusion.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -186,8 +193,8 @@ rule plot_fold_strs:
         metrics=rules.tabulate_metrics.output.metrics,
         code=module_file("mepkg.plots"),
     output:
-        figure=report(
-            f"{RES}/plots/fold_strs.png",
+        figure=figure_files(
+            f"{RES}/plots/fold_strs",
             caption="../report/fold_strs.rst",
             category="Figures",
         ),
@@ -197,8 +204,8 @@ rule plot_fold_strs:
         f"{RES}/benchmarks/plot_fold_strs.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -213,8 +220,8 @@ rule plot_threshold_sweep:
         labels=rules.build_manifest.output.labels,
         code=[module_file("mepkg.plots"), module_file("mepkg.decode")],
     output:
-        figure=report(
-            f"{RES}/plots/threshold_sweep.png",
+        figure=figure_files(
+            f"{RES}/plots/threshold_sweep",
             caption="../report/threshold_sweep.rst",
             category="Figures",
         ),
@@ -230,8 +237,8 @@ rule plot_threshold_sweep:
         f"{RES}/benchmarks/plot_threshold_sweep.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -257,8 +264,8 @@ rule summarise_run:
         f"{RES}/benchmarks/summarise_run.tsv"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=per_attempt(500),
+        runtime=per_attempt(5),
     conda:
         "../envs/mepkg.yaml"
     script:

@@ -24,8 +24,8 @@ rule detect_landmarks:
         f"{RES}/benchmarks/detect_landmarks/{{video_id}}.tsv"
     threads: 1
     resources:
-        mem_mb=config["compute"]["feature_mem_mb"],
-        runtime=config["compute"]["feature_runtime"],
+        mem_mb=per_attempt(config["compute"]["feature_mem_mb"]),
+        runtime=per_attempt(config["compute"]["feature_runtime"]),
     conda:
         "../envs/mepkg.yaml"
     script:
@@ -48,8 +48,8 @@ rule extract_features:
         f"{RES}/benchmarks/extract_features/{{video_id}}.tsv"
     threads: 1
     resources:
-        mem_mb=config["compute"]["feature_mem_mb"],
-        runtime=config["compute"]["feature_runtime"],
+        mem_mb=per_attempt(config["compute"]["feature_mem_mb"]),
+        runtime=per_attempt(config["compute"]["feature_runtime"]),
     conda:
         "../envs/mepkg.yaml"
     script:

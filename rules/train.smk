@@ -7,8 +7,8 @@
 # run from CPU to GPU (or changing threads) re-trains nothing.
 TRAIN_ON_GPU = uses_gpu(config["compute"]["train_device"])
 TRAIN_RESOURCES = dict(
-    mem_mb=config["compute"]["train_mem_mb"],
-    runtime=config["compute"]["train_runtime"],
+    mem_mb=per_attempt(config["compute"]["train_mem_mb"]),
+    runtime=per_attempt(config["compute"]["train_runtime"]),
     # snakemake-executor-plugin-slurm turns gpu > 0 into --gpus=<n>; 0 asks for none
     gpu=config["compute"]["train_gpus"],
     # a local run's share of its GPU: at most compute.train_jobs_per_gpu training
@@ -95,8 +95,8 @@ rule package_model:
         f"{RES}/benchmarks/package_model.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         "../envs/mepkg.yaml"
     script:

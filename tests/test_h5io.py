@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from mepkg.h5io import (FeatureSet, LandmarkTrack, read_features, read_landmarks,
+from mepkg import __version__
+from mepkg.h5io import (FeatureSet, LandmarkTrack, channel_names, read_features, read_landmarks,
                         write_features, write_landmarks)
 
 
@@ -43,7 +44,7 @@ def test_landmarks_round_trip(tmp_path):
     for name in ("ref_frame", "face_box", "landmarks", "detected"):
         np.testing.assert_array_equal(getattr(back, name), getattr(track, name))
         assert getattr(back, name).dtype == getattr(track, name).dtype
-    assert back.attrs == track.attrs
+    assert back.attrs == {**track.attrs, "mepkg_version": __version__}
 
 
 @pytest.mark.parametrize("writer", ["landmarks", "features", "scores"])
@@ -93,7 +94,8 @@ def test_features_round_trip(tmp_path):
     for name in ("features", "window_start", "landmarks", "crop_box", "quality"):
         np.testing.assert_array_equal(getattr(back, name), getattr(fs, name))
         assert getattr(back, name).dtype == getattr(fs, name).dtype
-    assert back.attrs == fs.attrs and back.n_windows == 3 and back.k == 30
+    assert back.attrs == {**fs.attrs, "channel_names": channel_names()}
+    assert back.n_windows == 3 and back.k == 30
     with h5py.File(tmp_path / "006_1.h5") as h5:
         assert h5.attrs["schema"] == "mepkg.features/1"
 
@@ -169,3 +171,33 @@ def test_scores_round_trip(tmp_path):
     assert (back.video_id, back.subject, back.frame_skip, back.k) == ("006_1", "006", 7, 30)
     with pytest.raises(ValueError, match="not a mepkg scores file"):
         read_scores(write_features(tmp_path / "f.h5", make_features()))
+
+
+def test_files_name_their_channels_classes_and_writer_for_other_tools(tmp_path):
+    """Read with h5py alone: no mepkg needed to know what the axes mean."""
+    from mepkg.h5io import VideoScores, write_scores
+
+    write_landmarks(tmp_path / "l.h5", make_track())
+    write_features(tmp_path / "f.h5", make_features())
+    write_scores(tmp_path / "s.h5", [VideoScores("006_1", "006", "006_1", np.zeros(4, np.float32),
+                                                  np.zeros((4, 5), np.float32), 7, 30)], fold="006")
+    for name in ("l.h5", "f.h5", "s.h5"):
+        with h5py.File(tmp_path / name) as h5:
+            assert h5.attrs["mepkg_version"] == __version__, name
+    with h5py.File(tmp_path / "f.h5") as h5:
+        names = [str(n) for n in h5.attrs["channel_names"]]
+    # docs/method.md §2.7: (dx, dy) of each of the 18 ROI motions, interleaved
+    assert len(names) == 36 == len(set(names))
+    assert names[0].endswith("_dx") and names[1] == names[0][:-3] + "_dy"
+    assert all(n.endswith("_dx") for n in names[::2]) and all(n.endswith("_dy") for n in names[1::2])
+    with h5py.File(tmp_path / "s.h5") as h5:
+        assert [str(c) for c in h5.attrs["class_names"]] == [
+            "negative", "positive", "surprise", "others", "neutral"]
+
+
+def test_features_in_another_channel_order_are_rejected(tmp_path):
+    path = write_features(tmp_path / "f.h5", make_features())
+    with h5py.File(path, "a") as h5:
+        h5.attrs["channel_names"] = list(reversed(channel_names()))
+    with pytest.raises(ValueError, match="not in mepkg's order; re-run features"):
+        read_features(path)

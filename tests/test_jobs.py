@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mepkg.jobs import THREAD_ENV_VARS, usable_cores
+from mepkg.jobs import SNAKEMAKE_THREAD_VARS, THREAD_ENV_VARS, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_python(code: str, tmp_path: Path, env: dict | None = None):
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(code))
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    for var in THREAD_ENV_VARS:            # what the parent had must not leak in
-        environ.pop(var, None)
+    environ = {k: v for k, v in os.environ.items()
+               if k not in THREAD_ENV_VARS}   # what the parent had must not leak in
+    environ.update({"PYTHONPATH": str(ROOT), **(env or {})})
     return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           env=environ, timeout=300)
 
@@ -132,6 +132,27 @@ def test_progress_bars_become_log_lines(tmp_path):
     assert lines and "50/50" in lines[-1]
     assert "\r" not in log.read_text()
     assert len(lines) <= 3        # start and end, not one line per redraw
+
+
+def test_thread_vars_snakemake_set_are_not_set_again(tmp_path):
+    """In a Snakemake job the OpenMP/BLAS vars already hold the job's threads: mepkg
+    writes only those Snakemake does not set (numba's and OpenCV's)."""
+    proc = run_python(FAKE_SNAKEMAKE.format(log=str(tmp_path / "job.log"), threads=1) + """
+    import os
+    from mepkg import jobs
+
+    class Recording(dict):
+        written = []
+        def __setitem__(self, key, value):
+            self.written.append(key)
+            super().__setitem__(key, value)
+
+    os.environ = Recording(os.environ)
+    n = jobs.setup_job(snakemake)
+    print(" ".join(sorted(set(os.environ.written) & set(jobs.THREAD_ENV_VARS))))
+    """, tmp_path, env={var: "1" for var in SNAKEMAKE_THREAD_VARS})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"]
 
 
 @pytest.mark.parametrize("threads", [1, 2])

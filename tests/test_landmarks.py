@@ -52,6 +52,72 @@ def test_face_alignment_offline_names_dlib(monkeypatch, tmp_path):
         get_backend("face_alignment")
 
 
+needs_face_alignment = pytest.mark.skipif(
+    lm.importlib.util.find_spec("face_alignment") is None, reason="face-alignment not installed")
+
+
+@needs_face_alignment
+@pytest.mark.parametrize("layout, fan", [
+    # 1.5: one flat table of native weights
+    ({"models_urls": {"2DFAN-4": "https://h/python-fan/2DFAN4-11f355bf06.pth.tar"}},
+     "2DFAN4-11f355bf06.pth.tar"),
+    # 1.4: TorchScript files per torch version, default_model_urls for other versions
+    ({"models_urls": {"1.6": {"2DFAN-4": "https://h/python-fan/2DFAN4_1.6-c827573f02.zip"}},
+      "default_model_urls": {"2DFAN-4": "https://h/python-fan/2DFAN4-cd938726ad.zip"}},
+     "2DFAN4-cd938726ad.zip"),
+])
+def test_face_alignment_weight_names_are_read_from_the_package(monkeypatch, layout, fan):
+    from face_alignment import api
+
+    monkeypatch.delattr(api, "default_model_urls", raising=False)
+    for name, table in layout.items():
+        monkeypatch.setattr(api, name, table, raising=False)
+    assert lm.fa_weight_files() == (fan, "s3fd-619a316812.pth")
+
+
+class _FakeFAN:
+    """Stands in for face_alignment.FaceAlignment: records how it was built."""
+    built: list[dict] = []
+
+    def __init__(self, landmarks_type, **kwargs):
+        _FakeFAN.built.append(kwargs)
+
+
+@needs_face_alignment
+@pytest.mark.parametrize("cuda", [True, False])
+def test_face_alignment_offline_with_cached_weights_picks_the_gpu(monkeypatch, tmp_path, cuda):
+    import face_alignment
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in lm.fa_weight_files():          # the names the installed release caches
+        (checkpoints / name).write_bytes(b"")
+    monkeypatch.setattr(lm, "_reachable", lambda host, timeout=3.0: False)     # offline
+    monkeypatch.setattr(face_alignment, "FaceAlignment", _FakeFAN)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    _FakeFAN.built.clear()
+    backend = lm.FaceAlignmentBackend()
+    assert backend.device == ("cuda" if cuda else "cpu")
+    assert _FakeFAN.built == [{"device": backend.device, "flip_input": False}]
+
+
+@needs_face_alignment
+def test_face_alignment_offline_with_another_releases_file_names_is_refused(monkeypatch,
+                                                                           tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    current = lm.fa_weight_files()
+    stale = "2DFAN4-cd938726ad.zip" if current[0].endswith(".tar") else "2DFAN4-11f355bf06.pth.tar"
+    for name in (stale, current[1]):
+        (checkpoints / name).write_bytes(b"")
+    monkeypatch.setattr(lm, "_reachable", lambda host, timeout=3.0: False)
+    with pytest.raises(lm.BackendUnavailableError, match=f"{current[0]} not in {checkpoints}"):
+        lm.FaceAlignmentBackend()
+
+
 def test_window_count():
     assert n_windows(100, 30) == 100 // 15 - 1
     assert n_windows(29, 30) == 0

@@ -220,6 +220,9 @@ def test_run_evaluate_writes_json_with_headline_veto_and_bootstrap(tmp_path):
     assert data["strs"] == pytest.approx(0.2) and data["without_veto"]["strs"] == pytest.approx(0.2)
     assert data["bootstrap"]["n"] == 100 and data["mode"] == "official"
     assert set(data["per_subject"]) == {"1", "2"}
+    import mepkg
+
+    assert data["mepkg_version"] == mepkg.__version__        # which mepkg wrote it
 
 
 def test_metrics_table_flattens_modes_vetoes_and_folds():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +174,40 @@ def test_figures_leave_pyplot_unimported(tmp_path):
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert image.imread(tmp_path / "c.png").ndim == 3
+
+
+def test_a_figure_is_written_in_every_format_asked_with_the_mepkg_version(tmp_path):
+    """plots.formats: one file per format, each what its name says, creator mepkg <version>."""
+    from mepkg import __version__
+
+    pairs = [["negative", "negative"], ["positive", "surprise"]]
+    paths = [tmp_path / "confusion.png", tmp_path / "confusion.pdf", tmp_path / "confusion.svg"]
+    assert plot_confusion(pairs, ["negative", "positive", "surprise"], paths) == paths[0]
+    magic = {".png": b"\x89PNG", ".pdf": b"%PDF", ".svg": b"<?xml"}
+    for path in paths:
+        data = path.read_bytes()
+        assert data.startswith(magic[path.suffix]), path.name
+        assert f"mepkg {__version__}".encode() in data, path.name
+    assert image.imread(paths[0]).shape[2] in (3, 4)            # a readable PNG
+
+
+def test_figure_formats_setting_is_checked():
+    from mepkg.plots import PlotSettings
+
+    assert PlotSettings().formats == ("png",)
+    assert PlotSettings(formats=["pdf", "svg"]).formats == ("pdf", "svg")
+    for bad in ([], ["jpg"], ["png", "png"]):
+        with pytest.raises(ValueError, match="plots.formats"):
+            PlotSettings(formats=bad)
+
+
+def test_the_workflow_plans_every_figure_in_every_format(tmp_path):
+    from test_workflow import TINY, copy_workflow, snakemake
+
+    proc = snakemake(copy_workflow(tmp_path), "-n", *TINY, "--config",
+                     "plots={formats: [png, pdf, svg]}")
+    planned = set(re.findall(r"(\S+/plots/\S+\.(?:png|pdf|svg))", proc.stdout))
+    stems = {Path(p).with_suffix("").as_posix() for p in planned}
+    assert {Path(s).name for s in stems} >= {"confusion", "fold_strs", "threshold_sweep"}
+    assert any("/plots/curves/" in s for s in stems)
+    assert planned == {f"{s}.{fmt}" for s in stems for fmt in ("png", "pdf", "svg")}

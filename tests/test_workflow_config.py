@@ -22,6 +22,7 @@ from mepkg.features import FeatureConfig
 from mepkg.jobs import usable_cores
 from mepkg.metrics import EvaluateSettings
 from mepkg.model import ModelConfig
+from mepkg.plots import PlotSettings
 from mepkg.train import TrainConfig
 from conftest import (ROOT, TINY_RUN, TINY_WORKFLOW, copy_workflow, planned_jobs,
                       snakemake)
@@ -74,6 +75,7 @@ STAGES = {
     "train": _train,
     "decode": lambda: settings(DecodePriors),
     "evaluate": lambda: settings(EvaluateSettings),
+    "plots": lambda: settings(PlotSettings),
 }
 
 

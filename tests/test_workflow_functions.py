@@ -90,6 +90,10 @@ def test_decode_fold_records_the_priors_and_the_k_prime_it_used(tmp_path):
     priors, recorded = read_priors(record)                 # a valid --priors file
     assert recorded == 35 and priors == DecodePriors(p=0.5, k_prime=35)
     assert yaml.safe_load(record.read_text())["k_prime"] == 35
+    import mepkg
+
+    assert record.read_text().startswith(f"# decoding priors used, written by mepkg "
+                                         f"{mepkg.__version__}\n")
     intervals = pd.read_csv(out)
     assert len(intervals) >= 1 and set(intervals.emotion) == {"negative"}
 
