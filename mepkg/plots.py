@@ -24,6 +24,7 @@ has one colour in every figure (``EMOTION_COLOURS``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Mapping, Sequence

@@ -57,9 +57,7 @@ rule build_manifest:
         # 0 for the others (known rates; synthetic renders video files), so
         # that changing it re-runs nothing there
         folder_fps=(
-            config["dataset"]["folder_fps"]
-            if config["dataset"]["name"] == "generic"
-            else 0
+            config["dataset"]["folder_fps"] if config["dataset"]["name"] == "generic" else 0
         ),
     log:
         f"{RES}/logs/build_manifest.log",

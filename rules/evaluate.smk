@@ -11,9 +11,7 @@ CURVE_VIDEOS = sorted(v for v, subject in VIDEOS.items() if subject in FOLDS)
 FIGURE_FORMATS = config["plots"]["formats"]
 
 ALL_PLOTS = [
-    *expand(
-        f"{RES}/plots/curves/{{video_id}}.{{fmt}}", video_id=CURVE_VIDEOS, fmt=FIGURE_FORMATS
-    ),
+    *expand(f"{RES}/plots/curves/{{video_id}}.{{fmt}}", video_id=CURVE_VIDEOS, fmt=FIGURE_FORMATS),
     *expand(
         f"{RES}/plots/{{name}}.{{fmt}}",
         name=["confusion", "fold_strs", "threshold_sweep"],

@@ -22,8 +22,12 @@ TRAIN_RESOURCES = dict(
 limit_local_resource(
     "gpu_slots",
     config["compute"]["train_jobs_per_gpu"],
-    f"training on the GPU: at most {config['compute']['train_jobs_per_gpu']} "
-    f"training job(s) at once (compute.train_jobs_per_gpu)" if TRAIN_ON_GPU else None,
+    (
+        f"training on the GPU: at most {config['compute']['train_jobs_per_gpu']} "
+        f"training job(s) at once (compute.train_jobs_per_gpu)"
+        if TRAIN_ON_GPU
+        else None
+    ),
 )
 
 

@@ -77,8 +77,9 @@ def literal_setting_defaults(source: str, path: str) -> list[tuple[str, str, str
                 found.extend((path, name, a.arg, ast.unparse(d)) for a, d in pairs
                              if a.arg in SETTING_NAMES and _literal(d))
             if isinstance(child, ast.Assign) and isinstance(child.value, ast.Call) \
-                    and getattr(child.value.func, "attr", "") == "add_parser":
-                first = child.value.args[0]                        # p = sub.add_parser("synth")
+                    and (getattr(child.value.func, "attr", "") == "add_parser"
+                         or getattr(child.value.func, "id", "") == "command"):
+                first = child.value.args[0]     # p = sub.add_parser("synth") / command("synth")
                 command = first.value if isinstance(first, ast.Constant) else name
             if isinstance(child, ast.Call) and getattr(child.func, "attr", "") == "add_argument":
                 options = [a.value for a in child.args if isinstance(a, ast.Constant)]

@@ -202,9 +202,9 @@ def test_figure_formats_setting_is_checked():
 
 
 def test_the_workflow_plans_every_figure_in_every_format(tmp_path):
-    from test_workflow import TINY, copy_workflow, snakemake
+    from conftest import TINY_WORKFLOW, copy_workflow, snakemake
 
-    proc = snakemake(copy_workflow(tmp_path), "-n", *TINY, "--config",
+    proc = snakemake(copy_workflow(tmp_path), "-n", *TINY_WORKFLOW, "--config",
                      "plots={formats: [png, pdf, svg]}")
     planned = set(re.findall(r"(\S+/plots/\S+\.(?:png|pdf|svg))", proc.stdout))
     stems = {Path(p).with_suffix("").as_posix() for p in planned}

@@ -315,9 +315,9 @@ def test_jobs_per_gpu_cap_holds_in_a_real_run(tiny_64, tmp_path):
 
     work = tmp_path / "work"
     shutil.copytree(tiny_64[0], work, symlinks=True)
-    run = work / RUN
-    targets = [f"{RUN}/folds/{s}/scores.h5" for s in ("001", "002", "003")]
-    targets.append(f"{RUN}/model_all/model.pt")
+    run = work / TINY_RUN
+    targets = [f"{TINY_RUN}/folds/{s}/scores.h5" for s in ("001", "002", "003")]
+    targets.append(f"{TINY_RUN}/model_all/model.pt")
     pretend_gpu = ["--set-resources", "train_fold:gpu_slots=1", "train_all_subjects:gpu_slots=1"]
     most = {}
     for per_gpu in (1, 2):
