@@ -353,11 +353,43 @@ def _one_line(err: BaseException) -> str:
 
 
 def _anticipated(err: Exception) -> bool:
-    """Bad input, reported in one line: mepkg's ValueError / FileNotFoundError / OSError
-    naming a file, and KeyError with a sentence (a bare missing key is a bug)."""
+    """Bad input, reported in one line: an InputError (mepkg.inputs), a ValueError raised
+    by one of mepkg's own ``raise`` statements (its checks of files and values),
+    FileNotFoundError / OSError naming a file, and KeyError with a sentence. A
+    ValueError from inside a library or from Python itself (``int(nan)``) is not:
+    its text does not say which input is wrong."""
+    from mepkg.inputs import InputError
+
     if isinstance(err, KeyError):
         return bool(err.args) and " " in str(err.args[0])
-    return isinstance(err, (ValueError, OSError))
+    if isinstance(err, OSError):
+        return err.filename is not None or isinstance(err, FileNotFoundError)
+    if isinstance(err, InputError):
+        return True
+    return isinstance(err, ValueError) and _raised_by_mepkg(err)
+
+
+def _raised_by_mepkg(err: BaseException) -> bool:
+    """Whether ``err`` comes from a ``raise`` statement in mepkg's own code."""
+    import linecache
+
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    package = str(Path(__file__).resolve().parent)
+    if not str(Path(filename).resolve()).startswith(package):
+        return False
+    return linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise")
+
+
+def _print_error(text: str) -> None:
+    """One line on stderr, below any progress bar still drawn (never glued to it)."""
+    from mepkg.messages import write_line
+
+    write_line(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,8 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mepkg: interrupted", file=sys.stderr)
         return 130
+    from mepkg.messages import BarSafeHandler
+
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+                        format="%(levelname)s %(name)s: %(message)s",
+                        handlers=[BarSafeHandler(sys.stderr)])
     prog = f"mepkg {args.command}"
     try:
         from mepkg.atomic import check_output
@@ -377,18 +412,18 @@ def main(argv: list[str] | None = None) -> int:
                 check_output(getattr(args, attr), kind, option)
         args.func(args)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        _print_error(f"{prog}: interrupted")
         return 130
     except Exception as err:
         if args.verbose:
             raise
         if _anticipated(err):
-            print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+            _print_error(f"{prog}: error: {_one_line(err)}")
             return 2
         # a bug, or a failure nobody anticipated
-        print(f"{prog}: error: unexpected {type(err).__name__}: {_one_line(err)}; run "
-              f"`mepkg -v {args.command} ...` to see the traceback and report it",
-              file=sys.stderr)
+        _print_error(f"{prog}: internal error: unexpected {type(err).__name__}: "
+                     f"{_one_line(err)}; run `mepkg -v {args.command} ...` to see the "
+                     f"traceback and report it")
         return 1
     return 0
 

@@ -557,13 +557,26 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
     from mepkg.atomic import write_csv
     from mepkg.h5io import read_scores
 
+    from mepkg.inputs import InputError, read_labels_table
+
     if isinstance(scores_files, (str, os.PathLike)):
         scores_files = [scores_files]
+    if megc_out is not None and Path(megc_out).resolve() == Path(out).resolve():
+        raise InputError(f"--megc-out {megc_out} is the intervals file --out {out}; give the "
+                         f"MEGC submission another name")
     priors, k_p = read_priors(priors_file)
     if preset:
         priors = apply_preset(priors, preset)
         k_p = priors.k_prime if priors.k_prime is not None else k_p
-    videos = [v for f in scores_files for v in read_scores(f)]
+    videos, source = [], {}
+    for path in scores_files:
+        for v in read_scores(path):
+            if v.video_id in source:
+                raise InputError(f"{path}: video {v.video_id} is also in {source[v.video_id]} "
+                                 f"(the same scores file given twice?); give each video's "
+                                 f"scores once")
+            source[v.video_id] = path
+            videos.append(v)
     skips = {int(v.frame_skip) for v in videos}
     if len(skips) > 1:
         raise ValueError(f"scores files {list(map(str, scores_files))} mix frame_skip "
@@ -572,7 +585,7 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
         if labels is None:
             raise ValueError("k' is needed: give labels.csv (--labels) or k_prime in the "
                              "priors file")
-        table = pd.read_csv(labels, dtype={"subject": str, "video": str})
+        table = read_labels_table(labels)
         held_out = {str(v.subject) for v in videos}
         subjects = None
         if priors.k_rule == "train":
@@ -605,8 +618,10 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
 
     if not isinstance(priors, DecodePriors):
         priors = DecodePriors.from_dict(dict(priors), source="config.yaml decode")
+    from mepkg.inputs import read_labels_table
+
     videos = read_scores(scores_file)
-    table = pd.read_csv(labels, dtype={"subject": str, "video": str})
+    table = read_labels_table(labels)
     held_out = {str(v.subject) for v in videos}
     subjects = None
     if priors.k_rule == "train":

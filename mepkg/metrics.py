@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mepkg.inputs import MAX_FRAME, InputError
 from mepkg.intervals import iou_matrix, vetoed_mask
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,11 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
         if len(bad):
             raise ValueError(f"{source}: data row {int(bad['_row'].iloc[0])}: {col} "
                              f"{bad[col].iloc[0]} is not a whole frame number")
+        bad = out[values.abs() >= MAX_FRAME]
+        if len(bad):
+            raise InputError(f"{source}: data row {int(bad['_row'].iloc[0])}: {col} "
+                             f"{bad[col].iloc[0]} is not a plausible frame number (>= "
+                             f"{MAX_FRAME:.0e}); is it in the right column?")
         out[col] = values.astype(np.int64)
     bad = out[out["onset"] < 0]
     if len(bad) and kind == "pred":
@@ -123,7 +129,7 @@ def read_intervals_csv(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     from mepkg.datasets.common import read_csv_file
 
     what = "predictions" if kind == "pred" else "ground-truth"
-    df = read_csv_file(path, what, dtype={"subject": str, "video": str, "emotion": str})
+    df = read_csv_file(path, what)
     return validate_intervals(df, kind, source=str(path))
 
 
@@ -262,13 +268,15 @@ def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, mode: str, veto: bool):
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     pred = validate_intervals(pred, "pred")       # idempotent: cheap to repeat
     gt = validate_intervals(gt, "gt")
+    no_predictions = not len(pred)
     if veto:
         pred = pred[~vetoed_mask(pred)]
     gt_videos = set(zip(gt["subject"], gt["video"]))
     outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
                        dtype=bool)
     if mode == "official":
-        subjects = sorted(set(pred["subject"]))
+        # subjects with predictions; none at all: every ground-truth event is missed
+        subjects = sorted(set(gt["subject"]) if no_predictions else set(pred["subject"]))
         if outside.any():
             first = pred[outside].iloc[0]
             log.warning("%d prediction(s) for videos absent from the ground truth are ignored "
@@ -571,6 +579,13 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
 
     pred = read_intervals_csv(pred_csv, "pred")
     gt = read_intervals_csv(gt_csv, "gt")
+    if not len(gt):
+        raise InputError(f"{gt_csv}: no micro-expression row in the ground truth (a labels.csv "
+                         f"keeps its type micro rows); give the ground truth of the videos "
+                         f"predicted")
+    if not len(pred):
+        log.warning("%s: no prediction rows; every ground-truth interval counts as missed",
+                    pred_csv)
     check_matchable(pred, gt, emotions, str(pred_csv), str(gt_csv))
     result = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True, frame_skip=frame_skip)
     without = evaluate(pred, gt, mode=mode, emotions=emotions, veto=False, frame_skip=frame_skip)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mepkg.datasets.common import read_csv_file
+from mepkg.inputs import InputError, read_labels_table
 from mepkg.decode import DecodePriors, k_prime_from_labels
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,10 @@ def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.
     check_model_settings(payload, model_file)
     k_prime = k_prime or priors.k_prime
     if k_prime is None:
-        table = labels if isinstance(labels, pd.DataFrame) else read_csv_file(
-            labels, "labels", dtype={"subject": str, "video": str})
-        check_columns(table, ["subject", "video", "onset", "offset", "type"], labels)
+        table = read_labels_table(labels)
+        if not (table["type"] == "micro").any():
+            raise InputError(f"{labels}: no micro-expression row (type micro) to estimate k' "
+                             f"from; give the labels.csv of the training subjects")
         k_prime = k_prime_from_labels(table, int(payload["frame_skip"]))
     payload["decode"] = {"priors": asdict(priors), "k_prime": int(k_prime)}
     write_model_file(out, payload)
@@ -56,9 +57,3 @@ def check_model_settings(meta: dict, path) -> None:
                          f"release needs `mepkg convert-checkpoint --k K --frame-skip S --fps F`, "
                          f"a trained model comes from `mepkg train-fold` with its features")
 
-
-def check_columns(table: pd.DataFrame, columns, source) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{source}: missing column(s) {', '.join(missing)}; give the labels.csv "
-                         f"of `mepkg labels` or `mepkg manifest`")

@@ -140,6 +140,23 @@ GENERIC_CASES = {
     "zero-byte": ("", ["label file is empty"]),
     "not-utf8": (GENERIC_HEADER.encode() + "s1,v1,10,12,20,micro,h\xe4ppy\n".encode("latin-1"),
                  ["not UTF-8"]),
+    "duplicated-header": ("subject,video,onset,apex,offset,type,emotion,onset\n"
+                          "s1,v1,10,12,20,micro,happy,500\n",
+                          ["line 1", "column 'onset' appears twice", "columns 3 and 8"]),
+    "duplicated-header-case": ("Subject,video,onset,apex,offset,type,emotion,subject \n"
+                               "s1,v1,10,12,20,micro,happy,s2\n", ["'subject' appears twice"]),
+    "ragged-long-row": (GENERIC_HEADER + GOOD_ROW + "s1,v1,30,32,40,micro,happy,extra\n",
+                        ["line 3", "8 field(s), the header has 7"]),
+    "ragged-short-row": (GENERIC_HEADER + "s1,v1,30\n", ["line 2", "3 field(s)"]),
+    "nul-in-subject": (GENERIC_HEADER.encode() + b"s\x001,v1,10,12,20,micro,happy\n",
+                       ["line 2", "NUL byte"]),
+    "huge-onset": (GENERIC_HEADER + "s1,v1,1e12,1e12,1e12,micro,happy\n",
+                   ["row 2", "onset 1e12", "not a plausible frame number"]),
+    "23-digit-offset": (GENERIC_HEADER + "s1,v1,10,12,12345678901234567890123,micro,happy\n",
+                        ["row 2", "offset 12345678901234567890123", "plausible"]),
+    "nan-onset": (GENERIC_HEADER + "s1,v1,nan,12,20,micro,happy\n", ["row 2", "'nan'"]),
+    "inf-offset": (GENERIC_HEADER + "s1,v1,10,12,inf,micro,happy\n", ["row 2", "'inf'"]),
+    "unclosed-quote": (GENERIC_HEADER + 's1,"v1,10,12,20,micro,happy\n', ["labels.csv"]),
 }
 
 
@@ -150,6 +167,26 @@ def test_labels_generic_csv(tmp_path, case):
     proc = mepkg(*_labels_case(tmp_path, lambda _: csv))
     assert_one_line_error(proc, "labels", *expected)
     assert_nothing_written(tmp_path / "out.csv")
+
+
+def test_labels_generic_csv_normalises_type_case_and_spaces(tmp_path):
+    """``MICRO``, `` micro `` and a subject written with spaces: read as micro and s1."""
+    import pandas as pd
+
+    csv = write(tmp_path / "labels.csv", GENERIC_HEADER + " s1 ,v1,10,12,20,MICRO,happy\n"
+                                                          "s1,v1,30,32,40, micro ,Happy \n")
+    proc = mepkg(*_labels_case(tmp_path, lambda _: csv))
+    assert proc.returncode == 0, proc.stderr
+    labels = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert labels[["subject", "type", "emotion"]].values.tolist() == [
+        ["s1", "micro", "positive"], ["s1", "micro", "positive"]]
+
+
+def test_labels_casme3_sheet_duplicated_header(tmp_path):
+    sheet = write_xlsx(tmp_path / "sheet.xlsx", [CASME3_HEADER + ["Onset"],
+                                                 ["spNO.1", "a", 10, 12, 20, "", "", "happy", 99]])
+    proc = mepkg(*_labels_case(tmp_path, lambda _: sheet, dataset="casme3"))
+    assert_one_line_error(proc, "labels", "sheet.xlsx", "row 1", "onset appear twice")
 
 
 def _truncated_xlsx(tmp: Path) -> Path:
@@ -633,11 +670,38 @@ def test_unexpected_error_says_how_to_see_the_traceback(monkeypatch, capsys):
     assert cli.main(["synth", "--out", "unused"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.strip() == ("mepkg synth: error: unexpected RuntimeError: something nobody "
-                           "anticipated; run `mepkg -v synth ...` to see the traceback and "
-                           "report it")
+    assert err.strip() == ("mepkg synth: internal error: unexpected RuntimeError: something "
+                           "nobody anticipated; run `mepkg -v synth ...` to see the traceback "
+                           "and report it")
     with pytest.raises(RuntimeError):
         cli.main(["-v", "synth", "--out", "unused"])
+
+
+def test_a_library_value_error_is_an_internal_error(monkeypatch, capsys):
+    """A ValueError from Python or a library (``int(nan)``) names no input: it is reported as
+    an internal error (exit 1); mepkg's own checks (InputError, its ``raise ValueError``) as
+    bad input (exit 2)."""
+    from mepkg import cli
+    from mepkg.inputs import InputError
+
+    def library(args):
+        int(float("nan"))
+
+    def pandas_error(args):
+        import pandas as pd
+
+        pd.Series([float("nan")]).astype(int)
+
+    def check(args):
+        raise InputError("x.csv line 3: onset 'abc' is not a whole frame number")
+
+    for func, code, start in [(library, 1, "mepkg synth: internal error: unexpected ValueError"),
+                              (pandas_error, 1, "mepkg synth: internal error: unexpected"),
+                              (check, 2, "mepkg synth: error: x.csv line 3")]:
+        monkeypatch.setattr(cli, "_cmd_synth", func)
+        assert cli.main(["synth", "--out", "unused"]) == code
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.startswith(start), err
 
 
 # ---------------------------------------------------------------- the workflow's configuration

@@ -29,10 +29,10 @@ import pandas as pd
 
 from mepkg.constants import GENERIC_VIDEOS_DIR
 from mepkg.datasets.common import (
-    GENERIC_EMOTION_MAP, check_columns, clean_events, read_csv_file, event_type, map_emotions,
-    merged_emotion_map, video_id,
+    GENERIC_EMOTION_MAP, clean_events, event_type, map_emotions, merged_emotion_map, video_id,
 )
 from mepkg.datasets.frames import list_frame_folder, video_properties
+from mepkg.inputs import read_table
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,8 @@ def read_generic_labels(path: str | Path, emotion_map: dict[str, str] | None = N
                         drop_longer_than: int | None = None) -> pd.DataFrame:
     """Events of a generic label CSV (1-based frames) as LABEL_COLUMNS, 0-based frames."""
     path = Path(path)
-    table = read_csv_file(path, "label", dtype=str, keep_default_na=False)
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    check_columns(table, CSV_COLUMNS, path)
-    table = table.apply(lambda column: column.astype(str).str.strip())
-    rows = table.index + 2   # line number in the file: header is line 1
+    table = read_table(path, "label", required=CSV_COLUMNS)
+    rows = table["_line"]   # line number in the file: header is line 1
     raw = pd.DataFrame({
         "subject": table["subject"], "video": table["video"],
         "onset": table["onset"], "apex": table["apex"].replace("", "-1"),
