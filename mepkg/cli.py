@@ -42,15 +42,16 @@ def _cmd_manifest(args: argparse.Namespace) -> None:
     from mepkg.atomic import write_csv
     from mepkg.datasets import scan_dataset
     from mepkg.datasets.generic import FolderRateError
+    from mepkg.inputs import InputError
 
     try:
         labels, manifest = scan_dataset(args.dataset, args.root, label_files=args.labels,
                                         emotion_map=_parse_map(args.emotion_map),
                                         folder_fps=args.folder_fps)
     except FolderRateError as error:
-        raise ValueError(f"{error.folder}: a frame folder has no frame rate; pass the rate of "
-                         f"the dataset's frame folders with --folder-fps (e.g. --folder-fps 200)"
-                         ) from None
+        raise InputError(f"{error.folder}: {error.what}; pass the rate of the dataset's frame "
+                         f"folders and rate-less video files with --folder-fps (e.g. "
+                         f"--folder-fps 200)") from None
     out = Path(args.out)
     write_csv(labels, out / "labels.csv")
     write_csv(manifest, out / "manifest.csv")
@@ -183,12 +184,23 @@ def _positive(kind):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            whole = kind is int and _is_number(text)
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number" if whole else f"{text!r} is not a number"
+            ) from None
         if not value > 0 or value != value or value == float("inf"):
             raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _device(text: str) -> str:
@@ -231,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", nargs="+", help="label sheet(s) if not in their usual place")
     p.add_argument("--emotion-map", nargs="*", metavar="RAW=CLASS")
     p.add_argument("--folder-fps", type=POS_FLOAT,
-                   help="generic: frame rate of its frame folders (required when it has any; "
-                        "video files keep their own)")
+                   help="generic: frame rate of its frame folders and of video files that "
+                        "record none (required when it has any; other video files keep theirs)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_manifest)
     outputs(p, ("out", "dir", "--out"))

@@ -225,3 +225,23 @@ def _lines(table: pd.DataFrame) -> list:
     if "_line" in table.columns:
         return list(table["_line"])
     return list(range(2, len(table) + 2))
+
+
+def check_finite_settings(config, where: str = "config") -> None:
+    """InputError naming the first setting whose value is NaN or infinite.
+
+    A schema's minimum/maximum never reject NaN (every comparison with it is
+    false), so a configuration is checked for them once, after validation.
+    """
+    def walk(node, key: str):
+        if isinstance(node, dict):
+            for name, value in node.items():
+                walk(value, f"{key}.{name}" if key else str(name))
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f"{key}[{i}]")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise InputError(f"{where}: bad value for '{key}': {node} is not a finite number; "
+                             f"see the comments in config.yaml")
+
+    walk(config, "")

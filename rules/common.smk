@@ -75,6 +75,9 @@ def finalise_config(config):
             f"config: bad value for '{where}': {error.message}. "
             f"See the comments in config.yaml and rules/schemas/config.schema.yaml."
         ) from None
+    from mepkg.inputs import check_finite_settings
+
+    check_finite_settings(config)  # NaN passes every schema minimum/maximum
     name = config["dataset"]["name"]
     if name != "synthetic" and not config["dataset"]["data_root"]:
         raise ValueError(
@@ -135,6 +138,7 @@ def workflow_plan(config):
 
     ds = config["dataset"]
     every_video = None  # (subject, video) of the whole root, when all videos are scored
+    short = set()  # (subject, video) too short for one window: no job
     if ds["name"] == "synthetic":
         from mepkg.synth import plan_benchmark
 
@@ -154,6 +158,15 @@ def workflow_plan(config):
                                        ds["name"])
         if warning:
             logger.warning(warning)
+        from mepkg.manifest import too_short_videos
+
+        short, warning = too_short_videos(manifest, config["features"]["k"],
+                                          config["features"]["frame_skip"])
+        if warning:
+            logger.warning(warning)
+            events = events[[(str(s), str(v)) not in short
+                             for s, v in zip(events["subject"], events["video"])]]
+            every_video = [key for key in every_video if key not in short]
     from mepkg.manifest import drop_long_events
 
     events = drop_long_events(events, ds["max_duration"])
@@ -165,7 +178,9 @@ def workflow_plan(config):
     if not folds:
         raise ValueError(
             f"dataset {ds['name']}: no video with a labelled micro-expression "
-            f"whose emotion maps to a class; check dataset.label_files and emotion_map"
+            f"whose emotion maps to a class"
+            + (" long enough for one window (see the warning above)" if short else
+               "; check dataset.label_files and emotion_map")
         )
     return {"videos": videos, "folds": folds}
 

@@ -744,7 +744,7 @@ def _generic_root(tmp_path) -> Path:
     """A generic root whose one labelled video is a frame folder (no frame rate on disk)."""
     root = tmp_path / "generic"
     write(root / "labels.csv", GENERIC_HEADER + "s1,v1,2,3,4,micro,happy\n")
-    frame_folder(root / "videos" / "s1" / "v1", n=8)
+    frame_folder(root / "videos" / "s1" / "v1", n=210)   # one window at frame_skip 7: 204
     return root
 
 
@@ -773,7 +773,7 @@ def test_workflow_generic_folder_fps_reaches_the_manifest(tmp_path, form):
     snakemake(work, "--cores", "1", "results/generic/manifest.csv", "--config", *config[form],
               timeout=300)
     manifest = pd.read_csv(work / "results" / "generic" / "manifest.csv")
-    assert manifest[["video_id", "fps", "n_frames"]].values.tolist() == [["s1_v1", 200.0, 8]]
+    assert manifest[["video_id", "fps", "n_frames"]].values.tolist() == [["s1_v1", 200.0, 210]]
 
 
 def test_workflow_bad_config_value(tmp_path):
