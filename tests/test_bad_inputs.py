@@ -799,3 +799,246 @@ def test_workflow_warns_when_the_sampled_rate_is_far_from_the_protocols(tmp_path
             "4.3 frames/s") in outs[7], outs[7][-3000:]
     assert "set features.frame_skip 1" in outs[7]
     assert "sampled at" not in outs[1]
+
+
+# ---------------------------------------------------------------- frame rates and video files
+def video_file(path: Path, n: int, fps: float = 30.0, size=(64, 48)) -> Path:
+    """An MJPEG .avi (or mp4v .mp4) of ``n`` random frames at ``fps``."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = "mp4v" if path.suffix == ".mp4" else "MJPG"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        writer.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def rate_zero_avi(path: Path, n: int = 40) -> Path:
+    """An AVI whose headers record no rate (dwRate 0, 0 us per frame): OpenCV reports 25."""
+    data = bytearray(video_file(path, n).read_bytes())
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    data[avih + 8:avih + 12] = bytes(4)          # dwMicroSecPerFrame
+    data[strh + 8 + 24:strh + 8 + 28] = bytes(4)  # dwRate
+    path.write_bytes(bytes(data))
+    return path
+
+
+def raw_mjpeg(path: Path, n: int = 40) -> Path:
+    """A raw MJPEG stream (concatenated JPEGs, no container): no rate, no frame count."""
+    import cv2
+
+    with open(path, "wb") as f:
+        for i in range(n):
+            f.write(cv2.imencode(".jpg", np.full((48, 64, 3), 5 * i, np.uint8))[1].tobytes())
+    return path
+
+
+def vfr_mp4(path: Path) -> Path:
+    """70 frames: 10 at 10 fps, then 60 at 60 fps (OpenCV reports their average, 35 fps)."""
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed (needed to make a variable-frame-rate video)")
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=60", "-frames:v", "70", "-vf",
+                    r"settb=1/600,setpts='if(lt(N\,10)\,N*60\,600+(N-10)*10)'",
+                    "-fps_mode", "passthrough", "-enc_time_base", "1/600", "-c:v", "mpeg4",
+                    str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize("make, expected", [
+    (rate_zero_avi, "records no frame rate (OpenCV would assume 25 fps)"),
+    (raw_mjpeg, "records no frame rate"),
+])
+def test_a_video_without_a_rate_is_refused_not_read_at_25(tmp_path, make, expected, cli):
+    video = make(tmp_path / ("clip.avi" if make is rate_zero_avi else "clip.mjpeg"))
+    proc = cli("landmarks", video, "--out", tmp_path / "lm.h5")
+    assert_one_line_error(proc, "landmarks", str(video), expected, "--fps")
+    assert_nothing_written(tmp_path / "lm.h5")
+
+
+def test_a_given_rate_reads_a_rate_less_video(tmp_path):
+    from mepkg.datasets.frames import open_frames, video_properties
+
+    video = rate_zero_avi(tmp_path / "clip.avi")
+    assert video_properties(video) == (40, 0.0)
+    source = open_frames(video, frame_skip=1, fps=30)
+    assert source.fps == 30.0 and len(list(source)) == 40
+
+
+def test_a_variable_frame_rate_video_is_refused(tmp_path, cli):
+    """Read at its average 35 fps, frame 19 would be at 0.54 s; it is at 1.15 s."""
+    video = vfr_mp4(tmp_path / "vfr.mp4")
+    proc = cli("landmarks", video, "--out", tmp_path / "lm.h5", "--k", "4", "--frame-skip", "1")
+    assert_one_line_error(proc, "landmarks", "vfr.mp4", "variable frame rate", "frame 1 ",
+                          "-fps_mode cfr")
+    assert_nothing_written(tmp_path / "lm.h5")
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mp4", ".mkv"])
+def test_constant_rate_videos_pass_the_timestamp_check(tmp_path, suffix):
+    from mepkg.datasets.frames import open_frames
+
+    video = video_file(tmp_path / f"clip{suffix}", 90, fps=29.97)
+    source = open_frames(video, frame_skip=7)
+    assert [i for i, _ in source] == list(range(0, 90, 7)) and source.n_missing == 0
+
+
+@pytest.mark.parametrize("fps", [0.5, 2000.0])
+def test_an_unusual_rate_is_accepted_with_a_warning_naming_the_video(tmp_path, fps, caplog):
+    import logging
+
+    from mepkg.datasets.frames import open_frames
+
+    video = video_file(tmp_path / "clip.mp4", 5, fps=fps)
+    with caplog.at_level(logging.WARNING):
+        source = open_frames(video)
+    assert source.fps == fps
+    assert f"{video}: a frame rate of {fps:g} fps is unusual" in caplog.text
+
+
+def test_generic_root_rate_less_video_needs_folder_fps(tmp_path):
+    from mepkg.datasets import plan_dataset, scan_manifest
+
+    write(tmp_path / "labels.csv", GENERIC_HEADER + "s1,clip,2,3,4,micro,happy\n")
+    video = rate_zero_avi(tmp_path / "videos" / "s1" / "clip.avi")
+    with pytest.raises(ValueError) as error:
+        plan_dataset("generic", tmp_path)
+    assert str(error.value).startswith(f"{video}: the video file records no frame rate")
+    assert "set dataset.folder_fps" in str(error.value)
+    assert scan_manifest("generic", tmp_path, folder_fps=30).fps.tolist() == [30.0]
+
+
+def test_manifest_rate_less_video_names_folder_fps(tmp_path):
+    write(tmp_path / "labels.csv", GENERIC_HEADER + "s1,clip,2,3,4,micro,happy\n")
+    rate_zero_avi(tmp_path / "videos" / "s1" / "clip.avi")
+    proc = mepkg("manifest", "--dataset", "generic", "--root", tmp_path, "--out", tmp_path / "o")
+    assert_one_line_error(proc, "manifest", "clip.avi", "records no frame rate", "--folder-fps")
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("zero-frames", "video has no frames"),
+    ("one-frame", "1 frame(s), too short for one window of 30 sampled frames at frame_skip 7: "
+                  "it needs at least 204 frames (6.80 s at 30 fps)"),
+    ("short", "100 frame(s), too short for one window"),
+    ("not-a-video", "OpenCV cannot open this video file"),
+    ("truncated", "the stream ends at frame"),
+])
+@pytest.mark.parametrize("command", ["landmarks", "features"])
+def test_unusable_video_files(tmp_path, case, expected, command, cli):
+    video = tmp_path / "clip.avi"
+    if case == "not-a-video":
+        write(video, "subject,video\n" * 50)
+    elif case == "truncated":
+        data = video_file(video, 300).read_bytes()
+        video.write_bytes(data[:len(data) // 2])
+    else:
+        video_file(video, {"zero-frames": 0, "one-frame": 1, "short": 100}[case])
+    # truncated: every frame is a reference frame (k 2), so that reading reaches the end
+    small = ["--k", "2", "--frame-skip", "1"] if case == "truncated" else []
+    proc = cli(command, video, "--out", tmp_path / "out.h5", *small)
+    assert_one_line_error(proc, command, str(video), expected)
+    assert_nothing_written(tmp_path / "out.h5")
+
+
+def test_frame_folder_mixing_frame_sizes_is_refused(tmp_path):
+    import cv2
+
+    from mepkg.datasets.frames import open_frames
+    from mepkg.inputs import InputError
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        size = (360, 640) if i < 2 else (180, 320)
+        cv2.imwrite(str(folder / f"{i}.jpg"), np.zeros((*size, 3), np.uint8))
+    with pytest.raises(InputError, match=r"frame 2.jpg is 320x180, 0.jpg is 640x360"):
+        list(open_frames(folder, fps=30))
+
+
+def _track(n_frames: int, k: int = 30, frame_skip: int = 7, **attrs):
+    from mepkg.h5io import LandmarkTrack
+    from mepkg.targets import n_windows
+
+    w = n_windows(-(-n_frames // frame_skip), k)
+    return LandmarkTrack(ref_frame=np.arange(w, dtype=np.int64) * (k // 2) * frame_skip,
+                         face_box=np.zeros((w, 4), np.float32),
+                         landmarks=np.zeros((w, 68, 2), np.float32),
+                         detected=np.ones(w, bool),
+                         attrs={"backend": "dlib", "backend_version": "x", "k": k,
+                                "frame_skip": frame_skip, "n_frames": n_frames, "fps": 30.0,
+                                "video": "other.avi", **attrs})
+
+
+@pytest.mark.parametrize("case", ["other-length", "other-video-id"])
+def test_features_refuse_landmarks_of_another_video(tmp_path, case, cli):
+    from mepkg.h5io import write_landmarks
+
+    video = video_file(tmp_path / "clip.avi", 420)
+    n_frames = 430 if case == "other-length" else 420
+    landmarks = write_landmarks(tmp_path / "lm.h5", _track(n_frames, video_id="other"))
+    args = ["features", video, "--landmarks", landmarks, "--out", tmp_path / "f.h5"]
+    if case == "other-length":
+        args += ["--video-id", "other"]
+        expected = ["clip.avi: 420 frames, but the landmarks were detected on a video of 430"]
+    else:
+        expected = ["lm.h5: landmarks of video other, not of clip"]
+    assert_one_line_error(cli(*args), "features", *expected)
+    assert_nothing_written(tmp_path / "f.h5")
+
+
+# ---------------------------------------------------------------- the workflow's plan
+def test_workflow_plans_no_job_for_a_video_too_short_for_a_window(tmp_path):
+    """Two labelled videos, one of 8 frames: named at planning, no job; the other planned."""
+    root = _generic_root(tmp_path)
+    write(root / "labels.csv", GENERIC_HEADER + "s1,v1,2,3,4,micro,happy\n"
+                                                "s2,short,2,3,4,micro,happy\n")
+    frame_folder(root / "videos" / "s2" / "short", n=8)
+    proc = _snakemake_dry_run(tmp_path, f"dataset={{name: generic, data_root: {root}, "
+                                        f"folder_fps: 200}}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert (f"1 video(s) too short for one window of features.k 30 sampled frames at "
+            f"features.frame_skip 7 (at least 204 frames) get no job and are not scored: "
+            f"{root / 'videos' / 's2' / 'short'} (8 frames)") in out
+    assert "Landmarks of s1_v1" in out and "s2_short" not in out
+
+
+def test_sampled_rate_warning_names_every_rate_far_from_the_protocols():
+    from mepkg.manifest import sampled_rate_warning
+
+    line = sampled_rate_warning([24, 30, 30, 1000], 7, "generic")
+    for part in ("24 fps -> 3.4 frames/s (frame_skip 1", "30 fps -> 4.3 frames/s",
+                 "1000 fps -> 142.9 frames/s (frame_skip 33"):
+        assert part in line, line
+    assert sampled_rate_warning([24, 30], 1, "generic") is None
+
+
+def test_workflow_rejects_a_nan_setting(tmp_path):
+    proc = _snakemake_dry_run(tmp_path, "decode={p: .nan}")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "config: bad value for 'decode.p': nan is not a finite number" in out, out[-2000:]
+
+
+def test_check_finite_settings_names_the_key():
+    from mepkg.inputs import InputError, check_finite_settings
+
+    check_finite_settings({"decode": {"p": 0.5}, "evaluate": {"sweep_p": [0.3, 0.4]}})
+    with pytest.raises(InputError, match=r"'evaluate.sweep_p\[1\]': inf"):
+        check_finite_settings({"evaluate": {"sweep_p": [0.3, float("inf")]}})
+
+
+def test_workflow_casme3_root_without_its_sheet_names_label_files(tmp_path):
+    root = tmp_path / "casme3"
+    frame_folder(root / "spNO.1" / "a" / "color")
+    proc = _snakemake_dry_run(tmp_path, f"dataset={{name: casme3, data_root: {root}}}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert (f"dataset.data_root {root}: no label sheet cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx "
+            f"in it or below; set dataset.label_files") in out, out[-2000:]
+    assert "--labels" not in out
