@@ -1042,3 +1042,289 @@ def test_workflow_casme3_root_without_its_sheet_names_label_files(tmp_path):
     assert (f"dataset.data_root {root}: no label sheet cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx "
             f"in it or below; set dataset.label_files") in out, out[-2000:]
     assert "--labels" not in out
+
+
+# ---------------------------------------------------------------- scoring and decoding
+def scores_file(path: Path, video_id: str = "s1_v1") -> Path:
+    from mepkg.h5io import VideoScores, write_scores
+
+    n = 200
+    spot = np.zeros(n, np.float32)
+    spot[50:60] = 0.9
+    logits = np.zeros((n, 5), np.float32)
+    logits[:, 1] = 1.0
+    return write_scores(path, [VideoScores(video_id=video_id, subject="s1", video="v1",
+                                           spot=spot, logits=logits, frame_skip=1, k=10,
+                                           fps=30.0, n_frames=n)], fold="s1")
+
+
+def test_decode_refuses_the_same_video_twice(tmp_path, cli):
+    scores = scores_file(tmp_path / "scores.h5")
+    priors = write(tmp_path / "priors.yaml", "k_prime: 3\n")
+    proc = cli("decode", "--scores", scores, scores, "--priors", priors,
+               "--out", tmp_path / "i.csv")
+    assert_one_line_error(proc, "decode", "scores.h5: video s1_v1 is also in",
+                          "given twice")
+    assert_nothing_written(tmp_path / "i.csv")
+    proc = cli("decode", "--scores", scores, "--priors", priors, "--out", tmp_path / "i.csv")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_decode_refuses_megc_out_equal_to_out(tmp_path, cli):
+    scores = scores_file(tmp_path / "scores.h5")
+    priors = write(tmp_path / "priors.yaml", "k_prime: 3\n")
+    proc = cli("decode", "--scores", scores, "--priors", priors, "--out", tmp_path / "i.csv",
+               "--megc-out", tmp_path / "." / "i.csv")
+    assert_one_line_error(proc, "decode", "--megc-out", "is the intervals file --out")
+    assert_nothing_written(tmp_path / "i.csv")
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("subject,video,onset,offset,type\ns1,v1,10,nan,micro\n", ["labels.csv line 2", "'nan'"]),
+    ("subject,video,onset,offset,type\ns1,v1,10,20,mega\n", ["labels.csv line 2", "'mega'"]),
+    (PRED_HEADER + "s1,v1,10,20,negative\n", ["missing column(s) type"]),
+])
+def test_decode_labels_read_through_the_one_path(tmp_path, body, expected, cli):
+    scores = scores_file(tmp_path / "scores.h5")
+    labels = write(tmp_path / "labels.csv", body)
+    proc = cli("decode", "--scores", scores, "--labels", labels, "--out", tmp_path / "i.csv")
+    assert_one_line_error(proc, "decode", *expected)
+
+
+def test_evaluate_empty_predictions_miss_every_ground_truth_event(tmp_path):
+    import json
+
+    pred = write(tmp_path / "pred.csv", PRED_HEADER)
+    gt = write(tmp_path / "gt.csv", GT)
+    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "no prediction rows; every ground-truth interval counts as missed" in proc.stderr
+    spotting = json.loads((tmp_path / "m.json").read_text())["spotting"]
+    assert (spotting["tp"], spotting["fp"], spotting["fn"]) == (0, 0, 2)
+
+
+def test_evaluate_ground_truth_with_only_macro_rows(tmp_path):
+    pred = write(tmp_path / "pred.csv", PRED_HEADER + "001,v1,10,30,negative\n")
+    gt = write(tmp_path / "gt.csv", "subject,video,onset,offset,emotion,type\n"
+                                    "001,v1,10,30,negative,macro\n")
+    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    assert_one_line_error(proc, "evaluate", "gt.csv", "no micro-expression row")
+
+
+def test_evaluate_strips_spaces_like_labels(tmp_path):
+    """A leading space in a prediction's subject matches the ground truth's subject."""
+    import json
+
+    pred = write(tmp_path / "pred.csv", PRED_HEADER + " 001 , v1 ,10,30, negative\n")
+    gt = write(tmp_path / "gt.csv", GT)
+    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["spotting"]["tp"] == 1
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("subject,video,onset,offset,onset,type\n", ["line 1", "'onset' appears twice"]),
+    (PRED_HEADER + "001,v1,10,30,negative,extra\n", ["line 2", "6 field(s)"]),
+    (PRED_HEADER + "001,v1,10,12345678901234567890123,negative\n", ["plausible frame number"]),
+    (PRED_HEADER + "001,v1,10,inf,negative\n", ["data row 1", "offset inf"]),
+])
+def test_evaluate_predictions_read_through_the_one_path(tmp_path, body, expected):
+    pred, gt = write(tmp_path / "pred.csv", body), write(tmp_path / "gt.csv", GT)
+    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    assert_one_line_error(proc, "evaluate", "pred.csv", *expected)
+    assert_nothing_written(tmp_path / "m.json")
+
+
+# ---------------------------------------------------------------- model files
+@pytest.mark.parametrize("body, expected", [
+    (PRED_HEADER + "s1,v1,10,20,negative\n", ["labels.csv", "missing column(s) type"]),
+    ("subject,video,onset,offset,type\ns1,v1,10,20,macro\n", ["no micro-expression row"]),
+    ("a,b\n1,2\n", ["missing column(s) subject, video, onset, offset, type"]),
+])
+def test_package_model_refuses_unrelated_labels(tmp_path, models, body, expected, cli):
+    labels = write(tmp_path / "labels.csv", body)
+    proc = cli("package-model", "--model", models["raw"], "--labels", labels,
+               "--out", tmp_path / "p.pt")
+    assert_one_line_error(proc, "package-model", *expected)
+    assert_nothing_written(tmp_path / "p.pt")
+
+
+def _edited_model(models, tmp_path: Path, **changes) -> Path:
+    import torch
+
+    from mepkg.model import read_model_file
+
+    payload = read_model_file(models["raw"])
+    for key, value in changes.items():
+        if key == "d_model":
+            payload["model_config"] = {**payload["model_config"], "d_model": value}
+        else:
+            payload[key] = value
+    torch.save(payload, tmp_path / "edited.pt")
+    return tmp_path / "edited.pt"
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"frame_skip": -7}, "records frame_skip -7, but a frame skip is >= 1"),
+    ({"k": 7}, "records k 7, but a window length is even and >= 2"),
+    ({"fps": float("nan")}, "records fps nan, not a frame rate"),
+    ({"d_model": 32}, "its weights do not fit its model_config"),
+])
+def test_impossible_model_files_are_named(tmp_path, models, changes, expected, cli):
+    model = _edited_model(models, tmp_path, **changes)
+    labels = write(tmp_path / "labels.csv", "subject,video,onset,offset,type\ns1,v1,10,20,micro\n")
+    command = "spot" if "d_model" in changes else "package-model"
+    if command == "spot":
+        args = ["spot", video_file(tmp_path / "clip.avi", 20), "--model", model,
+                "--out", tmp_path / "out"]
+    else:
+        args = ["package-model", "--model", model, "--labels", labels, "--out", tmp_path / "p.pt"]
+    line = assert_one_line_error(cli(*args), command, "edited.pt", expected)
+    assert len(line) < 400
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def packaged(models, tmp_path_factory):
+    from mepkg.package import package_model
+
+    out = tmp_path_factory.mktemp("packaged") / "model.pt"
+    return package_model(models["raw"], None, out, k_prime=3)
+
+
+def test_spot_warns_about_a_sampled_rate_far_from_the_model(tmp_path, packaged, cli, caplog):
+    """0.5 fps against a model trained at 30 fps: a warning naming the video and the rates
+    (the random frames then show no face: one error line)."""
+    video = video_file(tmp_path / "slow.mp4", 12, fps=0.5)
+    proc = cli("spot", video, "--model", packaged, "--out", tmp_path / "out")
+    assert (f"{video}: at 0.5 fps it is sampled at 0.5 frames/s (frame_skip 1), while the "
+            f"model was trained at 30.0") in caplog.text
+    assert_one_line_error(proc, "spot", "no face found")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_second_spot_into_the_same_out_fails_at_once(tmp_path, packaged, cli):
+    from mepkg.atomic import locked_folder
+
+    video = video_file(tmp_path / "clip.avi", 12)
+    out = tmp_path / "out"
+    with locked_folder(out):   # a first run holds the folder
+        proc = cli("spot", video, "--model", packaged, "--out", out)
+        assert_one_line_error(proc, "spot", f"--out {out}: another mepkg run is writing there")
+    assert not out.exists()    # made by the first run, left empty: removed
+
+
+# ---------------------------------------------------------------- training
+def test_train_fold_labels_with_a_nan_onset(tmp_path):
+    features = tmp_path / "features"
+    features.mkdir()
+    labels = write(tmp_path / "labels.csv", "subject,video,onset,apex,offset,type,emotion\n"
+                                            "s1,v1,10,12,20,micro,negative\n"
+                                            "s2,v1,,12,20,micro,negative\n")
+    proc = mepkg("train-fold", "--features", features, "--labels", labels, "--subject", "s1",
+                 "--out", tmp_path / "fold")
+    assert_one_line_error(proc, "train-fold", "labels.csv line 3", "onset is empty")
+    assert not (tmp_path / "fold").exists()
+
+
+def test_train_fold_bad_epochs_says_whole_number(tmp_path):
+    proc = mepkg("train-fold", "--features", tmp_path, "--labels", tmp_path / "l.csv",
+                 "--subject", "s1", "--out", tmp_path / "fold", "--epochs", "1.5")
+    assert_one_line_error(proc, "train-fold", "--epochs: '1.5' is not a whole number")
+
+
+def _feature_set(subject: str, video: str, n_frames: int = 200, k: int = 10):
+    from mepkg.h5io import FeatureSet
+
+    w = n_frames // (k // 2) - 1
+    return FeatureSet(features=np.zeros((w, 36, k), np.float32),
+                      window_start=np.arange(w, dtype=np.int64) * (k // 2),
+                      landmarks=np.zeros((w, 68, 2), np.float32),
+                      crop_box=np.zeros((w, 4), np.int32), quality=np.zeros(w, np.uint8),
+                      attrs={"video_id": f"{subject}_{video}" if subject else video,
+                             "subject": subject, "video": video, "frame_skip": 1, "k": k,
+                             "n_frames": n_frames, "fps": 30.0})
+
+
+def test_train_warns_about_a_label_past_the_end_of_its_video(tmp_path, caplog):
+    import logging
+
+    from mepkg.inputs import read_labels_table
+    from mepkg.train import _video_targets
+
+    labels = read_labels_table(write(tmp_path / "labels.csv",
+                                     "subject,video,onset,apex,offset,type,emotion\n"
+                                     "s1,v1,10,12,20,micro,negative\n"
+                                     "s1,v1,5000,5002,5010,micro,negative\n"))
+    with caplog.at_level(logging.WARNING):
+        spot, _ = _video_targets(_feature_set("s1", "v1"), labels, 10, 1)
+    assert (f"{tmp_path / 'labels.csv'} line 3 (s1 v1): 1 event(s) start after the last frame "
+            f"199 of the video's features, first onset 5000") in caplog.text
+    assert spot.max() > 0   # the event inside the video is a target
+
+
+def test_train_fold_features_without_subjects(tmp_path):
+    from mepkg.train import TrainConfig, run_fold
+
+    sets = [_feature_set("", "v1"), _feature_set("", "v2")]
+    labels = write(tmp_path / "labels.csv", "subject,video,onset,offset,type\ns1,v1,10,20,micro\n")
+    with pytest.raises(ValueError, match=r"their files record no subject: extract them with "
+                                         r"`mepkg features --subject S`"):
+        run_fold(None, labels, "s1", tmp_path / "fold", TrainConfig(epochs=1), videos=sets)
+    assert not (tmp_path / "fold").exists()
+
+
+# ---------------------------------------------------------------- messages, bars and Ctrl-C
+def test_a_warning_never_lands_inside_a_progress_bar_line():
+    import io
+    import logging
+
+    from tqdm import tqdm
+
+    from mepkg.messages import BarSafeHandler
+
+    stream = io.StringIO()
+    logger = logging.getLogger("mepkg.test_bars")
+    logger.propagate = False
+    logger.addHandler(BarSafeHandler(stream))
+    try:
+        with tqdm(total=10, file=stream, mininterval=0) as bar:
+            bar.update(3)
+            logger.warning("video.mp4: 3 frames filled")
+            bar.update(3)
+    finally:
+        logger.handlers.clear()
+    lines = [line.split("\r")[-1] for line in stream.getvalue().split("\n")]
+    assert "video.mp4: 3 frames filled" in lines, stream.getvalue()
+
+
+def test_an_error_line_is_not_glued_to_an_open_bar(monkeypatch, capsys):
+    from tqdm import tqdm
+
+    from mepkg import cli
+    from mepkg.inputs import InputError
+
+    def fails_mid_bar(args):
+        bar = tqdm(total=10, mininterval=0)   # left open, as by a crash inside a loop
+        bar.update(4)
+        raise InputError("clip.mp4: cannot decode the first sampled frame 0")
+
+    monkeypatch.setattr(cli, "_cmd_synth", fails_mid_bar)
+    assert cli.main(["synth", "--out", "unused"]) == 2
+    lines = [line.split("\r")[-1] for line in capsys.readouterr().err.split("\n")]
+    assert "mepkg synth: error: clip.mp4: cannot decode the first sampled frame 0" in lines
+
+
+def test_ctrl_c_in_a_workflow_job_is_one_line(tmp_path):
+    script = write(tmp_path / "job.py", f"""
+import types
+from mepkg.jobs import setup_job
+setup_job(types.SimpleNamespace(log=[{str(tmp_path / 'job.log')!r}], threads=1, rule="r"))
+raise KeyboardInterrupt
+""")
+    proc = subprocess.run([sys.executable, script], env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    assert proc.stderr.strip().endswith("ERROR job: interrupted"), proc.stderr
+    assert "interrupted" in (tmp_path / "job.log").read_text()
