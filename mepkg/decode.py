@@ -40,6 +40,7 @@ convolution).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -537,7 +538,8 @@ def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | Non
     _check_prior_types(values, path)
     k_prime = values.get("k_prime")
     if k_prime is not None and (isinstance(k_prime, bool) or not isinstance(k_prime, (int, float))
-                                or int(k_prime) != k_prime or k_prime < 1):
+                                or not math.isfinite(k_prime) or int(k_prime) != k_prime
+                                or k_prime < 1):
         raise ValueError(f"{path}: k_prime must be an integer >= 1, got {k_prime!r}")
     priors = DecodePriors.from_dict(values, source=str(path))
     return priors, priors.k_prime
@@ -577,6 +579,9 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
                                  f"scores once")
             source[v.video_id] = path
             videos.append(v)
+    if not videos:
+        raise InputError(f"{', '.join(map(str, scores_files))}: no video's scores in it; give "
+                         f"the scores.h5 of a LOSO fold (`mepkg train-fold --subject S`)")
     skips = {int(v.frame_skip) for v in videos}
     if len(skips) > 1:
         raise ValueError(f"scores files {list(map(str, scores_files))} mix frame_skip "

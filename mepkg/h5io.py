@@ -56,11 +56,11 @@ def _write_h5(path, schema: str, attrs: dict, datasets: dict[str, np.ndarray],
 
 def _require(h5: h5py.File, name: str, kind: str, ndim: int, dtype_kind: str):
     if name not in h5:
-        raise ValueError(f"{h5.filename}: {kind} file lacks dataset '{name}'; "
+        raise ValueError(f"{h5.file.filename}: {kind} file lacks dataset '{name}'; "
                          f"it was not written by mepkg or is truncated: re-run the stage")
     ds = h5[name]
     if ds.ndim != ndim or ds.dtype.kind != dtype_kind:
-        raise ValueError(f"{h5.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
+        raise ValueError(f"{h5.file.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
                          f"expected {ndim} dimensions of kind '{dtype_kind}'")
     return ds
 
@@ -90,18 +90,18 @@ def _require_shape(h5: h5py.File, name: str, kind: str, shape: tuple, dtype) -> 
     if ds.dtype != np.dtype(dtype) or any(s is not None and s != d
                                           for s, d in zip(shape, ds.shape)):
         want = "x".join("n" if s is None else str(s) for s in shape)
-        raise ValueError(f"{h5.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
+        raise ValueError(f"{h5.file.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
                          f"expected {want} {np.dtype(dtype)}; re-run the stage that writes it")
     return ds[()]
 
 
 def _check_schema(h5: h5py.File, schema: str, kind: str, attrs: tuple[str, ...]) -> dict:
     if h5.attrs.get("schema") != schema:
-        raise ValueError(f"{h5.filename}: not a mepkg {kind} file (schema attribute "
+        raise ValueError(f"{h5.file.filename}: not a mepkg {kind} file (schema attribute "
                          f"{h5.attrs.get('schema')!r}, expected {schema!r}); re-run {kind}")
     missing = [a for a in attrs if a not in h5.attrs]
     if missing:
-        raise ValueError(f"{h5.filename}: {kind} file lacks attribute(s) {', '.join(missing)}; "
+        raise ValueError(f"{h5.file.filename}: {kind} file lacks attribute(s) {', '.join(missing)}; "
                          f"re-run {kind}")
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h5.attrs.items()
             if k != "schema"}

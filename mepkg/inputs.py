@@ -66,6 +66,8 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (),
     data = path.read_bytes()
     if not data.strip():
         raise InputError(f"{path}: {what} file is empty; it needs a header row and data rows")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(f"{path}: {what} file is UTF-16 text; save it as UTF-8 CSV")
     if b"\0" in data:
         line = data[:data.index(b"\0")].count(b"\n") + 1
         raise InputError(f"{path} line {line}: a NUL byte; the file is binary or damaged: "
@@ -101,8 +103,12 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (),
     table = pd.DataFrame(records, columns=header, dtype=object)
     missing = [c for c in required if c not in table.columns]
     if missing:
+        separator = next((s for s in (";", "\t", "|") if len(header) == 1 and s in header[0]),
+                         None)
+        hint = (f"its columns are separated by {separator!r}: save it with commas"
+                if separator else f"is this the {what} file?")
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found "
-                         f"{', '.join(header) or 'none'}; is this the {what} file?")
+                         f"{', '.join(header) or 'none'}; {hint}")
     table["_line"] = lines
     return table
 

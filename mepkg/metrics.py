@@ -114,6 +114,12 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
     for col in ("subject", "video"):
         out[col] = out[col].astype(str)
     out["emotion"] = out["emotion"].fillna("").astype(str).str.strip().str.lower()
+    if "vetoed" in out.columns and out["vetoed"].dtype != bool:
+        text = out["vetoed"].fillna("").astype(str).str.strip().str.lower()
+        bad = out[~text.isin(["true", "false", "1", "0", "1.0", "0.0", ""])]
+        if len(bad):
+            raise InputError(f"{source}: data row {int(bad['_row'].iloc[0])}: vetoed "
+                             f"{bad['vetoed'].iloc[0]!r} is neither true nor false")
     return out.reset_index(drop=True)
 
 
@@ -586,6 +592,11 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
     if not len(pred):
         log.warning("%s: no prediction rows; every ground-truth interval counts as missed",
                     pred_csv)
+    repeated = pred.duplicated(["subject", "video", "onset", "offset", "emotion"])
+    if repeated.any():
+        log.warning("%s: %d prediction row(s) repeat an earlier one (first: data row %d); each "
+                    "repeat counts as a false positive", pred_csv, int(repeated.sum()),
+                    int(pred.loc[repeated, "_row"].iloc[0]))
     check_matchable(pred, gt, emotions, str(pred_csv), str(gt_csv))
     result = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True, frame_skip=frame_skip)
     without = evaluate(pred, gt, mode=mode, emotions=emotions, veto=False, frame_skip=frame_skip)

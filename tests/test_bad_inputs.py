@@ -157,6 +157,11 @@ GENERIC_CASES = {
     "nan-onset": (GENERIC_HEADER + "s1,v1,nan,12,20,micro,happy\n", ["row 2", "'nan'"]),
     "inf-offset": (GENERIC_HEADER + "s1,v1,10,12,inf,micro,happy\n", ["row 2", "'inf'"]),
     "unclosed-quote": (GENERIC_HEADER + 's1,"v1,10,12,20,micro,happy\n', ["labels.csv"]),
+    "semicolons": (GENERIC_HEADER.replace(",", ";") + "s1;v1;10;12;20;micro;happy\n",
+                   ["separated by ';': save it with commas"]),
+    "utf-16": ((GENERIC_HEADER + GOOD_ROW).encode("utf-16"), ["UTF-16 text", "UTF-8"]),
+    "trailing-comma": (GENERIC_HEADER + "s1,v1,10,12,20,micro,happy,\n",
+                       ["line 2", "8 field(s)"]),
 }
 
 
@@ -1127,6 +1132,8 @@ def test_evaluate_strips_spaces_like_labels(tmp_path):
     (PRED_HEADER + "001,v1,10,30,negative,extra\n", ["line 2", "6 field(s)"]),
     (PRED_HEADER + "001,v1,10,12345678901234567890123,negative\n", ["plausible frame number"]),
     (PRED_HEADER + "001,v1,10,inf,negative\n", ["data row 1", "offset inf"]),
+    ("subject,video,onset,offset,emotion,vetoed\n001,v1,10,30,negative,maybe\n",
+     ["data row 1", "vetoed 'maybe' is neither true nor false"]),
 ])
 def test_evaluate_predictions_read_through_the_one_path(tmp_path, body, expected):
     pred, gt = write(tmp_path / "pred.csv", body), write(tmp_path / "gt.csv", GT)
@@ -1328,3 +1335,32 @@ raise KeyboardInterrupt
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
     assert proc.stderr.strip().endswith("ERROR job: interrupted"), proc.stderr
     assert "interrupted" in (tmp_path / "job.log").read_text()
+
+
+def test_evaluate_warns_about_repeated_predictions(tmp_path):
+    pred = write(tmp_path / "pred.csv", PRED_HEADER + "001,v1,10,30,negative\n" * 2)
+    proc = mepkg("evaluate", "--pred", pred, "--gt", write(tmp_path / "gt.csv", GT),
+                 "--out", tmp_path / "m.json")
+    assert proc.returncode == 0, proc.stderr
+    assert ("pred.csv: 1 prediction row(s) repeat an earlier one (first: data row 2); each "
+            "repeat counts as a false positive") in proc.stderr
+
+
+def test_decode_damaged_or_empty_scores_and_nan_k_prime(tmp_path, cli):
+    import h5py
+
+    with h5py.File(tmp_path / "dims.h5", "w") as h5:
+        h5.attrs["schema"] = "mepkg.scores/1"
+        h5.create_group("v").create_dataset("spot", data=np.zeros((3, 3)))
+    with h5py.File(tmp_path / "none.h5", "w") as h5:
+        h5.attrs["schema"] = "mepkg.scores/1"
+    good = scores_file(tmp_path / "scores.h5")
+    priors = write(tmp_path / "priors.yaml", "k_prime: 3\n")
+    nan = write(tmp_path / "nan.yaml", "k_prime: .nan\n")
+    for scores, prior, expected in [
+            (tmp_path / "dims.h5", priors, "dims.h5: 'spot' has shape (3, 3)"),
+            (tmp_path / "none.h5", priors, "none.h5: no video's scores in it"),
+            (good, nan, "nan.yaml: k_prime must be an integer >= 1, got nan")]:
+        proc = cli("decode", "--scores", scores, "--priors", prior, "--out", tmp_path / "i.csv")
+        assert_one_line_error(proc, "decode", expected)
+        assert_nothing_written(tmp_path / "i.csv")
