@@ -216,6 +216,15 @@ def _device(text: str) -> str:
 POS_INT, POS_FLOAT = _positive(int), _positive(float)
 
 
+def WINDOW(text: str) -> int:
+    """A window length k: an even whole number >= 2 (windows overlap by k/2)."""
+    value = POS_INT(text)
+    if value < 2 or value % 2:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an even number >= 2 (windows "
+                                         f"overlap by k/2)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mepkg", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mepkg {__version__}")
@@ -265,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fps", type=POS_FLOAT,
                        help="frame rate (required for a frame folder; default: the video file's)")
         p.add_argument("--subject", help="subject id recorded in the file (default: from the path)")
-        p.add_argument("--k", type=POS_INT, default=30, help="window length in sampled frames")
+        p.add_argument("--k", type=WINDOW, default=30, help="window length in sampled frames")
         p.add_argument("--frame-skip", type=POS_INT, default=7)
         p.add_argument("--backend", default="dlib", choices=["dlib", "face_alignment"])
         return p
@@ -296,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert-checkpoint", help="authors' released .pkl -> mepkg model .pt")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--k", type=POS_INT,
+    p.add_argument("--k", type=WINDOW,
                    help="window length the release was trained with (SAMM-LV 30, CAS(ME)^3 50)"
                         "; required unless the file records it, as are the next two")
     p.add_argument("--frame-skip", type=POS_INT,

@@ -591,6 +591,9 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
             raise ValueError("k' is needed: give labels.csv (--labels) or k_prime in the "
                              "priors file")
         table = read_labels_table(labels)
+        if not (table["type"] == "micro").any():
+            raise InputError(f"{labels}: no micro-expression row (type micro) to estimate k' "
+                             f"from; give the labels.csv of the training subjects")
         held_out = {str(v.subject) for v in videos}
         subjects = None
         if priors.k_rule == "train":

@@ -41,6 +41,12 @@ MAX_FRAME = 10 ** 8
 
 EVENT_TYPES = ("micro", "macro")
 
+# First bytes of the files most often given where a CSV is expected.
+BINARY_SIGNATURES = {b"PK\x03\x04": "a zip archive (an Excel .xlsx workbook?)",
+                     b"\x89HDF": "an HDF5 file (a mepkg .h5?)",
+                     b"\xd0\xcf\x11\xe0": "an old Excel .xls workbook",
+                     b"%PDF": "a PDF document"}
+
 
 def require_file(path: str | os.PathLike, what: str, kind: str = "CSV") -> Path:
     """``path`` as a Path; FileNotFoundError if absent, InputError if it is a folder."""
@@ -66,6 +72,10 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (),
     data = path.read_bytes()
     if not data.strip():
         raise InputError(f"{path}: {what} file is empty; it needs a header row and data rows")
+    for signature, kind in BINARY_SIGNATURES.items():
+        if data.startswith(signature):
+            raise InputError(f"{path}: {what} file is {kind}, not a CSV; give the CSV file "
+                             f"(or save the table as CSV)")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise InputError(f"{path}: {what} file is UTF-16 text; save it as UTF-8 CSV")
     if b"\0" in data:
@@ -148,7 +158,8 @@ def whole_number(text: str, where: str, name: str, *, allow_empty: bool = False,
         raise InputError(f"{where}: {name} {text} is not a plausible frame number (>= "
                          f"{MAX_FRAME:.0e}); is it in the right column?")
     if minimum is not None and value < minimum:
-        raise InputError(f"{where}: {name} {int(value)} is below {minimum}")
+        raise InputError(f"{where}: {name} {int(value)} is below {minimum}; frames here are "
+                         f"0-based indices: fix or delete the row")
     return int(value)
 
 

@@ -79,8 +79,8 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
     first_pass = "_row" not in out.columns   # warnings once, not at every re-validation
     if first_pass:           # keep the numbering of an already validated table
         out["_row"] = np.arange(1, len(out) + 1)
-    if kind == "gt" and "type" in out.columns:
-        out = out[out["type"].astype(str) == "micro"]
+    if kind == "gt" and "type" in out.columns:   # "micro", "Micro ", "Micro - 1/2"
+        out = out[out["type"].astype(str).str.strip().str.lower().str.startswith("micro")]
     key_columns = ["subject", "video", "onset", "offset"] + (["emotion"] if kind == "pred" else [])
     for col in key_columns:
         bad = out[out[col].isna()]

@@ -1364,3 +1364,44 @@ def test_decode_damaged_or_empty_scores_and_nan_k_prime(tmp_path, cli):
         proc = cli("decode", "--scores", scores, "--priors", prior, "--out", tmp_path / "i.csv")
         assert_one_line_error(proc, "decode", expected)
         assert_nothing_written(tmp_path / "i.csv")
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("xlsx", "a zip archive (an Excel .xlsx workbook?), not a CSV"),
+    ("h5", "an HDF5 file (a mepkg .h5?), not a CSV"),
+])
+def test_a_binary_file_given_as_a_csv_is_named_as_such(tmp_path, kind, expected):
+    if kind == "xlsx":
+        pred = casme3_sheet(tmp_path / "pred.xlsx", [["spNO.1", "a", 10, 12, 20, "", "", "happy"]])
+    else:
+        pred = scores_file(tmp_path / "pred.h5")
+    proc = mepkg("evaluate", "--pred", pred, "--gt", write(tmp_path / "gt.csv", GT),
+                 "--out", tmp_path / "m.json")
+    assert_one_line_error(proc, "evaluate", str(pred), expected)
+
+
+def test_evaluate_ground_truth_type_is_normalised(tmp_path):
+    import json
+
+    gt = write(tmp_path / "gt.csv", "subject,video,onset,offset,emotion,type\n"
+                                    "001,v1,10,30,negative,Micro \n001,v2,50,80,positive,MACRO\n")
+    pred = write(tmp_path / "pred.csv", PRED_HEADER + "001,v1,10,30,negative\n")
+    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    assert proc.returncode == 0, proc.stderr
+    spotting = json.loads((tmp_path / "m.json").read_text())["spotting"]
+    assert (spotting["tp"], spotting["fn"]) == (1, 0)
+
+
+@pytest.mark.parametrize("command", ["landmarks", "features", "convert-checkpoint"])
+def test_an_odd_window_length_is_refused_by_the_option(tmp_path, command):
+    args = ([tmp_path / "r.pkl", tmp_path / "m.pt"] if command == "convert-checkpoint"
+            else [tmp_path / "clip.avi", "--out", tmp_path / "o.h5"])
+    proc = mepkg(command, *args, "--k", "7")
+    assert_one_line_error(proc, command, "--k: '7' must be an even number >= 2")
+
+
+def test_decode_labels_without_micro_rows(tmp_path, cli):
+    labels = write(tmp_path / "labels.csv", "subject,video,onset,offset,type\ns2,v1,10,20,macro\n")
+    proc = cli("decode", "--scores", scores_file(tmp_path / "scores.h5"), "--labels", labels,
+               "--out", tmp_path / "i.csv")
+    assert_one_line_error(proc, "decode", "labels.csv: no micro-expression row")
