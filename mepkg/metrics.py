@@ -592,11 +592,13 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = "official",
     if not len(pred):
         log.warning("%s: no prediction rows; every ground-truth interval counts as missed",
                     pred_csv)
-    repeated = pred.duplicated(["subject", "video", "onset", "offset", "emotion"])
-    if repeated.any():
-        log.warning("%s: %d prediction row(s) repeat an earlier one (first: data row %d); each "
-                    "repeat counts as a false positive", pred_csv, int(repeated.sum()),
-                    int(pred.loc[repeated, "_row"].iloc[0]))
+    for table, source, counts in ((pred, pred_csv, "a false positive"),
+                                  (gt, gt_csv, "a missed interval unless predicted twice")):
+        repeated = table.duplicated(["subject", "video", "onset", "offset", "emotion"])
+        if repeated.any():
+            log.warning("%s: %d row(s) repeat an earlier one (first: data row %d); each repeat "
+                        "counts as %s", source, int(repeated.sum()),
+                        int(table.loc[repeated, "_row"].iloc[0]), counts)
     check_matchable(pred, gt, emotions, str(pred_csv), str(gt_csv))
     result = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True, frame_skip=frame_skip)
     without = evaluate(pred, gt, mode=mode, emotions=emotions, veto=False, frame_skip=frame_skip)

@@ -1342,8 +1342,11 @@ def test_evaluate_warns_about_repeated_predictions(tmp_path):
     proc = mepkg("evaluate", "--pred", pred, "--gt", write(tmp_path / "gt.csv", GT),
                  "--out", tmp_path / "m.json")
     assert proc.returncode == 0, proc.stderr
-    assert ("pred.csv: 1 prediction row(s) repeat an earlier one (first: data row 2); each "
-            "repeat counts as a false positive") in proc.stderr
+    assert ("pred.csv: 1 row(s) repeat an earlier one (first: data row 2); each repeat "
+            "counts as a false positive") in proc.stderr
+    gt = write(tmp_path / "gt.csv", GT + "001,v2,50,80,positive\n")
+    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    assert "gt.csv: 1 row(s) repeat an earlier one (first: data row 3)" in proc.stderr
 
 
 def test_decode_damaged_or_empty_scores_and_nan_k_prime(tmp_path, cli):
@@ -1405,3 +1408,15 @@ def test_decode_labels_without_micro_rows(tmp_path, cli):
     proc = cli("decode", "--scores", scores_file(tmp_path / "scores.h5"), "--labels", labels,
                "--out", tmp_path / "i.csv")
     assert_one_line_error(proc, "decode", "labels.csv: no micro-expression row")
+
+
+def test_a_given_rate_that_differs_from_the_files_is_warned_about(tmp_path, caplog):
+    import logging
+
+    from mepkg.datasets.frames import open_frames
+
+    video = video_file(tmp_path / "clip.avi", 5, fps=30)
+    with caplog.at_level(logging.WARNING):
+        assert open_frames(video, fps=60).fps == 60.0
+        assert open_frames(video, fps=30).fps == 30.0
+    assert caplog.text.count("read at the 60 fps given, not at the 30 fps the file records") == 1

@@ -287,6 +287,9 @@ class VideoFrames(FrameSource):
                              f"one (e.g. ffmpeg -r RATE -i IN OUT.mp4)")
         self.file_fps = file_fps
         super().__init__(path, n_frames, float(fps) if fps else file_fps, frame_skip)
+        if fps and file_fps and abs(fps - file_fps) > 0.01 * file_fps:
+            log.warning("%s: read at the %g fps given, not at the %g fps the file records; "
+                        "every time in seconds follows the rate given", path, fps, file_fps)
         check_rate(path, self.fps)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
