@@ -26,14 +26,21 @@ N_CLASSES = 5  # 4 emotions + neutral (docs/method.md §3)
 
 def _open_checked(path: str | os.PathLike, kind: str) -> h5py.File:
     """Open an HDF5 file for reading with an error naming it if it is not one."""
+    import re
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such {kind} file")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the HDF5 {kind} file itself")
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 {kind} file ({err}); "
-                         f"delete it and re-run the stage that writes it") from err
+        # HDF5's own text: keep its reason, not its buffer addresses and timestamps
+        reason = re.search(r"error message = '([^']*)'", str(err))
+        reason = reason.group(1) if reason else re.sub(r"^\[Errno \d+\] ", "", str(err))
+        raise ValueError(f"{path}: not a readable HDF5 {kind} file ({reason}); "
+                         f"delete it and re-run the stage that writes it") from None
 
 
 def _write_h5(path, schema: str, attrs: dict, datasets: dict[str, np.ndarray],

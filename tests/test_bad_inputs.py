@@ -1420,3 +1420,15 @@ def test_a_given_rate_that_differs_from_the_files_is_warned_about(tmp_path, capl
         assert open_frames(video, fps=60).fps == 60.0
         assert open_frames(video, fps=30).fps == 30.0
     assert caplog.text.count("read at the 60 fps given, not at the 30 fps the file records") == 1
+
+
+def test_an_hdf5_input_that_is_a_folder_or_truncated(tmp_path, cli):
+    folder = tmp_path / "scores.h5"
+    folder.mkdir()
+    proc = cli("decode", "--scores", folder, "--out", tmp_path / "i.csv")
+    assert_one_line_error(proc, "decode", f"{folder} is a folder; give the HDF5 scores file")
+    data = scores_file(tmp_path / "whole.h5").read_bytes()
+    cut = write(tmp_path / "cut.h5", data[:len(data) // 3])
+    line = assert_one_line_error(cli("decode", "--scores", cut, "--out", tmp_path / "i.csv"),
+                                 "decode", "cut.h5: not a readable HDF5 scores file")
+    assert "Errno" not in line and "buf = " not in line
