@@ -110,7 +110,16 @@ def read_table(path: str | os.PathLike, what: str, required: Sequence[str] = (),
     except csv.Error as err:
         raise InputError(f"{path} line {reader.line_num}: not a well-formed CSV ({err}); check "
                          f"its quoting") from None
-    table = pd.DataFrame(records, columns=header, dtype=object)
+    table = pd.DataFrame(records, columns=range(len(header)), dtype=object)
+    for number, name in enumerate(header):   # an unnamed column (a trailing comma) must be empty
+        if not name:
+            filled = table[number] != ""
+            if filled.any():
+                raise InputError(f"{path} line {lines[int(filled.to_numpy().argmax())]}: a value "
+                                 f"in column {number + 1}, which the header does not name; name "
+                                 f"the column or delete the value")
+            table = table.drop(columns=number)
+    table.columns = [name for name in header if name]
     missing = [c for c in required if c not in table.columns]
     if missing:
         separator = next((s for s in (";", "\t", "|") if len(header) == 1 and s in header[0]),
@@ -128,8 +137,7 @@ def _check_header(header: list[str], path: Path, what: str) -> None:
     for number, name in enumerate(header, start=1):
         key = name.lower()
         if not key:
-            raise InputError(f"{path} line 1: column {number} of the header has no name; "
-                             f"name it or delete the column")
+            continue   # allowed while its cells are empty (read_table)
         if key in seen:
             raise InputError(f"{path} line 1: column {name!r} appears twice in the header "
                              f"(columns {seen[key]} and {number}); keep one of them")

@@ -162,6 +162,9 @@ GENERIC_CASES = {
     "utf-16": ((GENERIC_HEADER + GOOD_ROW).encode("utf-16"), ["UTF-16 text", "UTF-8"]),
     "trailing-comma": (GENERIC_HEADER + "s1,v1,10,12,20,micro,happy,\n",
                        ["line 2", "8 field(s)"]),
+    "value-in-unnamed-column": (GENERIC_HEADER.replace("\n", ",\n") + GOOD_ROW.replace("\n", ",\n")
+                                + "s1,v1,30,32,40,micro,happy,x\n",
+                                ["line 3", "column 8, which the header does not name"]),
 }
 
 
@@ -185,6 +188,14 @@ def test_labels_generic_csv_normalises_type_case_and_spaces(tmp_path):
     labels = pd.read_csv(tmp_path / "out.csv", dtype=str)
     assert labels[["subject", "type", "emotion"]].values.tolist() == [
         ["s1", "micro", "positive"], ["s1", "micro", "positive"]]
+
+
+def test_labels_generic_csv_exported_with_trailing_commas(tmp_path):
+    """A spreadsheet export ending every line with a comma: the empty column is ignored."""
+    csv = write(tmp_path / "labels.csv", GENERIC_HEADER.replace("\n", ",\n")
+                + GOOD_ROW.replace("\n", ",\n"))
+    proc = mepkg(*_labels_case(tmp_path, lambda _: csv))
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_labels_casme3_sheet_duplicated_header(tmp_path):
@@ -1222,14 +1233,14 @@ def test_a_second_spot_into_the_same_out_fails_at_once(tmp_path, packaged, cli):
 
 
 # ---------------------------------------------------------------- training
-def test_train_fold_labels_with_a_nan_onset(tmp_path):
+def test_train_fold_labels_with_a_nan_onset(tmp_path, cli):
     features = tmp_path / "features"
     features.mkdir()
     labels = write(tmp_path / "labels.csv", "subject,video,onset,apex,offset,type,emotion\n"
                                             "s1,v1,10,12,20,micro,negative\n"
                                             "s2,v1,,12,20,micro,negative\n")
-    proc = mepkg("train-fold", "--features", features, "--labels", labels, "--subject", "s1",
-                 "--out", tmp_path / "fold")
+    proc = cli("train-fold", "--features", features, "--labels", labels, "--subject", "s1",
+               "--out", tmp_path / "fold")
     assert_one_line_error(proc, "train-fold", "labels.csv line 3", "onset is empty")
     assert not (tmp_path / "fold").exists()
 

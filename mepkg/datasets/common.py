@@ -216,7 +216,7 @@ def read_csv_file(path: str | Path, what: str) -> pd.DataFrame:
     line): stripped text cells, empty cells as NaN."""
     from mepkg.inputs import read_table
 
-    table = read_table(path, what, lower_header=False).drop(columns="_line")
+    table = read_table(path, what).drop(columns="_line")
     return table.replace("", float("nan"))
 
 
