@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -424,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s",
                         handlers=[BarSafeHandler(sys.stderr)])
+    logging.captureWarnings(True)   # Python warnings too go through the bar-safe handler
+    if not args.verbose:   # FFmpeg writes its own lines into a progress bar's; mepkg names the
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # file itself (-v: shown)
     prog = f"mepkg {args.command}"
     try:
         from mepkg.atomic import check_output

@@ -1443,3 +1443,12 @@ def test_an_hdf5_input_that_is_a_folder_or_truncated(tmp_path, cli):
     line = assert_one_line_error(cli("decode", "--scores", cut, "--out", tmp_path / "i.csv"),
                                  "decode", "cut.h5: not a readable HDF5 scores file")
     assert "Errno" not in line and "buf = " not in line
+
+
+def test_a_damaged_video_gives_one_line_not_ffmpegs_own(tmp_path):
+    """FFmpeg's own complaint ("moov atom not found") would land inside a progress bar."""
+    data = video_file(tmp_path / "whole.mp4", 30).read_bytes()
+    video = write(tmp_path / "clip.mp4", data[:len(data) // 2])
+    proc = mepkg("landmarks", video, "--out", tmp_path / "lm.h5")
+    line = assert_one_line_error(proc, "landmarks", "clip.mp4: OpenCV cannot open this video")
+    assert proc.stderr.strip().splitlines() == [line]
