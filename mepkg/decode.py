@@ -598,6 +598,11 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
         subjects = None
         if priors.k_rule == "train":
             subjects = sorted(set(table["subject"].astype(str)) - held_out)
+            if not (table["type"] == "micro")[table["subject"].isin(subjects)].any():
+                raise InputError(f"{labels}: no micro-expression row of a subject other than "
+                                 f"the held-out {', '.join(sorted(held_out))}; k' comes from "
+                                 f"the training subjects (k_rule train): give their labels, "
+                                 f"k_prime in the priors file, or k_rule: dataset")
         k_p = k_prime_from_labels(table, skips.pop() if skips else 1, subjects)
         log.info("k' = %d from %s (%s subjects)", k_p, labels,
                  "training" if subjects is not None else "all")

@@ -1414,6 +1414,14 @@ def test_an_odd_window_length_is_refused_by_the_option(tmp_path, command):
     assert_one_line_error(proc, command, "--k: '7' must be an even number >= 2")
 
 
+def test_decode_labels_of_the_held_out_subject_only(tmp_path, cli):
+    labels = write(tmp_path / "labels.csv", "subject,video,onset,offset,type\ns1,v1,10,20,micro\n")
+    proc = cli("decode", "--scores", scores_file(tmp_path / "scores.h5"), "--labels", labels,
+               "--out", tmp_path / "i.csv")
+    assert_one_line_error(proc, "decode", "labels.csv: no micro-expression row of a subject "
+                                          "other than the held-out s1")
+
+
 def test_decode_labels_without_micro_rows(tmp_path, cli):
     labels = write(tmp_path / "labels.csv", "subject,video,onset,offset,type\ns2,v1,10,20,macro\n")
     proc = cli("decode", "--scores", scores_file(tmp_path / "scores.h5"), "--labels", labels,
