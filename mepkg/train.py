@@ -132,6 +132,22 @@ def _input_checksum(sources: list, labels_arg, labels: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def _warn_unmatched_labels(labels: pd.DataFrame, sets: list[FeatureSet]) -> None:
+    """Warn, naming the first row, about micro events of videos that have no features."""
+    ids = {fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"], fs.attrs["video"])
+           for fs in sets}
+    micro = labels[labels["type"] == "micro"]
+    unmatched = micro[[make_video_id(s, v) not in ids
+                       for s, v in zip(micro["subject"].astype(str), micro["video"].astype(str))]]
+    if len(unmatched):
+        first = unmatched.iloc[0]
+        line = f" line {first['_line']}" if "_line" in unmatched.columns else ""
+        log.warning("%s%s (%s %s): %d micro event(s) of %d video(s) without a features file; "
+                    "they are neither trained on nor scored: check the subject and video names",
+                    labels.attrs.get("source", "labels"), line, first["subject"], first["video"],
+                    len(unmatched), unmatched.groupby(["subject", "video"]).ngroups)
+
+
 def _video_targets(fs: FeatureSet, labels: pd.DataFrame, k: int, frame_skip: int):
     """Window targets of one video from its labels.csv rows."""
     vid = fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"], fs.attrs["video"])
@@ -238,6 +254,7 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
                              + (f"(subjects: {', '.join(have)})" if have else
                                 "(their files record no subject: extract them with "
                                 "`mepkg features --subject S`)"))
+    _warn_unmatched_labels(labels, sets)
     train = [i for i in range(len(sets)) if i not in held]
     out_dir.mkdir(parents=True, exist_ok=True)
     if not train:

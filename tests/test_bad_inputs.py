@@ -1460,3 +1460,18 @@ def test_a_damaged_video_gives_one_line_not_ffmpegs_own(tmp_path):
     proc = mepkg("landmarks", video, "--out", tmp_path / "lm.h5")
     line = assert_one_line_error(proc, "landmarks", "clip.mp4: OpenCV cannot open this video")
     assert proc.stderr.strip().splitlines() == [line]
+
+
+def test_train_warns_about_labelled_videos_without_features(tmp_path, caplog):
+    import logging
+
+    from mepkg.inputs import read_labels_table
+    from mepkg.train import _warn_unmatched_labels
+
+    labels = read_labels_table(write(tmp_path / "labels.csv",
+                                     "subject,video,onset,offset,type\n"
+                                     "s1,v1,10,20,micro\ns1,V1,10,20,micro\ns2,v1,5,9,macro\n"))
+    with caplog.at_level(logging.WARNING):
+        _warn_unmatched_labels(labels, [_feature_set("s1", "v1"), _feature_set("s2", "v1")])
+    assert (f"{tmp_path / 'labels.csv'} line 3 (s1 V1): 1 micro event(s) of 1 video(s) without "
+            f"a features file") in caplog.text
