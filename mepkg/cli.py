@@ -4,12 +4,15 @@ Each handler parses its arguments, calls one mepkg function and writes its
 outputs; the logic lives in the stage modules.
 
 The one error path (``main``): output locations are checked before any work
-starts; an anticipated failure (bad input: ``ValueError``,
-``FileNotFoundError``, ``KeyError`` with a message, an ``OSError`` naming a
-file) is printed as one line ``mepkg <command>: error: ...``, exit code 2;
-Ctrl-C prints ``interrupted``, exit code 130; anything else prints one line
-saying how to see its traceback (``-v``), exit code 1. Bad options are
-reported the same way (one line, exit code 2), without the usage block.
+starts; an anticipated failure (bad input: ``mepkg.inputs.InputError``, a
+``ValueError`` raised by mepkg's own checks, ``FileNotFoundError`` and other
+``OSError``, ``KeyError`` with a message) is printed as one line
+``mepkg <command>: error: ...``, exit code 2; Ctrl-C prints ``interrupted``,
+exit code 130; anything else (a library's own ValueError included) prints
+one line ``mepkg <command>: internal error: ...`` saying how to see its
+traceback (``-v``), exit code 1. Bad options are reported the same way (one
+line, exit code 2), without the usage block. Every line is written below any
+progress bar still drawn (``mepkg.messages``).
 """
 
 from __future__ import annotations
@@ -217,7 +220,7 @@ def _device(text: str) -> str:
 POS_INT, POS_FLOAT = _positive(int), _positive(float)
 
 
-def WINDOW(text: str) -> int:
+def _window(text: str) -> int:
     """A window length k: an even whole number >= 2 (windows overlap by k/2)."""
     value = POS_INT(text)
     if value < 2 or value % 2:
@@ -275,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fps", type=POS_FLOAT,
                        help="frame rate (required for a frame folder; default: the video file's)")
         p.add_argument("--subject", help="subject id recorded in the file (default: from the path)")
-        p.add_argument("--k", type=WINDOW, default=30, help="window length in sampled frames")
+        p.add_argument("--k", type=_window, default=30, help="window length in sampled frames")
         p.add_argument("--frame-skip", type=POS_INT, default=7)
         p.add_argument("--backend", default="dlib", choices=["dlib", "face_alignment"])
         return p
@@ -306,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert-checkpoint", help="authors' released .pkl -> mepkg model .pt")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--k", type=WINDOW,
+    p.add_argument("--k", type=_window,
                    help="window length the release was trained with (SAMM-LV 30, CAS(ME)^3 50)"
                         "; required unless the file records it, as are the next two")
     p.add_argument("--frame-skip", type=POS_INT,
@@ -384,8 +387,8 @@ def _anticipated(err: Exception) -> bool:
 
     if isinstance(err, KeyError):
         return bool(err.args) and " " in str(err.args[0])
-    if isinstance(err, OSError):
-        return err.filename is not None or isinstance(err, FileNotFoundError)
+    if isinstance(err, OSError):   # a file, a folder, a full disk: the text says which
+        return True
     if isinstance(err, InputError):
         return True
     return isinstance(err, ValueError) and _raised_by_mepkg(err)
@@ -401,7 +404,7 @@ def _raised_by_mepkg(err: BaseException) -> bool:
     while tb.tb_next is not None:
         tb = tb.tb_next
     filename = tb.tb_frame.f_code.co_filename
-    package = str(Path(__file__).resolve().parent)
+    package = str(Path(__file__).resolve().parent) + os.sep
     if not str(Path(filename).resolve()).startswith(package):
         return False
     return linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise")
