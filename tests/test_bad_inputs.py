@@ -5,8 +5,9 @@ tmp_path and checks the one error path: exit code 2, one line
 ``mepkg <command>: error: ...`` naming the offending file/row/value, no
 traceback, and no output file left behind (not even a hidden temporary).
 Cases of the commands that import PyTorch or SciPy (model files, decode,
-spot, landmarks) call ``mepkg.cli.main`` in this process instead (fixture
-``cli``): the same parser and error path, without paying those imports per case.
+spot, landmarks), and the long tables of CSV cases, call ``mepkg.cli.main``
+in this process instead (fixture ``cli``): the same parser and error path,
+without paying an interpreter and those imports per case.
 """
 
 from __future__ import annotations
@@ -169,10 +170,10 @@ GENERIC_CASES = {
 
 
 @pytest.mark.parametrize("case", list(GENERIC_CASES))
-def test_labels_generic_csv(tmp_path, case):
+def test_labels_generic_csv(tmp_path, case, cli):
     body, expected = GENERIC_CASES[case]
     csv = write(tmp_path / "labels.csv", body)
-    proc = mepkg(*_labels_case(tmp_path, lambda _: csv))
+    proc = cli(*_labels_case(tmp_path, lambda _: csv))
     assert_one_line_error(proc, "labels", *expected)
     assert_nothing_written(tmp_path / "out.csv")
 
@@ -1146,9 +1147,9 @@ def test_evaluate_strips_spaces_like_labels(tmp_path):
     ("subject,video,onset,offset,emotion,vetoed\n001,v1,10,30,negative,maybe\n",
      ["data row 1", "vetoed 'maybe' is neither true nor false"]),
 ])
-def test_evaluate_predictions_read_through_the_one_path(tmp_path, body, expected):
+def test_evaluate_predictions_read_through_the_one_path(tmp_path, body, expected, cli):
     pred, gt = write(tmp_path / "pred.csv", body), write(tmp_path / "gt.csv", GT)
-    proc = mepkg("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
+    proc = cli("evaluate", "--pred", pred, "--gt", gt, "--out", tmp_path / "m.json")
     assert_one_line_error(proc, "evaluate", "pred.csv", *expected)
     assert_nothing_written(tmp_path / "m.json")
 
