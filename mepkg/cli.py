@@ -410,6 +410,29 @@ def _raised_by_mepkg(err: BaseException) -> bool:
     return linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise")
 
 
+def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
+    """InputError when an output names an input file (or another output): writing it
+    would destroy what is being read (``evaluate --pred p.csv --out p.csv``)."""
+    from mepkg.inputs import InputError
+
+    outputs = {attr: option for attr, _, option in getattr(args, "outputs", ())}
+    seen: dict[Path, str] = {}
+    for attr, value in vars(args).items():
+        if attr in ("func", "outputs", "command") or value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str) or not item or not (attr in outputs
+                                                            or Path(item).is_file()):
+                continue
+            positional = attr in ("input", "video")   # convert-checkpoint INPUT, spot VIDEO
+            name = outputs.get(attr, attr.upper() if positional else "--" + attr.replace("_", "-"))
+            path = Path(item).resolve()
+            if path in seen and (attr in outputs or seen[path] in outputs.values()):
+                raise InputError(f"{name} {item} is also {seen[path]}; writing it would "
+                                 f"replace what is read or written there: give another name")
+            seen.setdefault(path, name)
+
+
 def _print_error(text: str) -> None:
     """One line on stderr, below any progress bar still drawn (never glued to it)."""
     from mepkg.messages import write_line
@@ -438,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         for attr, kind, option in getattr(args, "outputs", ()):
             if getattr(args, attr, None):
                 check_output(getattr(args, attr), kind, option)
+        _check_outputs_are_not_inputs(args)
         args.func(args)
     except KeyboardInterrupt:
         _print_error(f"{prog}: interrupted")

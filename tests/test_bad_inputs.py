@@ -1087,12 +1087,14 @@ def test_decode_refuses_the_same_video_twice(tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_decode_refuses_megc_out_equal_to_out(tmp_path, cli):
+def test_decode_refuses_megc_out_equal_to_out(tmp_path):
+    """The check of run_decode itself (the CLI also refuses it before any work)."""
+    from mepkg.decode import run_decode
+    from mepkg.inputs import InputError
+
     scores = scores_file(tmp_path / "scores.h5")
-    priors = write(tmp_path / "priors.yaml", "k_prime: 3\n")
-    proc = cli("decode", "--scores", scores, "--priors", priors, "--out", tmp_path / "i.csv",
-               "--megc-out", tmp_path / "." / "i.csv")
-    assert_one_line_error(proc, "decode", "--megc-out", "is the intervals file --out")
+    with pytest.raises(InputError, match="is the intervals file --out"):
+        run_decode([scores], tmp_path / "i.csv", megc_out=tmp_path / "." / "i.csv")
     assert_nothing_written(tmp_path / "i.csv")
 
 
@@ -1476,3 +1478,24 @@ def test_train_warns_about_labelled_videos_without_features(tmp_path, caplog):
         _warn_unmatched_labels(labels, [_feature_set("s1", "v1"), _feature_set("s2", "v1")])
     assert (f"{tmp_path / 'labels.csv'} line 3 (s1 V1): 1 micro event(s) of 1 video(s) without "
             f"a features file") in caplog.text
+
+
+@pytest.mark.parametrize("command", ["evaluate", "labels", "decode", "convert-checkpoint",
+                                     "decode-megc"])
+def test_an_output_that_names_an_input_is_refused(tmp_path, command, cli):
+    """Writing it would destroy what is read: ``--out`` = ``--pred``, the label file, ..."""
+    pred = write(tmp_path / "pred.csv", PRED_HEADER + "001,v1,10,30,negative\n")
+    before = pred.read_bytes()
+    args, expected = {
+        "evaluate": (["evaluate", "--pred", pred, "--gt", pred, "--out", pred],
+                     f"--out {pred} is also --pred"),
+        "labels": (["labels", "--dataset", "generic", "--labels", pred, "--out", pred],
+                   f"--out {pred} is also --labels"),
+        "decode": (["decode", "--scores", pred, "--out", pred], f"--out {pred} is also --scores"),
+        "convert-checkpoint": (["convert-checkpoint", pred, pred, "--k", "30", "--frame-skip",
+                                "7", "--fps", "200"], f"OUTPUT {pred} is also INPUT"),
+        "decode-megc": (["decode", "--scores", tmp_path / "s.h5", "--out", tmp_path / "i.csv",
+                         "--megc-out", tmp_path / "i.csv"], "--megc-out"),
+    }[command]
+    assert_one_line_error(cli(*args), command.split("-megc")[0], expected, "give another name")
+    assert pred.read_bytes() == before
