@@ -4,7 +4,8 @@ Each handler parses its arguments, calls one mepkg function and writes its
 outputs; the logic lives in the stage modules.
 
 The one error path (``main``): output locations are checked before any work
-starts; an anticipated failure (bad input: ``mepkg.inputs.InputError``, a
+starts (writable, of the right kind, and none of them naming an input file
+or another output); an anticipated failure (bad input: ``mepkg.inputs.InputError``, a
 ``ValueError`` raised by mepkg's own checks, ``FileNotFoundError`` and other
 ``OSError``, ``KeyError`` with a message) is printed as one line
 ``mepkg <command>: error: ...``, exit code 2; Ctrl-C prints ``interrupted``,
