@@ -75,3 +75,42 @@ def check_output(path: str | os.PathLike, kind: str = "file", option: str = "--o
     except OSError as err:
         raise ValueError(f"{what}: cannot write in {existing} ({err.strerror or err}); "
                          f"choose a writable location") from None
+
+
+LOCK_NAME = ".mepkg.lock"
+
+
+@contextlib.contextmanager
+def locked_folder(folder: str | os.PathLike, option: str = "--out") -> Iterator[Path]:
+    """Hold ``folder`` (made if needed) for one run: a second run into it fails at once.
+
+    The lock is an advisory ``flock`` on ``folder/.mepkg.lock``, released when
+    this process ends however it ends (no stale lock after a crash). A folder
+    this call made is removed again if the run leaves nothing in it. Where the
+    platform has no ``flock`` (Windows), nothing is locked.
+    """
+    from mepkg.inputs import InputError
+
+    try:
+        import fcntl
+    except ImportError:   # no flock: outputs are still written atomically, one by one
+        fcntl = None
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise InputError(f"{option} {folder}: another mepkg run is writing there "
+                                 f"(it holds {lock}); wait for it to finish or choose another "
+                                 f"{option}") from None
+        yield folder
+    finally:
+        os.close(fd)
+        if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+            lock.unlink()
+            folder.rmdir()

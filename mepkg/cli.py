@@ -4,12 +4,16 @@ Each handler parses its arguments, calls one mepkg function and writes its
 outputs; the logic lives in the stage modules.
 
 The one error path (``main``): output locations are checked before any work
-starts; an anticipated failure (bad input: ``ValueError``,
-``FileNotFoundError``, ``KeyError`` with a message, an ``OSError`` naming a
-file) is printed as one line ``mepkg <command>: error: ...``, exit code 2;
-Ctrl-C prints ``interrupted``, exit code 130; anything else prints one line
-saying how to see its traceback (``-v``), exit code 1. Bad options are
-reported the same way (one line, exit code 2), without the usage block.
+starts (writable, of the right kind, and none of them naming an input file
+or another output); an anticipated failure (bad input: ``mepkg.inputs.InputError``, a
+``ValueError`` raised by mepkg's own checks, ``FileNotFoundError`` and other
+``OSError``, ``KeyError`` with a message) is printed as one line
+``mepkg <command>: error: ...``, exit code 2; Ctrl-C prints ``interrupted``,
+exit code 130; anything else (a library's own ValueError included) prints
+one line ``mepkg <command>: internal error: ...`` saying how to see its
+traceback (``-v``), exit code 1. Bad options are reported the same way (one
+line, exit code 2), without the usage block. Every line is written below any
+progress bar still drawn (``mepkg.messages``).
 """
 
 from __future__ import annotations
@@ -45,15 +49,16 @@ def _cmd_manifest(args: argparse.Namespace) -> None:
     from mepkg.atomic import write_csv
     from mepkg.datasets import scan_dataset
     from mepkg.datasets.generic import FolderRateError
+    from mepkg.inputs import InputError
 
     try:
         labels, manifest = scan_dataset(args.dataset, args.root, label_files=args.labels,
                                         emotion_map=_parse_map(args.emotion_map),
                                         folder_fps=args.folder_fps)
     except FolderRateError as error:
-        raise ValueError(f"{error.folder}: a frame folder has no frame rate; pass the rate of "
-                         f"the dataset's frame folders with --folder-fps (e.g. --folder-fps 200)"
-                         ) from None
+        raise InputError(f"{error.folder}: {error.what}; pass the rate of the dataset's frame "
+                         f"folders and rate-less video files with --folder-fps (e.g. "
+                         f"--folder-fps 200)") from None
     out = Path(args.out)
     write_csv(labels, out / "labels.csv")
     write_csv(manifest, out / "manifest.csv")
@@ -200,12 +205,23 @@ def _positive(kind):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            whole = kind is int and _is_number(text)
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number" if whole else f"{text!r} is not a number"
+            ) from None
         if not value > 0 or value != value or value == float("inf"):
             raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _device(text: str) -> str:
@@ -219,6 +235,15 @@ def _device(text: str) -> str:
 
 
 POS_INT, POS_FLOAT = _positive(int), _positive(float)
+
+
+def _window(text: str) -> int:
+    """A window length k: an even whole number >= 2 (windows overlap by k/2)."""
+    value = POS_INT(text)
+    if value < 2 or value % 2:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an even number >= 2 (windows "
+                                         f"overlap by k/2)")
+    return value
 
 
 DESCRIPTION = """\
@@ -348,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emotion-map", nargs="*", metavar="RAW=CLASS",
                    help="extra raw emotion -> class mappings")
     p.add_argument("--folder-fps", type=POS_FLOAT,
-                   help="generic: frame rate of its frame folders (required when it has any; "
-                        "video files keep their own)")
+                   help="generic: frame rate of its frame folders and of video files that "
+                        "record none (required when it has any; other video files keep theirs)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_manifest)
     outputs(p, ("out", "dir", "--out"))
@@ -377,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fps", type=POS_FLOAT,
                        help="frame rate (required for a frame folder; default: the video file's)")
         p.add_argument("--subject", help="subject id recorded in the file (default: from the path)")
-        setting(p.add_argument("--k", type=POS_INT,
+        setting(p.add_argument("--k", type=_window,
                                help="window length in sampled frames (SAMM-LV 30, CAS(ME)^3 50)"),
                 "mepkg.features:FeatureConfig.k")
         setting(p.add_argument("--frame-skip", type=POS_INT,
@@ -433,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "mepkg convert-checkpoint SAMMLV.pkl samm.pt --k 30 --frame-skip 7 --fps 200")
     p.add_argument("input", help="the released checkpoint (.pkl)")
     p.add_argument("output", help="mepkg model file (.pt) to write")
-    p.add_argument("--k", type=POS_INT,
+    p.add_argument("--k", type=_window,
                    help="window length the release was trained with (SAMM-LV 30, CAS(ME)^3 50)"
                         "; required unless the file records it, as are the next two")
     p.add_argument("--frame-skip", type=POS_INT,
@@ -524,11 +549,66 @@ def _one_line(err: BaseException) -> str:
 
 
 def _anticipated(err: Exception) -> bool:
-    """Bad input, reported in one line: mepkg's ValueError / FileNotFoundError / OSError
-    naming a file, and KeyError with a sentence (a bare missing key is a bug)."""
+    """Bad input, reported in one line: an InputError (mepkg.inputs), a ValueError raised
+    by one of mepkg's own ``raise`` statements (its checks of files and values),
+    FileNotFoundError / OSError naming a file, and KeyError with a sentence. A
+    ValueError from inside a library or from Python itself (``int(nan)``) is not:
+    its text does not say which input is wrong."""
+    from mepkg.inputs import InputError
+
     if isinstance(err, KeyError):
         return bool(err.args) and " " in str(err.args[0])
-    return isinstance(err, (ValueError, OSError))
+    if isinstance(err, OSError):   # a file, a folder, a full disk: the text says which
+        return True
+    if isinstance(err, InputError):
+        return True
+    return isinstance(err, ValueError) and _raised_by_mepkg(err)
+
+
+def _raised_by_mepkg(err: BaseException) -> bool:
+    """Whether ``err`` comes from a ``raise`` statement in mepkg's own code."""
+    import linecache
+
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    package = str(Path(__file__).resolve().parent) + os.sep
+    if not str(Path(filename).resolve()).startswith(package):
+        return False
+    return linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise")
+
+
+def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
+    """InputError when an output names an input file (or another output): writing it
+    would destroy what is being read (``evaluate --pred p.csv --out p.csv``)."""
+    from mepkg.inputs import InputError
+
+    outputs = {attr: option for attr, _, option in getattr(args, "outputs", ())}
+    seen: dict[Path, str] = {}
+    for attr, value in vars(args).items():
+        if attr in ("func", "outputs", "command") or value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str) or not item or not (attr in outputs
+                                                            or Path(item).is_file()):
+                continue
+            positional = attr in ("input", "video")   # convert-checkpoint INPUT, spot VIDEO
+            name = outputs.get(attr, attr.upper() if positional else "--" + attr.replace("_", "-"))
+            path = Path(item).resolve()
+            if path in seen and (attr in outputs or seen[path] in outputs.values()):
+                raise InputError(f"{name} {item} is also {seen[path]}; writing it would "
+                                 f"replace what is read or written there: give another name")
+            seen.setdefault(path, name)
+
+
+def _print_error(text: str) -> None:
+    """One line on stderr, below any progress bar still drawn (never glued to it)."""
+    from mepkg.messages import write_line
+
+    write_line(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -537,8 +617,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mepkg: interrupted", file=sys.stderr)
         return 130
+    from mepkg.messages import BarSafeHandler
+
     logging.basicConfig(level=log_level(args),
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+                        format="%(levelname)s %(name)s: %(message)s",
+                        handlers=[BarSafeHandler(sys.stderr)])
+    logging.captureWarnings(True)   # Python warnings too go through the bar-safe handler
+    if not args.verbose:   # FFmpeg writes its own lines into a progress bar's; mepkg names the
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # file itself (-v: shown)
     prog = f"mepkg {args.command}"
     try:
         from mepkg.atomic import check_output
@@ -546,20 +632,21 @@ def main(argv: list[str] | None = None) -> int:
         for attr, kind, option in getattr(args, "outputs", ()):
             if getattr(args, attr, None):
                 check_output(getattr(args, attr), kind, option)
+        _check_outputs_are_not_inputs(args)
         args.func(args)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        _print_error(f"{prog}: interrupted")
         return 130
     except Exception as err:
         if args.verbose:
             raise
         if _anticipated(err):
-            print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+            _print_error(f"{prog}: error: {_one_line(err)}")
             return 2
         # a bug, or a failure nobody anticipated
-        print(f"{prog}: error: unexpected {type(err).__name__}: {_one_line(err)}; run "
-              f"`mepkg -v {args.command} ...` to see the traceback and report it",
-              file=sys.stderr)
+        _print_error(f"{prog}: internal error: unexpected {type(err).__name__}: "
+                     f"{_one_line(err)}; run `mepkg -v {args.command} ...` to see the "
+                     f"traceback and report it")
         return 1
     return 0
 

@@ -51,6 +51,7 @@ convolution).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -275,7 +276,7 @@ def k_prime_from_labels(labels: pd.DataFrame, frame_skip: int,
 
 def resolve_k_prime(priors: DecodePriors, k_p: int | None = None,
                     labels: pd.DataFrame | None = None, frame_skip: int | None = None,
-                    held_out: Iterable[str] = ()) -> int:
+                    held_out: Iterable[str] = (), source="labels") -> int:
     """The k' a decoding uses (docs/method.md §6.8), the first of:
 
     1. ``priors.k_prime``, when fixed (a preset, a priors file, a fold's record);
@@ -283,6 +284,9 @@ def resolve_k_prime(priors: DecodePriors, k_p: int | None = None,
     3. estimated from the micro events of ``labels`` at ``frame_skip``: by
        ``priors.k_rule`` "train" those of the subjects not in ``held_out``
        (leak-free), by "dataset" (the release's rule) every subject's.
+
+    ``source`` names the labels in the message when they hold no micro event
+    to estimate from.
     """
     if priors.k_prime is not None:
         return int(priors.k_prime)
@@ -291,10 +295,21 @@ def resolve_k_prime(priors: DecodePriors, k_p: int | None = None,
     if labels is None:
         raise ValueError("k' is needed: set the k_prime prior, or give labels.csv (--labels) "
                          "to estimate it from")
+    from mepkg.inputs import InputError
+
+    micro = labels["type"].astype(str) == "micro"
+    if not micro.any():
+        raise InputError(f"{source}: no micro-expression row (type micro) to estimate k' "
+                         f"from; give the labels.csv of the training subjects")
     subjects = None
     if priors.k_rule == "train":
         held_out = {str(s) for s in held_out}
         subjects = sorted(set(labels["subject"].astype(str)) - held_out)
+        if not micro[labels["subject"].astype(str).isin(subjects)].any():
+            raise InputError(f"{source}: no micro-expression row of a subject other than "
+                             f"the held-out {', '.join(sorted(held_out))}; k' comes from "
+                             f"the training subjects (k_rule train): give their labels, "
+                             f"k_prime in the priors file, or k_rule: dataset")
     return k_prime_from_labels(labels, frame_skip, subjects)
 
 
@@ -778,7 +793,8 @@ def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | Non
     _check_prior_types(values, path)
     k_prime = values.get("k_prime")
     if k_prime is not None and (isinstance(k_prime, bool) or not isinstance(k_prime, (int, float))
-                                or int(k_prime) != k_prime or k_prime < 1):
+                                or not math.isfinite(k_prime) or int(k_prime) != k_prime
+                                or k_prime < 1):
         raise ValueError(f"{path}: k_prime must be an integer >= 1, got {k_prime!r}")
     priors = DecodePriors.from_dict(values, source=str(path))
     return priors, priors.k_prime
@@ -798,21 +814,37 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
     from mepkg.atomic import write_csv
     from mepkg.h5io import read_scores
 
+    from mepkg.inputs import InputError, read_labels_table
+
     if isinstance(scores_files, (str, os.PathLike)):
         scores_files = [scores_files]
+    if megc_out is not None and Path(megc_out).resolve() == Path(out).resolve():
+        raise InputError(f"--megc-out {megc_out} is the intervals file --out {out}; give the "
+                         f"MEGC submission another name")
     priors, _ = read_priors(priors_file)
     if preset:
         priors = apply_preset(priors, preset)
-    videos = [v for f in scores_files for v in read_scores(f)]
+    videos, source = [], {}
+    for path in scores_files:
+        for v in read_scores(path):
+            if v.video_id in source:
+                raise InputError(f"{path}: video {v.video_id} is also in {source[v.video_id]} "
+                                 f"(the same scores file given twice?); give each video's "
+                                 f"scores once")
+            source[v.video_id] = path
+            videos.append(v)
+    if not videos:
+        raise InputError(f"{', '.join(map(str, scores_files))}: no video's scores in it; give "
+                         f"the scores.h5 of a LOSO fold (`mepkg train-fold --subject S`)")
     skips = {int(v.frame_skip) for v in videos}
     if len(skips) > 1:
         raise ValueError(f"scores files {list(map(str, scores_files))} mix frame_skip "
                          f"values {sorted(skips)}; decode one dataset at a time")
     table = None
     if priors.k_prime is None and labels is not None:
-        table = pd.read_csv(labels, dtype={"subject": str, "video": str})
+        table = read_labels_table(labels)
     k_p = resolve_k_prime(priors, labels=table, frame_skip=next(iter(skips), 1),
-                          held_out={str(v.subject) for v in videos})
+                          held_out={str(v.subject) for v in videos}, source=labels)
     if table is not None:
         log.info("k' = %d from %s (%s subjects)", k_p, labels,
                  "training" if priors.k_rule == "train" else "all")
@@ -841,11 +873,14 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
     from mepkg.h5io import read_scores
 
     priors = DecodePriors.of(priors)
+    from mepkg.inputs import read_labels_table
+
     videos = read_scores(scores_file)
-    table = pd.read_csv(labels, dtype={"subject": str, "video": str})
+    table = read_labels_table(labels)
     held_out = {str(v.subject) for v in videos}
     frame_skip = int(videos[0].frame_skip) if videos else 1
-    k_p = resolve_k_prime(priors, labels=table, frame_skip=frame_skip, held_out=held_out)
+    k_p = resolve_k_prime(priors, labels=table, frame_skip=frame_skip, held_out=held_out,
+                          source=labels)
     result = decode_videos(videos, priors, k_p)
     write_csv(result, out)
     with atomic_output(record) as tmp:

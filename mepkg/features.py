@@ -33,6 +33,7 @@ from mepkg import __version__
 from mepkg.constants import N_CHANNELS, N_LANDMARKS
 from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import FeatureSet, LandmarkTrack, read_landmarks, write_features
+from mepkg.inputs import InputError
 from mepkg.landmarks import detect_video_landmarks, get_backend
 from mepkg.roi import (Roi, build_rois, crop_box_from_landmarks, crop_gray,
                        crop_scale, robust_motion, roi_motions, to_crop_coords)
@@ -259,10 +260,17 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
     fps = float(fps or track.attrs.get("fps", 0.0) or 0.0)
     n_frames = int(track.attrs.get("n_frames", 0))
     if isinstance(source, (str, os.PathLike)):
-        from mepkg.datasets.frames import open_frames
+        from mepkg.datasets.frames import check_long_enough, open_frames
 
         frames = open_frames(source, frame_skip=skip, fps=fps or None)
-        fps, n_frames = float(frames.fps or fps), int(frames.n_frames)
+        fps = float(frames.fps or fps)
+        detected_on = int(track.attrs.get("n_frames", 0))
+        if detected_on and detected_on != frames.n_frames:
+            raise InputError(f"{name}: {frames.n_frames} frames, but the landmarks were "
+                             f"detected on a video of {detected_on} frames "
+                             f"({track.attrs.get('video', '?')}); give this video's landmarks")
+        n_frames = int(frames.n_frames)
+        check_long_enough(name, n_frames, k, skip, fps)
     else:
         frames = source
     n_needed = (n_win + 1) * half   # sampled frames the last window reaches
@@ -347,6 +355,10 @@ def run_features(input: str | os.PathLike, out: str | os.PathLike,
         track = landmarks
     else:
         track = read_landmarks(landmarks)
+        made_for = str(track.attrs.get("video_id") or "")
+        if made_for and video_id and made_for != video_id:
+            raise InputError(f"{landmarks}: landmarks of video {made_for}, not of {video_id} "
+                             f"({input}); give this video's landmarks file")
     t0 = time.perf_counter()
     fs = extract_features(input, track, config, progress=progress, debug_figure=debug_figure,
                           fps=fps)

@@ -30,14 +30,21 @@ from mepkg.constants import CLASS_NAMES, N_CHANNELS, N_CLASSES, N_LANDMARKS
 
 def _open_checked(path: str | os.PathLike, kind: str) -> h5py.File:
     """Open an HDF5 file for reading with an error naming it if it is not one."""
+    import re
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such {kind} file")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the HDF5 {kind} file itself")
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 {kind} file ({err}); "
-                         f"delete it and re-run the stage that writes it") from err
+        # HDF5's own text: keep its reason, not its buffer addresses and timestamps
+        reason = re.search(r"error message = '([^']*)'", str(err))
+        reason = reason.group(1) if reason else re.sub(r"^\[Errno \d+\] ", "", str(err))
+        raise ValueError(f"{path}: not a readable HDF5 {kind} file ({reason}); "
+                         f"delete it and re-run the stage that writes it") from None
 
 
 def _write_h5(path, schema: str, attrs: dict, datasets: dict[str, np.ndarray],
@@ -61,11 +68,11 @@ def _write_h5(path, schema: str, attrs: dict, datasets: dict[str, np.ndarray],
 
 def _require(h5: h5py.File, name: str, kind: str, ndim: int, dtype_kind: str):
     if name not in h5:
-        raise ValueError(f"{h5.filename}: {kind} file lacks dataset '{name}'; "
+        raise ValueError(f"{h5.file.filename}: {kind} file lacks dataset '{name}'; "
                          f"it was not written by mepkg or is truncated: re-run the stage")
     ds = h5[name]
     if ds.ndim != ndim or ds.dtype.kind != dtype_kind:
-        raise ValueError(f"{h5.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
+        raise ValueError(f"{h5.file.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
                          f"expected {ndim} dimensions of kind '{dtype_kind}'")
     return ds
 
@@ -95,18 +102,18 @@ def _require_shape(h5: h5py.File, name: str, kind: str, shape: tuple, dtype) -> 
     if ds.dtype != np.dtype(dtype) or any(s is not None and s != d
                                           for s, d in zip(shape, ds.shape)):
         want = "x".join("n" if s is None else str(s) for s in shape)
-        raise ValueError(f"{h5.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
+        raise ValueError(f"{h5.file.filename}: '{name}' has shape {ds.shape} dtype {ds.dtype}, "
                          f"expected {want} {np.dtype(dtype)}; re-run the stage that writes it")
     return ds[()]
 
 
 def _check_schema(h5: h5py.File, schema: str, kind: str, attrs: tuple[str, ...]) -> dict:
     if h5.attrs.get("schema") != schema:
-        raise ValueError(f"{h5.filename}: not a mepkg {kind} file (schema attribute "
+        raise ValueError(f"{h5.file.filename}: not a mepkg {kind} file (schema attribute "
                          f"{h5.attrs.get('schema')!r}, expected {schema!r}); re-run {kind}")
     missing = [a for a in attrs if a not in h5.attrs]
     if missing:
-        raise ValueError(f"{h5.filename}: {kind} file lacks attribute(s) {', '.join(missing)}; "
+        raise ValueError(f"{h5.file.filename}: {kind} file lacks attribute(s) {', '.join(missing)}; "
                          f"re-run {kind}")
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h5.attrs.items()
             if k != "schema"}

@@ -10,7 +10,8 @@ A job's compute threads, its log and its progress lines are set in one place:
   or numba load; Snakemake sets them per job, mepkg only where they differ),
   torch intra- and inter-op, OpenCV and numba.
 - logging: to the rule's log file and to stderr; an uncaught exception is
-  written with its traceback into the log before the job fails.
+  written with its traceback into the log before the job fails; Ctrl-C
+  (KeyboardInterrupt) is one line, ``interrupted``, without a traceback.
 - resources: :func:`per_attempt` scales a rule's mem_mb/runtime with each retry.
 - progress: tqdm bars become a log line every ``PROGRESS_INTERVAL`` seconds
   (a bar redrawn with carriage returns is unreadable in a log file).
@@ -148,8 +149,8 @@ def log_to(path: str | os.PathLike | None, level: int = logging.INFO) -> None:
     logging.captureWarnings(True)
 
     def log_uncaught(kind, value, tb):
-        if issubclass(kind, KeyboardInterrupt):
-            sys.__excepthook__(kind, value, tb)
+        if issubclass(kind, KeyboardInterrupt):   # Ctrl-C: one line, no traceback
+            logging.getLogger("job").error("interrupted")
             return
         logging.getLogger("job").critical("job failed: %s: %s", kind.__name__, value,
                                           exc_info=(kind, value, tb))

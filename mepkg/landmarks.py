@@ -247,10 +247,11 @@ def detect_video_landmarks(source: str | os.PathLike | Iterable[tuple[int, np.nd
     n_windows(0, k)   # validates k
     det = get_backend(backend)
     if isinstance(source, (str, os.PathLike)):
-        from mepkg.datasets.frames import open_frames
+        from mepkg.datasets.frames import check_long_enough, open_frames
 
         frames = open_frames(source, frame_skip=frame_skip * half, fps=fps)   # references only
         n_frames, fps = int(frames.n_frames), float(frames.fps or fps or 0.0)
+        check_long_enough(source, n_frames, k, frame_skip, fps)
         total = n_windows(sampled_count(n_frames, frame_skip), k)
     else:
         frames, n_frames = source, getattr(source, "n_frames", None)

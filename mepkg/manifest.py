@@ -49,11 +49,36 @@ def sampled_rate_warning(fps, frame_skip: int, dataset: str) -> str | None:
     if not off:
         return None
     suggested = max(1, round(off[0] / 30))
-    return (f"dataset {dataset}: videos at {off[0]:g} fps with features.frame_skip "
-            f"{frame_skip} are sampled at {off[0] / frame_skip:.1f} frames/s, while the "
-            f"windows (features.k) and decoding priors assume ~30 (docs/method.md §1.6); "
-            f"set features.frame_skip {suggested} (e.g. --config 'features={{frame_skip: "
-            f"{suggested}}}') unless this is intended")
+    if len(off) == 1:
+        return (f"dataset {dataset}: videos at {off[0]:g} fps with features.frame_skip "
+                f"{frame_skip} are sampled at {off[0] / frame_skip:.1f} frames/s, while the "
+                f"windows (features.k) and decoding priors assume ~30 (docs/method.md §1.6); "
+                f"set features.frame_skip {suggested} (e.g. --config 'features={{frame_skip: "
+                f"{suggested}}}') unless this is intended")
+    listed = ", ".join(f"{r:g} fps -> {r / frame_skip:.1f} frames/s (frame_skip "
+                       f"{max(1, round(r / 30))} would suit)" for r in off)
+    return (f"dataset {dataset}: with features.frame_skip {frame_skip}, videos at several rates "
+            f"are sampled far from the ~30 frames/s the windows (features.k) and decoding "
+            f"priors assume (docs/method.md §1.6): {listed}; one frame_skip serves one rate: "
+            f"split the dataset by rate or re-encode its videos to one rate")
+
+
+def too_short_videos(manifest: pd.DataFrame, k: int, frame_skip: int) -> tuple[set, str | None]:
+    """``({(subject, video), ...}, warning)``: the manifest's videos too short for one window
+    of ``k`` sampled frames at ``frame_skip`` (docs/method.md §1.5), which planning leaves
+    out, and a one-line warning naming them (None when there is none)."""
+    from mepkg.datasets.frames import min_frames
+
+    need = min_frames(k, frame_skip)
+    short = manifest[manifest["n_frames"].astype(int) < need]
+    if not len(short):
+        return set(), None
+    names = [f"{p} ({n} frames)" for p, n in zip(short["path"], short["n_frames"])]
+    warning = (f"{len(short)} video(s) too short for one window of features.k {k} sampled "
+               f"frames at features.frame_skip {frame_skip} (at least {need} frames) get no "
+               f"job and are not scored: {', '.join(names[:10])}"
+               + (" ..." if len(names) > 10 else ""))
+    return set(zip(short["subject"].astype(str), short["video"].astype(str))), warning
 
 
 def build_manifest(adapter: str, root: str | os.PathLike, labels_out, manifest_out, *,

@@ -53,6 +53,7 @@ import pandas as pd
 import mepkg
 from mepkg.constants import MODES
 from mepkg.intervals import check_frame_skip, iou_matrix, to_sampled, vetoed_mask
+from mepkg.inputs import MAX_FRAME, InputError
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
     first_pass = "_row" not in out.columns   # warnings once, not at every re-validation
     if first_pass:           # keep the numbering of an already validated table
         out["_row"] = np.arange(1, len(out) + 1)
-    if kind == "gt" and "type" in out.columns:
-        out = out[out["type"].astype(str) == "micro"]
+    if kind == "gt" and "type" in out.columns:   # "micro", "Micro ", "Micro - 1/2"
+        out = out[out["type"].astype(str).str.strip().str.lower().str.startswith("micro")]
     key_columns = ["subject", "video", "onset", "offset"] + (["emotion"] if kind == "pred" else [])
     for col in key_columns:
         bad = out[out[col].isna()]
@@ -119,6 +120,11 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
         if len(bad):
             raise ValueError(f"{source}: data row {int(bad['_row'].iloc[0])}: {col} "
                              f"{bad[col].iloc[0]} is not a whole frame number")
+        bad = out[values.abs() >= MAX_FRAME]
+        if len(bad):
+            raise InputError(f"{source}: data row {int(bad['_row'].iloc[0])}: {col} "
+                             f"{bad[col].iloc[0]} is not a plausible frame number (>= "
+                             f"{MAX_FRAME:.0e}); is it in the right column?")
         out[col] = values.astype(np.int64)
     bad = out[out["onset"] < 0]
     if len(bad) and kind == "pred":
@@ -135,6 +141,12 @@ def validate_intervals(df: pd.DataFrame, kind: str, source: str = "<DataFrame>")
     for col in ("subject", "video"):
         out[col] = out[col].astype(str)
     out["emotion"] = out["emotion"].fillna("").astype(str).str.strip().str.lower()
+    if "vetoed" in out.columns and out["vetoed"].dtype != bool:
+        text = out["vetoed"].fillna("").astype(str).str.strip().str.lower()
+        bad = out[~text.isin(["true", "false", "1", "0", "1.0", "0.0", ""])]
+        if len(bad):
+            raise InputError(f"{source}: data row {int(bad['_row'].iloc[0])}: vetoed "
+                             f"{bad['vetoed'].iloc[0]!r} is neither true nor false")
     return out.reset_index(drop=True)
 
 
@@ -150,7 +162,7 @@ def read_intervals_csv(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     from mepkg.datasets.common import read_csv_file
 
     what = "predictions" if kind == "pred" else "ground-truth"
-    df = read_csv_file(path, what, dtype={"subject": str, "video": str, "emotion": str})
+    df = read_csv_file(path, what)
     return validate_intervals(df, kind, source=str(path))
 
 
@@ -416,6 +428,7 @@ def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, spec: ScoringMode, veto: bool
         for table in (pred, gt):
             table["onset"] = to_sampled(table["onset"].to_numpy(), frame_skip)
             table["offset"] = to_sampled(table["offset"].to_numpy(), frame_skip)
+    no_predictions = not len(pred)      # none at all: every ground-truth event is missed
     vetoed = vetoed_mask(pred) if veto else np.zeros(len(pred), dtype=bool)
     if not spec.veto_after_matching:
         pred, vetoed = pred[~vetoed], np.zeros(int((~vetoed).sum()), dtype=bool)
@@ -423,7 +436,7 @@ def _prepare(pred: pd.DataFrame, gt: pd.DataFrame, spec: ScoringMode, veto: bool
     gt_videos = set(zip(gt["subject"], gt["video"]))
     outside = np.array([k not in gt_videos for k in zip(pred["subject"], pred["video"])],
                        dtype=bool)
-    subjects = sorted({"predicted": set(pred["subject"]),
+    subjects = sorted({"predicted": set(gt["subject"] if no_predictions else pred["subject"]),
                        "all": set(gt["subject"]) | set(pred["subject"]),
                        "ground_truth": set(gt["subject"])}[spec.subjects])
     if outside.any() and spec.unlabelled_videos == "ignored":
@@ -589,6 +602,20 @@ def run_evaluate(pred_csv, gt_csv, out_json, mode: str = EvaluateSettings.mode,
 
     pred = read_intervals_csv(pred_csv, "pred")
     gt = read_intervals_csv(gt_csv, "gt")
+    if not len(gt):
+        raise InputError(f"{gt_csv}: no micro-expression row in the ground truth (a labels.csv "
+                         f"keeps its type micro rows); give the ground truth of the videos "
+                         f"predicted")
+    if not len(pred):
+        log.warning("%s: no prediction rows; every ground-truth interval counts as missed",
+                    pred_csv)
+    for table, source, counts in ((pred, pred_csv, "a false positive"),
+                                  (gt, gt_csv, "a missed interval unless predicted twice")):
+        repeated = table.duplicated(["subject", "video", "onset", "offset", "emotion"])
+        if repeated.any():
+            log.warning("%s: %d row(s) repeat an earlier one (first: data row %d); each repeat "
+                        "counts as %s", source, int(repeated.sum()),
+                        int(table.loc[repeated, "_row"].iloc[0]), counts)
     check_matchable(pred, gt, emotions, str(pred_csv), str(gt_csv))
     result = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True, frame_skip=frame_skip)
     without = evaluate(pred, gt, mode=mode, emotions=emotions, veto=False, frame_skip=frame_skip)

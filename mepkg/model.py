@@ -284,15 +284,49 @@ def read_model_file(path: str | os.PathLike) -> dict:
     if missing:
         raise ValueError(f"{path}: model file lacks {missing}; it is truncated or was not "
                          f"written by mepkg")
+    _check_recorded_settings(payload, path)
     return payload
+
+
+def _check_recorded_settings(payload: dict, path: Path) -> None:
+    """InputError naming the file when a recorded k, frame_skip or fps is impossible
+    (None or 0: not recorded, which ``spot`` and ``package-model`` report themselves)."""
+    from mepkg.inputs import InputError
+
+    def bad(key: str, need: str):
+        raise InputError(f"{path}: the model file records {key} {payload[key]!r}, {need}; the "
+                         f"file is damaged or was edited: retrain or convert the model again")
+
+    for key in ("k", "frame_skip"):
+        value = payload.get(key)
+        if value is None or value == 0:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            bad(key, "not a whole number")
+        if key == "k" and (value < 2 or value % 2):
+            bad(key, "but a window length is even and >= 2")
+        if key == "frame_skip" and value < 1:
+            bad(key, "but a frame skip is >= 1")
+    fps = payload.get("fps")
+    if fps not in (None, 0) and (isinstance(fps, bool) or not isinstance(fps, (int, float))
+                                 or not math.isfinite(fps) or fps < 0):
+        bad("fps", "not a frame rate")
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"
                ) -> tuple[SlowFastMamba, dict]:
     """Read a model file -> (model in eval mode on ``device``, metadata without the weights)."""
+    from mepkg.inputs import InputError
+
     payload = read_model_file(path)
-    model = SlowFastMamba(**payload["model_config"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = SlowFastMamba(**payload["model_config"])
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as err:
+        first = " ".join(str(err).split())[:160]
+        raise InputError(f"{path}: its weights do not fit its model_config ({type(err).__name__}: "
+                         f"{first} ...); the file is damaged or was edited: retrain or convert "
+                         f"the model again") from None
     model.to(device).eval()
     meta = {key: value for key, value in payload.items() if key != "state_dict"}
     return model, meta

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mepkg.datasets.common import read_csv_file
 from mepkg.decode import DecodePriors, resolve_k_prime
+from mepkg.inputs import read_labels_table
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,9 @@ def package_model(model_file: str | os.PathLike, labels: str | os.PathLike | pd.
     check_model_settings(payload, model_file)
     table = None
     if priors.k_prime is None and k_prime is None:
-        table = labels if isinstance(labels, pd.DataFrame) else read_csv_file(
-            labels, "labels", dtype={"subject": str, "video": str})
-        check_columns(table, ["subject", "video", "onset", "offset", "type"], labels)
+        table = read_labels_table(labels)
     k_prime = resolve_k_prime(priors, k_prime, labels=table,
-                              frame_skip=int(payload["frame_skip"]))
+                              frame_skip=int(payload["frame_skip"]), source=labels)
     payload["decode"] = {"priors": asdict(priors), "k_prime": int(k_prime)}
     payload["trained_on"] = {**payload["trained_on"], **(trained_on or {})}
     write_model_file(out, payload)
@@ -84,9 +82,3 @@ def model_feature_config(meta: dict, path):
                     ", ".join(f"{key}={value}" for key, value in assumed.items()))
     return FeatureConfig(**{**defaults, **recorded})
 
-
-def check_columns(table: pd.DataFrame, columns, source) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{source}: missing column(s) {', '.join(missing)}; give the labels.csv "
-                         f"of `mepkg labels` or `mepkg manifest`")

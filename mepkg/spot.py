@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mepkg.atomic import write_csv
+from mepkg.atomic import locked_folder, write_csv
 from mepkg.decode import DecodePriors, decode_videos
 from mepkg.intervals import apply_veto
 from mepkg.package import check_model_settings, model_feature_config
@@ -52,16 +52,13 @@ def spot_frame_skip(video_fps: float, train_fps: float, train_frame_skip: int) -
 def spot_video(video: str | os.PathLike, model: str | os.PathLike,
                out_dir: str | os.PathLike = "spot_out", fps: float | None = None,
                device: str = TrainConfig.device, progress: bool = False) -> pd.DataFrame:
-    """Spot and recognise the micro-expressions of one video; returns the intervals."""
-    from mepkg.datasets.frames import open_frames, sampled_count
-    from dataclasses import replace
+    """Spot and recognise the micro-expressions of one video; returns the intervals.
 
-    from mepkg.features import extract_features
-    from mepkg.landmarks import detect_video_landmarks
+    ``out_dir`` is held for the run (:func:`mepkg.atomic.locked_folder`): a
+    second ``spot`` into it while this one runs fails at once, naming it.
+    """
     from mepkg.model import load_model
-    from mepkg.h5io import VideoScores
-    from mepkg.targets import n_windows
-    from mepkg.train import predict_video, resolve_device
+    from mepkg.train import resolve_device
 
     video, out_dir = Path(video), Path(out_dir)
     if video.is_dir() and not fps:
@@ -76,21 +73,38 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
         raise ValueError(f"{model}: model file carries no decoding priors; package it with "
                          f"`mepkg package-model --model {model} --labels labels.csv --out M.pt` "
                          f"(the workflow's package_model rule writes results/<run>/model_all.pt)")
-    k, train_skip = int(meta["k"]), int(meta["frame_skip"])
-    trained_with = model_feature_config(meta, model)
-    train_fps = float(meta["fps"])
     priors = DecodePriors.of(meta["decode"]["priors"], source=str(model))
     k_p = int(meta["decode"]["k_prime"])
 
+    with locked_folder(out_dir):   # a second spot into the same --out fails, naming it
+        return _spot(video, model, net, meta, priors, k_p, out_dir, fps, progress, t0)
+
+
+def _spot(video: Path, model, net, meta: dict, priors: DecodePriors, k_p: int, out_dir: Path,
+          fps: float | None, progress: bool, t0: float) -> pd.DataFrame:
+    from dataclasses import replace
+
+    from mepkg.datasets.frames import check_long_enough, open_frames
+    from mepkg.features import extract_features
+    from mepkg.h5io import VideoScores
+    from mepkg.landmarks import detect_video_landmarks
+    from mepkg.train import predict_video
+
+    k, train_skip = int(meta["k"]), int(meta["frame_skip"])
+    trained_with = model_feature_config(meta, model)
+    train_fps = float(meta["fps"])
     probe = open_frames(video, frame_skip=1, fps=fps)
     video_fps = float(fps or probe.fps)
     skip = spot_frame_skip(video_fps, train_fps, train_skip)
-    n_sampled = sampled_count(probe.n_frames, skip)
-    if n_windows(n_sampled, k) < 1:
-        need = k * skip
-        raise ValueError(f"{video}: {probe.n_frames} frames is too short for one window of "
-                         f"{k} sampled frames at frame_skip {skip}: needs at least {need} frames "
-                         f"({need / video_fps:.1f} s)")
+    check_long_enough(video, probe.n_frames, k, skip, video_fps)
+    sampled, trained = video_fps / skip, train_fps / train_skip
+    if not 0.5 <= sampled / trained <= 2.0:
+        log.warning("%s: at %g fps it is sampled at %.1f frames/s (frame_skip %d), while the "
+                    "model was trained at %.1f (%g fps / %d): a factor %.1f off, which the "
+                    "windows and the decoding priors do not allow for; check --fps or use a "
+                    "video of %g fps or more", video, video_fps, sampled, skip, trained,
+                    train_fps, train_skip, max(sampled, trained) / min(sampled, trained),
+                    trained / 2)
     log.info("%s: %d frames at %.1f fps -> frame_skip %d (model: %.1f fps, frame_skip %d)",
              video, probe.n_frames, video_fps, skip, train_fps, train_skip)
 
@@ -111,7 +125,6 @@ def spot_video(video: str | os.PathLike, model: str | os.PathLike,
         intervals[f"{col}_s"] = intervals[col] / video_fps
     intervals = intervals[SPOT_COLUMNS]
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(intervals, out_dir / "intervals.csv")
     from mepkg.plots import plot_spot_timeline
 

@@ -99,12 +99,10 @@ def seed_everything(seed: int) -> None:
 
 # ---------------------------------------------------------------- inputs
 def _read_labels(labels) -> pd.DataFrame:
-    if isinstance(labels, pd.DataFrame):
-        return labels
-    path = Path(labels)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such labels file")
-    return pd.read_csv(path, dtype={"subject": str, "video": str})
+    """labels.csv (or a table alike) checked row by row (mepkg.inputs.read_labels_table)."""
+    from mepkg.inputs import read_labels_table
+
+    return read_labels_table(labels)
 
 
 def _load_videos(features_dir, videos) -> tuple[list[FeatureSet], list]:
@@ -138,6 +136,22 @@ def _input_checksum(sources: list, labels_arg, labels: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def _warn_unmatched_labels(labels: pd.DataFrame, sets: list[FeatureSet]) -> None:
+    """Warn, naming the first row, about micro events of videos that have no features."""
+    ids = {fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"], fs.attrs["video"])
+           for fs in sets}
+    micro = labels[labels["type"] == "micro"]
+    unmatched = micro[[make_video_id(s, v) not in ids
+                       for s, v in zip(micro["subject"].astype(str), micro["video"].astype(str))]]
+    if len(unmatched):
+        first = unmatched.iloc[0]
+        line = f" line {first['_line']}" if "_line" in unmatched.columns else ""
+        log.warning("%s%s (%s %s): %d micro event(s) of %d video(s) without a features file; "
+                    "they are neither trained on nor scored: check the subject and video names",
+                    labels.attrs.get("source", "labels"), line, first["subject"], first["video"],
+                    len(unmatched), unmatched.groupby(["subject", "video"]).ngroups)
+
+
 def _video_targets(fs: FeatureSet, labels: pd.DataFrame, k: int, frame_skip: int):
     """Window targets of one video from its labels.csv rows."""
     vid = fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"], fs.attrs["video"])
@@ -146,6 +160,15 @@ def _video_targets(fs: FeatureSet, labels: pd.DataFrame, k: int, frame_skip: int
     n_sampled = int((fs.n_windows + 1) * k // 2)
     if fs.attrs.get("n_frames"):
         n_sampled = max(n_sampled, math.ceil(int(fs.attrs["n_frames"]) / frame_skip))
+    past = rows[rows["onset"] // frame_skip >= n_sampled]
+    if len(past):
+        first = past.iloc[0]
+        line = f" line {first['_line']}" if "_line" in past.columns else ""
+        log.warning("%s%s (%s %s): %d event(s) start after the last frame %d of the "
+                    "video's features, first onset %d; not trained on: check the labels "
+                    "against the video", labels.attrs.get("source", "labels"), line,
+                    first["subject"], first["video"], len(past),
+                    n_sampled * frame_skip - 1, first["onset"])
     return window_targets(n_sampled, rows, k, frame_skip, starts=fs.window_start)
 
 
@@ -199,8 +222,7 @@ def run_fold(features_dir, labels, subject: str, out_dir, config: TrainConfig | 
     ``subject="all"`` trains on every video and predicts none (no scores.h5).
     """
     config = config or TrainConfig()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)   # made once the inputs are read (_run_fold)
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     seed_everything(config.seed)
@@ -249,10 +271,14 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
     else:
         held = [i for i, fs in enumerate(sets) if str(fs.attrs["subject"]) == subject]
         if not held:
-            have = sorted({str(fs.attrs["subject"]) for fs in sets})
+            have = sorted({str(fs.attrs["subject"]) for fs in sets} - {""})
             raise ValueError(f"subject {subject!r} has no features among {len(sets)} videos "
-                             f"(subjects: {', '.join(have)})")
+                             + (f"(subjects: {', '.join(have)})" if have else
+                                "(their files record no subject: extract them with "
+                                "`mepkg features --subject S`)"))
+    _warn_unmatched_labels(labels, sets)
     train = [i for i in range(len(sets)) if i not in held]
+    out_dir.mkdir(parents=True, exist_ok=True)
     if not train:
         raise ValueError(f"fold {subject}: no video of another subject to train on "
                          f"({len(sets)} videos, all of subject {subject!r})")

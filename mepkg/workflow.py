@@ -94,6 +94,9 @@ def finalise_config(config: dict, basedir) -> dict:
             f"config: bad value for '{where}': {error.message}. "
             f"See the comments in config.yaml and rules/schemas/config.schema.yaml."
         ) from None
+    from mepkg.inputs import check_finite_settings
+
+    check_finite_settings(config)  # NaN passes every schema minimum/maximum
     name = config["dataset"]["name"]
     if name != "synthetic" and not config["dataset"]["data_root"]:
         raise ValueError(
@@ -158,13 +161,14 @@ def workflow_plan(config: dict) -> dict:
     (docs/method.md §1 reference protocol), or every video of the root when
     dataset.evaluate_all_videos. Folds: subjects with >= 1 labelled ME video.
     Warnings: lines for the workflow to log (a sampled rate far from the
-    protocols' ~30 frames/s).
+    protocols' ~30 frames/s; videos too short for one window, which get no job).
     """
     from mepkg.datasets.common import video_id
     from mepkg.manifest import drop_long_events
 
     ds = config["dataset"]
     warnings = []
+    short = set()  # (subject, video) too short for one window: no job
     if ds["name"] == "synthetic":
         from mepkg.synth import plan_benchmark
 
@@ -174,7 +178,7 @@ def workflow_plan(config: dict) -> dict:
         every_video = [(str(v.subject), str(v.video)) for v in plan.videos]
     else:  # fails here, at parse time, on corrupt sheets, missing videos, roots without frames
         from mepkg.datasets import plan_dataset
-        from mepkg.manifest import sampled_rate_warning
+        from mepkg.manifest import sampled_rate_warning, too_short_videos
 
         events, manifest = plan_dataset(ds["name"], ds["data_root"], label_files(config),
                                         ds["emotion_map"], folder_fps=ds["folder_fps"])
@@ -183,6 +187,13 @@ def workflow_plan(config: dict) -> dict:
                                        ds["name"])
         if warning:
             warnings.append(warning)
+        short, short_warning = too_short_videos(manifest, config["features"]["k"],
+                                                config["features"]["frame_skip"])
+        if short_warning:
+            warnings.append(short_warning)
+            events = events[[(str(s), str(v)) not in short
+                             for s, v in zip(events["subject"], events["video"])]]
+            every_video = [key for key in every_video if key not in short]
     events = drop_long_events(events, ds["max_duration"])
     me = events[(events["type"] == "micro") & (events["emotion"].astype(str) != "")]
     me_videos = sorted({(str(s), str(v)) for s, v in zip(me["subject"], me["video"])})
@@ -192,7 +203,9 @@ def workflow_plan(config: dict) -> dict:
     if not folds:
         raise ValueError(
             f"dataset {ds['name']}: no video with a labelled micro-expression "
-            f"whose emotion maps to a class; check dataset.label_files and emotion_map"
+            f"whose emotion maps to a class"
+            + (f" long enough for one window: {short_warning}" if short else
+               "; check dataset.label_files and emotion_map")
         )
     return {"videos": videos, "folds": folds, "warnings": warnings}
 

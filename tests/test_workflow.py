@@ -84,7 +84,8 @@ def test_dry_run_casme3_plans_folds_from_the_label_sheet(tmp_path):
     for subject, video in set(zip(labels.subject, labels.video)):   # planning needs frames
         color = tmp_path / "casme3" / subject / video / "color"
         color.mkdir(parents=True)
-        (color / "0.jpg").touch()   # listed, never decoded by a dry run
+        for i in range(50):         # one window of k 50 at frame_skip 1; listed, never decoded
+            (color / f"{i}.jpg").touch()
     work = copy_workflow(tmp_path)
     args = ["--config",
             f"dataset={{name: casme3, data_root: {tmp_path / 'casme3'}, label_files: [{sheet}]}}"]

@@ -239,7 +239,7 @@ def test_evaluate_all_videos_plans_videos_without_a_mapped_me(tmp_path):
         ["spNO.2", "a", 10, 12, 20, "", "", "surprise"],
         ["spNO.3", "a", 10, 12, 20, "", "", ""]])        # an ME without an emotion
     for subject, video in [("spNO.1", "a"), ("spNO.2", "a"), ("spNO.2", "b"), ("spNO.3", "a")]:
-        frame_folder(root / subject / video / "color", n=25)   # spNO.2 b: no label at all
+        frame_folder(root / subject / video / "color", n=50)   # spNO.2 b: no label at all
     work = copy_workflow(tmp_path / "wf")
     dataset = f"name: casme3, data_root: {root}"
     default = planned_jobs(work, "--config", f"dataset={{{dataset}}}")

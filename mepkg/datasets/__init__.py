@@ -23,6 +23,7 @@ from mepkg.constants import (CASME3_COLOR_DIR, CASME3_LABEL_SHEET, DATASETS, GEN
                              GENERIC_VIDEOS_DIR, SAMM_EMOTION_SHEET, SAMM_INTERVAL_SHEET)
 from mepkg.datasets import casme3, generic, sammlv
 from mepkg.datasets.common import LABEL_COLUMNS, MANIFEST_COLUMNS, find_file
+from mepkg.inputs import InputError
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +160,20 @@ def plan_dataset(dataset: str, root: str | Path,
     if not root.is_dir():
         raise FileNotFoundError(f"dataset.data_root {root}: no such folder; set it to the root "
                                 f"of your {dataset} copy")
+    if not label_files:
+        try:
+            label_files = default_label_files(dataset, root)
+        except FileNotFoundError as error:
+            name = str(error).split(" not found")[0]
+            raise InputError(f"dataset.data_root {root}: no label sheet {name} in it or below; "
+                             f"set dataset.label_files to the sheet(s) of your copy") from None
     try:
         return scan_dataset(dataset, root, label_files=label_files or None,
                             emotion_map=emotion_map or None, missing="error",
                             folder_fps=folder_fps)
     except generic.FolderRateError as error:
-        raise ValueError(f"{error.folder}: a frame folder has no frame rate; set "
-                         f"dataset.folder_fps to the rate of the frame folders, in config.yaml "
+        raise InputError(f"{error.folder}: {error.what}; set dataset.folder_fps to the rate "
+                         f"of the frame folders and rate-less video files, in config.yaml "
                          f"or e.g. --config dataset={dataset} data_root={root} folder_fps=200"
                          ) from None
 

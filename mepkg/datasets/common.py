@@ -22,10 +22,10 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from mepkg.constants import EMOTIONS
+from mepkg.inputs import EVENT_TYPES, MAX_FRAME, InputError, event_type  # noqa: F401 (the adapters')
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES: tuple[str, ...] = ("micro", "macro")
 
 LABEL_COLUMNS: list[str] = [
     "subject", "video", "onset", "apex", "offset", "type", "emotion_raw", "emotion",
@@ -164,6 +164,11 @@ def read_sheet_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
                     names = [c.lower() for c in cells]
                     if all(name in names for name in wanted):
                         header = names
+                        twice = sorted({n for n in names if n and names.count(n) > 1})
+                        if twice:
+                            raise InputError(f"{path}: worksheet {sheet.title!r} row {number}: "
+                                             f"column(s) {', '.join(twice)} appear twice in "
+                                             f"the header; keep one of each")
                     continue
                 if any(cells):
                     records.append(dict(zip(header, cells), row=number))
@@ -197,41 +202,22 @@ def open_workbook(path: Path):
 
 
 def require_file(path: str | Path, what: str, kind: str) -> Path:
-    """``path`` as a Path; FileNotFoundError if absent, ValueError if it is a folder.
+    """``path`` as a Path; FileNotFoundError if absent, InputError if it is a folder.
 
     ``what``: what the file holds ("labels", "priors"); ``kind``: its format ("CSV", "YAML").
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such {what} file")
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give the {what} {kind} file itself")
-    return path
+    from mepkg.inputs import require_file as require
+
+    return require(path, what, kind)
 
 
-def read_csv_file(path: str | Path, what: str, **kwargs) -> pd.DataFrame:
-    """``pd.read_csv`` with one-line ValueErrors naming the file (empty, not text, malformed)."""
-    path = require_file(path, what, "CSV")
-    try:
-        return pd.read_csv(path, **kwargs)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: {what} file is empty; it needs a header row and data rows") \
-            from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: {what} file is not UTF-8 text (byte {err.start}); save it "
-                         f"as UTF-8 CSV") from None
-    except pd.errors.ParserError as err:
-        raise ValueError(f"{path}: {what} file is not a well-formed CSV "
-                         f"({' '.join(str(err).split())}); check its quoting and commas") from None
+def read_csv_file(path: str | Path, what: str) -> pd.DataFrame:
+    """A CSV read through :func:`mepkg.inputs.read_table` (one-line errors naming file and
+    line): stripped text cells, empty cells as NaN."""
+    from mepkg.inputs import read_table
 
-
-def event_type(text: str, where: str) -> str:
-    """``micro`` / ``Micro - 1/2`` -> micro, ``macro`` / ``Macro`` -> macro; else ValueError."""
-    lowered = str(text).strip().lower()
-    for kind in EVENT_TYPES:
-        if lowered.startswith(kind):
-            return kind
-    raise ValueError(f"{where}: type {text!r} is neither micro ('Micro - 1/2') nor macro")
+    table = read_table(path, what).drop(columns="_line")
+    return table.replace("", float("nan"))
 
 
 def to_frame_number(text: str) -> int | None:
@@ -275,9 +261,16 @@ def clean_events(raw: pd.DataFrame, source: str | Path, *, onset_zero: str = "cl
         where = f"{source} row {rec['row']} ({rec['subject']} {rec['video']})"
         for col in ("subject", "video"):
             if not str(rec[col]).strip():
-                raise ValueError(f"{source} row {rec['row']}: empty {col} cell; every event "
+                raise InputError(f"{source} row {rec['row']}: empty {col} cell; every event "
                                  f"needs a subject and a video: fill it or delete the row")
+            if any(ord(c) < 32 or ord(c) == 127 for c in str(rec[col])):
+                raise InputError(f"{source} row {rec['row']}: {col} {rec[col]!r} holds a "
+                                 f"control character; names are plain text: fix the cell")
         onset, apex, offset = (to_frame_number(rec[c]) for c in ("onset", "apex", "offset"))
+        for name, value in (("onset", onset), ("apex", apex), ("offset", offset)):
+            if value is not None and abs(value) >= MAX_FRAME:
+                raise InputError(f"{where}: {name} {rec[name]} is not a plausible frame number "
+                                 f"(>= {MAX_FRAME:.0e}); is it in the right column?")
         if onset is None or offset is None:
             bad_row(where, f"onset {rec['onset']!r} / offset {rec['offset']!r} is not a whole "
                            f"frame number")

@@ -15,9 +15,10 @@ the CAS(ME)^3 and SAMM-LV maps, or one of negative/positive/surprise/others.
 Frame rate: a video file's own; a frame folder records none, so its rate is
 ``folder_fps``, given by the caller (workflow: ``dataset.folder_fps``; ``mepkg
 manifest``: ``--folder-fps``), the same for every frame folder of the root. A
-root with a frame folder and no ``folder_fps`` is an error naming the folder
-(FolderRateError), never a guessed rate. ``folder_fps`` does not change the
-rate of video files.
+video file whose container records no rate (an AVI with rate 0, a raw MJPEG
+or H.264 stream) gets ``folder_fps`` too. A frame folder or such a file and no
+``folder_fps`` is an error naming it (FolderRateError), never a guessed rate.
+``folder_fps`` does not change the rate of a video file that records one.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ import pandas as pd
 
 from mepkg.constants import GENERIC_VIDEOS_DIR
 from mepkg.datasets.common import (
-    GENERIC_EMOTION_MAP, check_columns, clean_events, read_csv_file, event_type, map_emotions,
-    merged_emotion_map, video_id,
+    GENERIC_EMOTION_MAP, clean_events, event_type, map_emotions, merged_emotion_map, video_id,
 )
-from mepkg.datasets.frames import list_frame_folder, video_properties
+from mepkg.datasets.frames import check_rate, list_frame_folder, video_properties
+from mepkg.inputs import read_table
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,8 @@ def read_generic_labels(path: str | Path, emotion_map: dict[str, str] | None = N
                         drop_longer_than: int | None = None) -> pd.DataFrame:
     """Events of a generic label CSV (1-based frames) as LABEL_COLUMNS, 0-based frames."""
     path = Path(path)
-    table = read_csv_file(path, "label", dtype=str, keep_default_na=False)
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    check_columns(table, CSV_COLUMNS, path)
-    table = table.apply(lambda column: column.astype(str).str.strip())
-    rows = table.index + 2   # line number in the file: header is line 1
+    table = read_table(path, "label", required=CSV_COLUMNS)
+    rows = table["_line"]   # line number in the file: header is line 1
     raw = pd.DataFrame({
         "subject": table["subject"], "video": table["video"],
         "onset": table["onset"], "apex": table["apex"].replace("", "-1"),
@@ -72,8 +70,10 @@ class FolderRateError(ValueError):
 
     def __init__(self, folder: Path):
         self.folder = folder
-        super().__init__(f"{folder}: a frame folder has no frame rate; give the rate of the "
-                         f"dataset's frame folders (folder_fps)")
+        self.what = ("a frame folder has no frame rate" if folder.is_dir() else
+                     "the video file records no frame rate (OpenCV would assume 25 fps)")
+        super().__init__(f"{folder}: {self.what}; give the rate of the dataset's frame "
+                         f"folders and rate-less video files (folder_fps)")
 
 
 def scan_generic(root: str | Path, folder_fps: float | None = None) -> pd.DataFrame:
@@ -100,10 +100,10 @@ def scan_generic(root: str | Path, folder_fps: float | None = None) -> pd.DataFr
                 n_frames, n_missing = listing.n_frames, listing.n_gaps
             elif entry.suffix.lower() in VIDEO_EXTENSIONS:
                 n_frames, fps = video_properties(entry)
-                if not fps:
-                    raise ValueError(f"{entry}: the video file records no frame rate; "
-                                     f"re-encode it with one (e.g. ffmpeg -r) or use a "
-                                     f"file that has one")
+                if not fps and not folder_fps:
+                    raise FolderRateError(entry)
+                fps = fps or folder_fps
+                check_rate(entry, fps)
                 video, n_missing = entry.stem, 0
             else:
                 continue
