@@ -150,7 +150,7 @@ class FeatureSet:
     window_start: np.ndarray  # (W,) int64, sampled index of each reference frame
     landmarks: np.ndarray     # (W, 68, 2) float32, reference-frame landmarks in crop coordinates
     crop_box: np.ndarray      # (W, 4) int32, top, bottom, left, right in frame pixels
-    quality: np.ndarray       # (W,) uint8, 0 ok, bit flags (see mepkg.features.QUALITY_FLAGS)
+    quality: np.ndarray       # (W,) uint8, 0 ok, bit flags (see mepkg.quality.QUALITY_FLAGS)
     attrs: dict = field(default_factory=dict)  # video_id, subject, video, fps, frame_skip, k, n_frames, ...
 
     @property
