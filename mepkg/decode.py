@@ -51,6 +51,7 @@ from scipy.signal import find_peaks
 
 from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
 from mepkg.intervals import apply_veto, interval_iou  # apply_veto: re-exported here
+from mepkg.quality import QualityPolicy, frame_mask
 
 log = logging.getLogger(__name__)
 
@@ -273,18 +274,52 @@ def _validate_curve(curve) -> np.ndarray:
     return s
 
 
-def detect_peaks(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
+def detect_peaks(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2, mask=None,
                  ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Steps 1-3: ``(peaks, smoothed curve, threshold)`` of a validated curve."""
+    """Steps 1-3: ``(peaks, smoothed curve, threshold)`` of a validated curve.
+
+    ``mask`` (bool, True = analysed; docs/method.md §6.10): masked frames
+    enter the smoothing as 0 (like the padding beyond the curve's ends), stay
+    out of the threshold's mean and max, and hold no peak; a peak needs an
+    analysed frame on each side, as it needs a frame on each side at the ends.
+    """
     s = np.asarray(curve, dtype=np.float64)
+    if mask is not None:
+        s = np.where(mask, s, 0.0)
     # 1. smooth: moving average of width 2k'
     sm = smooth(s, smooth_factor * k_p)                          # (n,)
     # 2. threshold on the smoothed curve: mean + p (max - mean)
-    mean_sm = float(sm.mean())
-    thr = mean_sm + p * (float(sm.max()) - mean_sm)
+    stats = sm if mask is None else sm[mask]
+    mean_sm = float(stats.mean())
+    thr = mean_sm + p * (float(stats.max()) - mean_sm)
     # 3. peaks of the smoothed curve above it, at least k' apart
-    peaks, _ = find_peaks(sm, height=thr, distance=k_p)
+    if mask is None:
+        peaks, _ = find_peaks(sm, height=thr, distance=k_p)
+    else:
+        peaks, _ = find_peaks(np.where(mask, sm, -np.inf), height=thr, distance=k_p)
+        inner = np.zeros(len(mask), bool)
+        inner[1:-1] = mask[:-2] & mask[2:]
+        peaks = peaks[inner[peaks]]
     return peaks, sm, thr
+
+
+def analysed_run(mask: np.ndarray, frame: int) -> tuple[int, int]:
+    """First and last frame (inclusive) of the stretch of analysed frames holding ``frame``."""
+    masked = np.flatnonzero(~mask)
+    before, after = masked[masked < frame], masked[masked > frame]
+    return (int(before[-1]) + 1 if before.size else 0,
+            int(after[0]) - 1 if after.size else len(mask) - 1)
+
+
+def _validate_mask(mask, n: int) -> np.ndarray | None:
+    """Bool (n,) analysed-frame mask; None when there is none or nothing is masked."""
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.shape != (n,) or m.dtype != bool:
+        raise ValueError(f"analysed-frame mask must be bool of shape ({n},) like the score "
+                         f"curve, got {m.dtype} {m.shape}")
+    return None if m.all() else m
 
 
 def onset_offset(s: np.ndarray, peak: int, k_p: int, t1: float, t2: float,
@@ -334,7 +369,7 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
                      iou_threshold: float = 0.2, apex_factor: float = 1.0,
                      interval: str = "prior", t1_level: float | None = None,
                      t2_level: float | None = None, suppression: bool = True,
-                     ) -> list[tuple[int, int, int]]:
+                     mask=None) -> list[tuple[int, int, int]]:
     """One spot-score curve -> ``[(start, end, apex), ...]`` sorted by start (§6, steps 1-5).
 
     Indices are sampled frames, inclusive. A constant curve (max == min)
@@ -343,6 +378,9 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
     ``interval="fixed"`` replaces step 4 by ``[peak - k', peak + k']`` (clipped);
     ``t1_level`` / ``t2_level`` replace the mean-based levels of step 4;
     ``suppression=False`` skips step 5 (docs/method.md §9).
+    ``mask`` (bool, True = analysed frame; docs/method.md §6.10): masked frames
+    hold no peak, enter no statistic, and no interval reaches into them (each
+    interval stays in the analysed stretch of its peak, as at the curve's ends).
     """
     if interval not in INTERVAL_STRATEGIES:
         raise ValueError(f"interval must be one of {INTERVAL_STRATEGIES}, got {interval!r}")
@@ -350,21 +388,26 @@ def decode_intervals(curve, k_p: int, p: float = 0.55, smooth_factor: int = 2,
     if isinstance(k_p, bool) or int(k_p) != k_p or k_p < 1:
         raise ValueError(f"k' must be an integer >= 1, got {k_p!r}")
     k_p = int(k_p)
-    if len(s) == 0 or s.max() == s.min():
+    analysed = _validate_mask(mask, len(s))
+    values = s if analysed is None else s[analysed]
+    if len(values) == 0 or values.max() == values.min():
         return []
     # 1-3. smooth, threshold, peaks
-    peaks, _, _ = detect_peaks(s, k_p, p=p, smooth_factor=smooth_factor)
+    peaks, _, _ = detect_peaks(s, k_p, p=p, smooth_factor=smooth_factor, mask=analysed)
     # 4. onset/offset on the raw curve with mean m: t1 = m / 1.5, t2 = m
     #    (fixed levels when given; fixed windows peak +- k' with interval="fixed")
-    m = float(s.mean())
+    m = float(values.mean())
     t1 = m / t1_divisor if t1_level is None else float(t1_level)
     t2 = m * t2_factor if t2_level is None else float(t2_level)
     candidates = []
     for peak in peaks:
+        # the analysed stretch of the peak (the whole curve when nothing is masked)
+        lo, hi = (0, len(s) - 1) if analysed is None else analysed_run(analysed, int(peak))
         if interval == "fixed":
-            start, end = max(0, int(peak) - k_p), min(len(s) - 1, int(peak) + k_p)
+            start, end = max(lo, int(peak) - k_p), min(hi, int(peak) + k_p)
         else:
-            start, end = onset_offset(s, int(peak), k_p, t1, t2, extend_factor)
+            start, end = onset_offset(s[lo:hi + 1], int(peak) - lo, k_p, t1, t2, extend_factor)
+            start, end = start + lo, end + lo
         apex = start + int(np.argmax(s[start:end + 1]))          # first maximum
         candidates.append((start, end, apex))
     # 5. suppression by IoU and apex distance
@@ -426,8 +469,13 @@ def recognise(classes: np.ndarray, start: int, end: int,
 
 
 # ---------------------------------------------------------------- step 7: all videos
-def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame:
+def decode_videos(videos, priors: DecodePriors, k_p: int | None,
+                  quality: QualityPolicy | None = None) -> pd.DataFrame:
     """Decode every video; one row per interval in original 0-based frames.
+
+    A video's window ``quality`` flags (when its scores carry them) mask the
+    frames of its unusable windows by the ``quality`` policy (default:
+    :class:`mepkg.quality.QualityPolicy`; docs/method.md §2.10, §6.10).
 
     Columns: ``OUTPUT_COLUMNS``. ``score`` is the maximum raw spot score in
     the interval, ``vote`` the winning class's share of the vote, ``vetoed``
@@ -440,8 +488,10 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
         raise ValueError("k' is needed: give k_p or set the k_prime prior")
     rows = []
     for v in videos:
+        quality_flags = getattr(v, "quality", None)
+        mask = None if quality_flags is None else frame_mask(quality_flags, int(v.k), quality)
         try:
-            intervals = decode_intervals(v.spot, k_p, **priors.interval_kwargs())
+            intervals = decode_intervals(v.spot, k_p, **priors.interval_kwargs(), mask=mask)
         except ValueError as err:
             raise ValueError(f"video {v.video_id} (subject {v.subject}): {err}") from err
         spot = np.asarray(v.spot, dtype=np.float64)
@@ -544,7 +594,7 @@ def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | Non
 
 
 def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | None = None,
-               megc_out=None) -> Path:
+               megc_out=None, quality: QualityPolicy | None = None) -> Path:
     """``mepkg decode``: scores.h5 file(s) -> intervals CSV (atomic).
 
     ``preset`` (``megc_samm`` | ``megc_casme3``) applies a test-set preset on
@@ -580,7 +630,7 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
         k_p = k_prime_from_labels(table, skips.pop() if skips else 1, subjects)
         log.info("k' = %d from %s (%s subjects)", k_p, labels,
                  "training" if subjects is not None else "all")
-    result = decode_videos(videos, priors, k_p)
+    result = decode_videos(videos, priors, k_p, quality)
     write_csv(result, out)
     if megc_out is not None:
         write_megc_submission(result, megc_out)
@@ -590,13 +640,15 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
 
 
 # ---------------------------------------------------------------- the workflow's fold
-def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -> int:
+def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record,
+                quality: QualityPolicy | dict | None = None) -> int:
     """Decode one LOSO fold's held-out videos (rule decode_fold); returns the k' used.
 
     k' is ``priors.k_prime`` when fixed, else it comes from ``labels`` by
     ``priors.k_rule`` (train: the subjects not held out in ``scores_file``). ``out``: the intervals CSV. ``record``: a
     priors YAML of exactly what was used, k_prime included (it is a valid
     ``mepkg decode --priors`` file, so the decoding can be replayed).
+    ``quality``: the policy masking unusable windows' frames (docs/method.md §6.10).
     """
     import yaml
 
@@ -614,7 +666,9 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
     frame_skip = int(videos[0].frame_skip) if videos else 1
     # a fixed k' (priors.k_prime, e.g. the megc_casme3 preset) wins over the labels' estimate
     k_p = priors.k_prime or k_prime_from_labels(table, frame_skip, subjects)
-    result = decode_videos(videos, priors, k_p)
+    if not isinstance(quality, QualityPolicy):
+        quality = QualityPolicy.from_dict(quality)
+    result = decode_videos(videos, priors, k_p, quality)
     write_csv(result, out)
     with atomic_output(record) as tmp:
         tmp.write_text(yaml.safe_dump({**priors.to_dict(), "k_prime": k_p}, sort_keys=False))

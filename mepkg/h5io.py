@@ -221,6 +221,7 @@ class VideoScores:
     fps: float = 0.0
     n_frames: int = 0     # original frames of the video
     attrs: dict = field(default_factory=dict)
+    quality: np.ndarray | None = None   # (W,) uint8 window flags of its features (mepkg.quality)
 
 
 def write_scores(path: str | os.PathLike, videos: list[VideoScores], fold: str,
@@ -238,6 +239,8 @@ def write_scores(path: str | os.PathLike, videos: list[VideoScores], fold: str,
                 g = h5.create_group(v.video_id)
                 g.create_dataset("spot", data=np.asarray(v.spot, np.float32))
                 g.create_dataset("logits", data=np.asarray(v.logits, np.float32))
+                if v.quality is not None:
+                    g.create_dataset("quality", data=np.asarray(v.quality, np.uint8))
                 g.attrs.update({"subject": v.subject, "video": v.video,
                                 "frame_skip": int(v.frame_skip), "k": int(v.k),
                                 "fps": float(v.fps), "n_frames": int(v.n_frames),
@@ -264,9 +267,11 @@ def read_scores(path: str | os.PathLike) -> list[VideoScores]:
                 raise ValueError(f"{path}: video {vid}: spot score is not finite at "
                                  f"sampled frame {bad}")
             a = dict(g.attrs)
+            quality = g["quality"][()] if "quality" in g else None   # older files: none
             out.append(VideoScores(video_id=vid, subject=str(a.pop("subject")),
                                    video=str(a.pop("video")), spot=spot, logits=logits,
                                    frame_skip=int(a.pop("frame_skip")), k=int(a.pop("k")),
                                    fps=float(a.pop("fps", 0.0)),
-                                   n_frames=int(a.pop("n_frames", 0)), attrs=a))
+                                   n_frames=int(a.pop("n_frames", 0)), attrs=a,
+                                   quality=quality))
         return out

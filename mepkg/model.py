@@ -184,8 +184,12 @@ def count_parameters(model: nn.Module) -> int:
 def save_model_file(path: str | os.PathLike, model: SlowFastMamba, *, k: int | None,
                     frame_skip: int | None, fps: float | None = None,
                     train_config: dict | None = None, input_checksum: str = "",
-                    source: str = "mepkg") -> Path:
-    """Write a model file atomically (see the module docstring for its content)."""
+                    source: str = "mepkg", metadata: dict | None = None) -> Path:
+    """Write a model file atomically (see the module docstring for its content).
+
+    ``metadata``: optional keys beside the required ones; training adds
+    ``quality_policy`` (mepkg.quality) and ``trained_on`` (dataset, synthetic).
+    """
     payload = {
         "format_version": MODEL_FORMAT_VERSION,
         "state_dict": {n: t.detach().cpu() for n, t in model.state_dict().items()},
@@ -198,6 +202,7 @@ def save_model_file(path: str | os.PathLike, model: SlowFastMamba, *, k: int | N
         "mepkg_version": __version__,
         "input_checksum": input_checksum,
         "source": source,
+        **(metadata or {}),
     }
     return write_model_file(path, payload)
 

@@ -22,6 +22,7 @@ from mepkg.features import FeatureConfig
 from mepkg.jobs import usable_cores
 from mepkg.metrics import EvaluateSettings
 from mepkg.model import ModelConfig
+from mepkg.quality import QualityPolicy
 from mepkg.train import TrainConfig
 from test_workflow import RUN, TINY, copy_workflow, planned_jobs, snakemake
 
@@ -73,6 +74,7 @@ STAGES = {
     "features": _features,
     "train": _train,
     "decode": lambda: settings(DecodePriors),
+    "quality": lambda: settings(QualityPolicy),
     "evaluate": lambda: settings(EvaluateSettings),
 }
 
@@ -124,7 +126,8 @@ def _accepts(cls, name, value) -> bool:
 
 BOUNDED = [(cls, group, name) for group, cls, path in [
     ("features", FeatureConfig, ("features",)), ("train", TrainConfig, ("train",)),
-    ("decode", DecodePriors, ("decode",)), ("model", ModelConfig, ("train", "model"))]
+    ("decode", DecodePriors, ("decode",)), ("model", ModelConfig, ("train", "model")),
+    ("quality", QualityPolicy, ("quality",))]
     for name in schema_of(*path)["properties"]
     if name in {f.name for f in dataclasses.fields(cls)}
     and schema_of(*path)["properties"][name].get("type") in ("integer", "number")]
