@@ -35,7 +35,8 @@ from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import FeatureSet, LandmarkTrack, read_landmarks, write_features
 from mepkg.landmarks import detect_video_landmarks, get_backend
 from mepkg.quality import (ALIGNMENT_CAPPED, BOX_OUTSIDE, DRIFT_BOUNDED, NO_FACE,  # noqa: F401
-                           QUALITY_FLAGS, REDETECT_FAILED, REUSED_CROP, flag_counts)
+                           QUALITY_FLAGS, REDETECT_FAILED, REUSED_CROP, flag_counts,
+                           usable_share)
 from mepkg.roi import (Roi, build_rois, crop_box_from_landmarks, crop_gray,
                        crop_scale, robust_motion, roi_motions, to_crop_coords)
 from mepkg.targets import n_windows
@@ -394,7 +395,8 @@ def run_features(input: str | os.PathLike, out: str | os.PathLike,
                      "video": video or Path(input).name})
     write_features(out, fs)
     flagged = int((fs.quality != 0).sum())
-    log.info("%s: %d windows, %d flagged (%s), %.1f sampled frames/s -> %s", input,
-             fs.n_windows, flagged, ", ".join(f"{name} {n}" for name, n
-                                               in flag_counts(fs.quality).items()), rate, out)
+    log.info("%s: %d windows, %.0f%% usable by the default quality policy, %d flagged (%s), "
+             "%.1f sampled frames/s -> %s", input, fs.n_windows, 100 * usable_share(fs.quality),
+             flagged, ", ".join(f"{name} {n}" for name, n in flag_counts(fs.quality).items()),
+             rate, out)
     return fs

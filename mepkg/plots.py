@@ -310,12 +310,13 @@ def plot_feature_debug(frame: np.ndarray, crop_box, landmarks: np.ndarray, rois,
 # ---------------------------------------------------------------- spot
 def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame,
                        crop_boxes: np.ndarray, k_p: int, priors: DecodePriors,
-                       path: str | os.PathLike) -> Path:
+                       path: str | os.PathLike, analysed: np.ndarray | None = None) -> Path:
     """``mepkg spot``: score curve with the spotted intervals and a face thumbnail at each apex.
 
     ``scores``: the video's ``VideoScores``; ``intervals``: spot's table
     (onset_s, apex_s, offset_s in seconds, apex in original frames);
-    ``crop_boxes``: the feature crop box of each window.
+    ``crop_boxes``: the feature crop box of each window; ``analysed``: bool
+    per sampled frame (mepkg.quality.frame_mask), the rest shaded grey.
     """
     from mepkg.datasets.frames import read_frame
 
@@ -329,6 +330,12 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
     ax = fig.add_subplot(grid[0, :])
     t = np.arange(len(scores.spot)) * skip / fps
     ax.plot(t, scores.spot, color="0.25", lw=1, label="spot score")
+    if analysed is not None and not np.all(analysed):
+        edges = np.flatnonzero(np.diff(np.r_[0, (~np.asarray(analysed)).astype(int), 0]))
+        for j, (a, b) in enumerate(zip(edges[::2], edges[1::2])):   # masked runs [a, b)
+            ax.axvspan(a * skip / fps, b * skip / fps, color="0.6", alpha=0.35, lw=0,
+                       label="not analysed (no usable face)" if j == 0 else None)
+        ax.legend(loc="upper right", fontsize=8)
     for row in intervals.itertuples():
         colour = emotion_colour(row.emotion)
         ax.axvspan(row.onset_s, row.offset_s, color=colour, alpha=0.3)

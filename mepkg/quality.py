@@ -112,3 +112,27 @@ def flag_counts(quality) -> dict[str, int]:
     """Windows carrying each flag: name -> count."""
     quality = np.asarray(quality, np.int64)
     return {name: int((quality & bit != 0).sum()) for name, bit in QUALITY_FLAGS.items()}
+
+
+def analysed_shares(feature_files, policy: QualityPolicy | None = None) -> dict[str, dict]:
+    """Per video (id from its features file): usable share and flag counts, for the run
+    summary; logs a warning for each video below ``policy.warn_below``."""
+    import logging
+
+    from mepkg.h5io import read_features
+
+    policy = policy or QualityPolicy()
+    out = {}
+    for path in feature_files:
+        fs = read_features(path)
+        vid = str(fs.attrs.get("video_id") or path)
+        share = usable_share(fs.quality, policy)
+        out[vid] = {"usable_share": round(share, 4), "windows": int(fs.n_windows),
+                    **{k: n for k, n in flag_counts(fs.quality).items() if n}}
+        if share < policy.warn_below:
+            logging.getLogger(__name__).warning(
+                "video %s: only %.0f%% of its windows are usable (quality.warn_below %.0f%%): "
+                "%s; its unusable stretches are left out of training and decoding",
+                vid, 100 * share, 100 * policy.warn_below,
+                ", ".join(f"{n} {k}" for k, n in flag_counts(fs.quality).items() if n))
+    return out

@@ -241,10 +241,12 @@ rule summarise_run:
     input:
         metrics=rules.tabulate_metrics.output.metrics,
         labels=rules.build_manifest.output.labels,
+        features=all_features,
     output:
         summary=f"{RES}/summary.json",
     params:
         run=RUN,
+        quality=config["quality"],
         settings=metric_settings(config),
         folds=FOLDS,
         n_videos=len(VIDEOS),

@@ -118,3 +118,34 @@ def test_spot_rejects_short_and_faceless_videos(packaged_model, tmp_path, capsys
                  "--out", str(tmp_path / "o")]) == 2
     assert "no face" in capsys.readouterr().err
     assert not (tmp_path / "o" / "intervals.csv").exists()
+
+
+@pytest.mark.slow
+def test_spot_reports_the_analysed_share_and_no_interval_where_the_face_is_gone(
+        packaged_model, tmp_path, caplog):
+    """A 4 s clip whose face is gone from frame 60: the share is reported, the stretch is
+    masked (shaded), no interval reaches it, and a synthetic-trained model is named."""
+    import logging
+
+    import cv2
+
+    from mepkg.model import read_model_file, write_model_file
+    from mepkg.synth import render_video
+
+    _, packaged = packaged_model
+    payload = read_model_file(packaged)
+    payload["trained_on"] = {"dataset": "synthetic", "run": "synthetic-tiny", "synthetic": True}
+    model = write_model_file(tmp_path / "synthetic.pt", payload)
+    folder = render_video(tmp_path / "clip", seconds=4, frame_size=320, fps=30, seed=3)
+    for jpg in folder.glob("*.jpg"):
+        if int(jpg.stem) >= 60:
+            cv2.imwrite(str(jpg), np.full((320, 320, 3), 90, np.uint8))
+    with caplog.at_level(logging.INFO, logger="mepkg.spot"):
+        spot_video(folder, model, out_dir=tmp_path / "out", fps=30, device="cpu")
+    # 120 frames, k 10: 23 windows; references 60, 65, ..., 110 (windows 12-22) show no face
+    assert "clip: 52% analysed (12 of 23 windows usable; not analysed: 11 reused_crop)" \
+        in caplog.text
+    assert "only 52% of the video could be analysed" in caplog.text
+    assert "trained on synthetic faces (synthetic-tiny)" in caplog.text
+    table = pd.read_csv(tmp_path / "out" / "intervals.csv")
+    assert (table.offset < 60).all()        # window 12 covers frames 60..69: masked from 60
