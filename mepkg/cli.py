@@ -61,8 +61,12 @@ def _cmd_manifest(args: argparse.Namespace) -> None:
 def _cmd_synth(args: argparse.Namespace) -> None:
     from mepkg.synth import generate_benchmark
 
+    from mepkg.synth.hazards import HazardConfig
+
+    hazards = HazardConfig(**{name: True for name in args.hazards}, flicker=args.flicker,
+                           codec=args.codec, quality=args.quality)
     generate_benchmark(args.out, size=args.size, layout=args.layout, seed=args.seed,
-                       progress=True)
+                       progress=True, hazards=hazards)
 
 
 # ---------------------------------------------------------------- features
@@ -241,6 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="tiny", choices=["tiny", "small", "standard"])
     p.add_argument("--layout", default="sammlv", choices=datasets)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hazards", nargs="*", default=[], metavar="HAZARD",
+                   choices=["occluder", "drift_out", "leave"],
+                   help="real footage's hazards: occluder, drift_out, leave (default: none); "
+                        "hazards.csv records where they are")
+    p.add_argument("--flicker", type=float, default=0.0,
+                   help="lighting flicker amplitude, e.g. 0.1 (default 0: off)")
+    p.add_argument("--codec", default="", choices=["", "mp4v", "h264"],
+                   help="compressed .mp4 videos (layout generic); default MJPG .avi")
+    p.add_argument("--quality", type=int, default=88,
+                   help="JPEG quality of frames / encoder quality of videos (default 88)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_synth)
     outputs(p, ("out", "dir", "--out"))

@@ -90,14 +90,18 @@ def frame_mask(quality, k: int, policy: QualityPolicy | None = None) -> np.ndarr
     one of them, docs/method.md §5.5): one unusable window masks all ``k``
     of its frames, not only the ``k/2`` the curve takes from it, because the
     reason it is unusable (the face left, the crop lost the head) concerns
-    the frames it shares with its neighbours too.
+    the frames it shares with its neighbours too. A window without a face at
+    its reference frame (``reused_crop``) also masks the ``k/2`` frames
+    before it: the face was there at the previous reference and vanished
+    somewhere in between.
     """
     quality = np.asarray(quality)
     half = k // 2
     n = (len(quality) + 1) * half if len(quality) else 0
     covered = np.zeros(n + 1, np.int64)          # difference array of unusable coverage
     for i in np.flatnonzero(~usable_windows(quality, policy)):
-        covered[i * half] += 1
+        first = i * half - (half if quality[i] & REUSED_CROP else 0)
+        covered[max(first, 0)] += 1
         covered[min(i * half + k, n)] -= 1
     return np.cumsum(covered[:n]) == 0
 

@@ -239,7 +239,7 @@ def test_face_leaving_the_frame_mid_way_flags_its_windows(face):
     assert not (fs.quality[:5] & REUSED_CROP).any()
     from mepkg.quality import frame_mask
     mask = frame_mask(fs.quality, K)
-    assert mask[:25].all() and not mask[25:].any()   # frames 25.. had no face
+    assert mask[:20].all() and not mask[20:].any()   # no face at 25: it left after 20
 
 
 def test_occluder_over_the_lower_face_flags_only_the_windows_it_hides(face):

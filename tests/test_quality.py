@@ -46,12 +46,22 @@ def test_an_unusable_window_masks_all_k_of_its_frames():
     """5 windows, k=10: curve of 30 frames; window 2 covers frames 10..19."""
     q = np.zeros(5, np.uint8)
     assert frame_mask(q, K).tolist() == [True] * 30
-    q[2] = REUSED_CROP
+    q[2] = DRIFT_BOUNDED
     mask = frame_mask(q, K)
     assert mask.shape == (30,)
     assert np.flatnonzero(~mask).tolist() == list(range(10, 20))
     q[4] = DRIFT_BOUNDED                                 # last window: frames 20..29
     assert np.flatnonzero(~frame_mask(q, K)).tolist() == list(range(10, 30))
+
+
+def test_a_window_without_a_face_also_masks_the_half_window_before_it():
+    """Face at reference 5, none at reference 10: it left somewhere in 5..9."""
+    q = np.zeros(5, np.uint8)
+    q[2] = REUSED_CROP
+    assert np.flatnonzero(~frame_mask(q, K)).tolist() == list(range(5, 20))
+    q[:] = 0
+    q[0] = REUSED_CROP                                   # nothing before the first window
+    assert np.flatnonzero(~frame_mask(q, K)).tolist() == list(range(0, 10))
 
 
 # ---------------------------------------------------------------- decoding
@@ -123,9 +133,9 @@ def test_nothing_masked_decodes_exactly_as_without_quality(tmp_path):
 
 def test_decode_videos_masks_unusable_windows_by_the_policy():
     q = np.zeros(23, np.uint8)
-    q[10:13] = REUSED_CROP                               # frames 50..74 (sampled)
+    q[10:13] = REUSED_CROP                               # frames 45..74 (sampled)
     out = decode_videos([_video(q)], DecodePriors(), 4)
-    assert len(out) and not ((out["offset"] >= 50 * 2) & (out["onset"] <= 74 * 2)).any()
+    assert len(out) and not ((out["offset"] >= 45 * 2) & (out["onset"] <= 74 * 2)).any()
     lenient = QualityPolicy(unusable=("reused_crop", "box_outside"))
     q[10:13] = DRIFT_BOUNDED
     kept = decode_videos([_video(q)], DecodePriors(), 4, lenient)
