@@ -205,13 +205,13 @@ def plot_fold_strs(per_fold: Mapping, pooled: float, interval: Sequence[float] |
 def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
                     p_values: Sequence[float], priors: DecodePriors | None = None,
                     mode: str = "official", emotions: Sequence[str] = DEFAULT_EMOTIONS,
-                    ) -> pd.DataFrame:
+                    quality=None) -> pd.DataFrame:
     """Decode saved curves at each threshold prior p and score them (no model).
 
     ``k_p``: one k' for every video, or a mapping subject -> k' (each fold's
     own, as decode_fold uses). Returns one row per p: p, n_intervals, spot
     precision/recall/F1, recognition F1 and STRS (with the neutral veto of
-    ``priors``).
+    ``priors``). ``quality``: the policy masking unusable windows, as decode_fold.
     """
     priors = priors or DecodePriors()
     if isinstance(k_p, Mapping):
@@ -222,11 +222,11 @@ def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
     for p in p_values:
         at_p = dataclasses.replace(priors, p=float(p))
         if isinstance(k_p, Mapping):
-            pred = pd.concat([decode_videos([v], at_p, int(k_p[str(v.subject)]))
+            pred = pd.concat([decode_videos([v], at_p, int(k_p[str(v.subject)]), quality)
                               for v in videos] or [decode_videos([], at_p, 1)],
                              ignore_index=True)
         else:
-            pred = decode_videos(videos, at_p, k_p)
+            pred = decode_videos(videos, at_p, k_p, quality)
         r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True,
                      frame_skip=int(videos[0].frame_skip) if videos else 1)
         rows.append({"p": float(p), "n_intervals": int((~pred["vetoed"]).sum()),
@@ -388,9 +388,12 @@ def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
 def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,
                         p_values: Sequence[float], table_out, figure_out,
                         mode: str = "official",
-                        emotions: Sequence[str] = DEFAULT_EMOTIONS) -> pd.DataFrame:
-    """Sweep p over every fold's saved curves, each with its fold's own k' as
-    decode_fold uses; write the table (one row per p) and the figure."""
+                        emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                        quality: dict | None = None) -> pd.DataFrame:
+    """Sweep p over every fold's saved curves, each with its fold's own k' and the
+    ``quality`` policy as decode_fold uses; write the table (one row per p) and the figure."""
+    from mepkg.quality import QualityPolicy
+
     from mepkg.atomic import write_csv
     from mepkg.decode import fold_k_primes
     from mepkg.h5io import read_scores
@@ -402,7 +405,7 @@ def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,
     k_p = fold_k_primes(labels, videos[0].frame_skip, sorted({v.subject for v in videos}),
                         priors.k_rule)
     sweep = threshold_sweep(videos, k_p, labels, p_values, priors=priors, mode=mode,
-                            emotions=emotions)
+                            emotions=emotions, quality=QualityPolicy.from_dict(quality))
     write_csv(sweep, table_out)
     plot_threshold_sweep(sweep, figure_out, chosen=priors.p,
                          title=f"threshold sweep ({mode}, k' per fold: "

@@ -218,6 +218,7 @@ rule plot_threshold_sweep:
         table=f"{RES}/plots/threshold_sweep.csv",
     params:
         decode=config["decode"],
+        quality=config["quality"],
         mode=config["evaluate"]["mode"],
         emotions=config["evaluate"]["emotions"],
         sweep_p=config["evaluate"]["sweep_p"],
