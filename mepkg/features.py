@@ -44,7 +44,6 @@ from mepkg.targets import n_windows
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class FeatureConfig:
     """Feature extraction settings; defaults are the paper's (docs/method.md §2 and its dataset table).
