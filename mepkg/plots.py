@@ -344,7 +344,9 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
                 fontsize=8, transform=ax.get_xaxis_transform())
     ax.set(xlabel="time (s)", ylabel="spot score", xlim=(0, max(t[-1], 1e-3) if len(t) else 1),
            title=f"{video.name}: {len(intervals)} micro-expressions "
-                 f"(k'={k_p}, p={priors.p:.2f})")
+                 f"(k'={k_p}, p={priors.p:.2f})"
+                 + ("" if analysed is None or np.all(analysed)
+                    else f", {np.mean(analysed):.0%} of the frames analysed"))
     ax.set_ylim(-0.05, 1.2)   # room for the emotion labels above the scores
     for j, row in enumerate(thumbs.itertuples()):
         window = min(int(row.apex) // skip // half, len(crop_boxes) - 1)
