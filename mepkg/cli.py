@@ -69,8 +69,12 @@ def _cmd_manifest(args: argparse.Namespace) -> None:
 def _cmd_synth(args: argparse.Namespace) -> None:
     from mepkg.synth import generate_benchmark
 
+    from mepkg.synth.hazards import HazardConfig
+
+    hazards = HazardConfig(**{name: True for name in args.hazards},
+                           **_given(args, "flicker", "codec", "quality"))
     generate_benchmark(args.out, size=args.size, layout=args.layout, seed=args.seed,
-                       progress=show_progress(args))
+                       progress=show_progress(args), hazards=hazards)
 
 
 # ---------------------------------------------------------------- features
@@ -390,6 +394,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose folder layout and label sheets to imitate")
     p.add_argument("--seed", type=int, default=0, help="random seed of the generator")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--hazards", nargs="*", default=[], metavar="HAZARD",
+                   choices=["occluder", "drift_out", "leave"],
+                   help="real footage's hazards: occluder, drift_out, leave (none unless "
+                        "given); hazards.csv records where they are")
+    setting(p.add_argument("--flicker", type=float,
+                           help="lighting flicker amplitude, e.g. 0.1 (0: off)"),
+            "mepkg.synth.hazards:HazardConfig.flicker")
+    setting(p.add_argument("--codec", choices=["", "mp4v", "h264"],
+                           help="compressed .mp4 videos (layout generic); '' writes MJPG .avi"),
+            "mepkg.synth.hazards:HazardConfig.codec")
+    setting(p.add_argument("--quality", type=int,
+                           help="JPEG quality of frames / encoder quality of videos"),
+            "mepkg.synth.hazards:HazardConfig.quality")
     p.set_defaults(func=_cmd_synth)
     outputs(p, ("out", "dir", "--out"))
 

@@ -66,6 +66,7 @@ from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
 from mepkg.intervals import (apply_veto, check_frame_skip, interval_iou, to_original, to_sampled,
                              vetoed_mask)
 from mepkg.metrics import DEFAULT_EMOTIONS, EvaluateSettings, evaluate
+from mepkg.quality import QualityPolicy, frame_mask
 
 log = logging.getLogger(__name__)
 
@@ -356,18 +357,52 @@ def _validate_curve(curve) -> np.ndarray:
 
 
 def detect_peaks(curve, k_p: int, p: float = PAPER_PRIORS.p,
-                 smooth_factor: int = PAPER_PRIORS.smooth_factor,
+                 smooth_factor: int = PAPER_PRIORS.smooth_factor, mask=None,
                  ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Steps 1-3: ``(peaks, smoothed curve, threshold)`` of a validated curve."""
+    """Steps 1-3: ``(peaks, smoothed curve, threshold)`` of a validated curve.
+
+    ``mask`` (bool, True = analysed; docs/method.md §6.10): masked frames
+    enter the smoothing as 0 (like the padding beyond the curve's ends), stay
+    out of the threshold's mean and max, and hold no peak; a peak needs an
+    analysed frame on each side, as it needs a frame on each side at the ends.
+    """
     s = np.asarray(curve, dtype=np.float64)
+    if mask is not None:
+        s = np.where(mask, s, 0.0)
     # 1. smooth: moving average of width 2k'
     sm = smooth(s, smooth_factor * k_p)                          # (n,)
     # 2. threshold on the smoothed curve: mean + p (max - mean)
-    mean_sm = float(sm.mean())
-    thr = mean_sm + p * (float(sm.max()) - mean_sm)
+    stats = sm if mask is None else sm[mask]
+    mean_sm = float(stats.mean())
+    thr = mean_sm + p * (float(stats.max()) - mean_sm)
     # 3. peaks of the smoothed curve above it, at least k' apart
-    peaks, _ = find_peaks(sm, height=thr, distance=k_p)
+    if mask is None:
+        peaks, _ = find_peaks(sm, height=thr, distance=k_p)
+    else:
+        peaks, _ = find_peaks(np.where(mask, sm, -np.inf), height=thr, distance=k_p)
+        inner = np.zeros(len(mask), bool)
+        inner[1:-1] = mask[:-2] & mask[2:]
+        peaks = peaks[inner[peaks]]
     return peaks, sm, thr
+
+
+def analysed_run(mask: np.ndarray, frame: int) -> tuple[int, int]:
+    """First and last frame (inclusive) of the stretch of analysed frames holding ``frame``."""
+    masked = np.flatnonzero(~mask)
+    before, after = masked[masked < frame], masked[masked > frame]
+    return (int(before[-1]) + 1 if before.size else 0,
+            int(after[0]) - 1 if after.size else len(mask) - 1)
+
+
+def _validate_mask(mask, n: int) -> np.ndarray | None:
+    """Bool (n,) analysed-frame mask; None when there is none or nothing is masked."""
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.shape != (n,) or m.dtype != bool:
+        raise ValueError(f"analysed-frame mask must be bool of shape ({n},) like the score "
+                         f"curve, got {m.dtype} {m.shape}")
+    return None if m.all() else m
 
 
 def onset_offset(s: np.ndarray, peak: int, k_p: int, t1: float, t2: float,
@@ -460,7 +495,7 @@ def decode_intervals(curve, k_p: int, p: float = PAPER_PRIORS.p,
                      t1_level: float | None = PAPER_PRIORS.t1_level,
                      t2_level: float | None = PAPER_PRIORS.t2_level,
                      suppression: bool = PAPER_PRIORS.suppression,
-                     ) -> list[tuple[int, int, int]]:
+                     mask=None) -> list[tuple[int, int, int]]:
     """One spot-score curve -> ``[(start, end, apex), ...]`` (§6, steps 1-5).
 
     Sorted by start, except ``samm_test`` intervals, which stay in peak order
@@ -477,6 +512,9 @@ def decode_intervals(curve, k_p: int, p: float = PAPER_PRIORS.p,
     :func:`samm_test_bounds` with the levels ``t1_level`` / ``t2_level``,
     apex = the first maximum of the smoothed curve on the interval. As in the
     release, only ``prior`` intervals are suppressed.
+    ``mask`` (bool, True = analysed frame; docs/method.md §6.10): masked frames
+    hold no peak, enter no statistic, and no interval reaches into them (each
+    interval stays in the analysed stretch of its peak, as at the curve's ends).
     """
     if interval not in INTERVAL_STRATEGIES:
         raise ValueError(f"interval must be one of {INTERVAL_STRATEGIES}, got {interval!r}")
@@ -486,29 +524,44 @@ def decode_intervals(curve, k_p: int, p: float = PAPER_PRIORS.p,
     k_p = int(k_p)
     if interval == "samm_test" and (t1_level is None or t2_level is None):
         raise ValueError("interval 'samm_test' needs t1_level and t2_level (e.g. 0.2 and 0.8)")
-    if len(s) == 0 or s.max() == s.min():
+    analysed = _validate_mask(mask, len(s))
+    values = s if analysed is None else s[analysed]
+    if len(values) == 0 or values.max() == values.min():
         return []
     # 1-3. smooth, threshold, peaks
-    peaks, sm, _ = detect_peaks(s, k_p, p=p, smooth_factor=smooth_factor)
+    peaks, sm, _ = detect_peaks(s, k_p, p=p, smooth_factor=smooth_factor, mask=analysed)
     n = len(s)
+
+    def stretch(peak: int) -> tuple[int, int]:
+        """The analysed stretch of a peak (the whole curve when nothing is masked)."""
+        return (0, n - 1) if analysed is None else analysed_run(analysed, peak)
+
     if interval == "fixed":
         # peak +- k' clipped, apex = the peak, never suppressed (the release suppresses
         # interval_strategy 1 only); the vote runs to peak + k' (decode_videos)
-        return [(max(0, int(pk) - k_p), min(n - 1, int(pk) + k_p), int(pk)) for pk in peaks]
+        out = []
+        for pk in map(int, peaks):
+            lo, hi = stretch(pk)
+            out.append((max(lo, pk - k_p), min(hi, pk + k_p), pk))
+        return out
     if interval == "samm_test":
         out = []
-        for pk in peaks:
-            start, end = samm_test_bounds(sm, int(pk), k_p, float(t1_level), float(t2_level))
+        for pk in map(int, peaks):
+            lo, hi = stretch(pk)
+            start, end = samm_test_bounds(sm, pk, k_p, float(t1_level), float(t2_level))
+            start, end = max(lo, start), min(hi, end)
             out.append((start, end, start + int(np.argmax(sm[start:end + 1]))))
         return out
     # 4. onset/offset on the raw curve with mean m: t1 = m / 1.5, t2 = m
     #    (fixed levels when given)
-    m = float(s.mean())
+    m = float(values.mean())
     t1 = m / t1_divisor if t1_level is None else float(t1_level)
     t2 = m * t2_factor if t2_level is None else float(t2_level)
     candidates = []
     for peak in peaks:
-        start, end = onset_offset(s, int(peak), k_p, t1, t2, extend_factor)
+        lo, hi = stretch(int(peak))
+        start, end = onset_offset(s[lo:hi + 1], int(peak) - lo, k_p, t1, t2, extend_factor)
+        start, end = start + lo, end + lo
         apex = start + int(np.argmax(s[start:end + 1]))          # first maximum
         candidates.append((start, end, apex))
     # 5. suppression by IoU and apex distance
@@ -574,8 +627,13 @@ def recognise(classes: np.ndarray, start: int, end: int,
 
 
 # ---------------------------------------------------------------- step 7: all videos
-def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame:
+def decode_videos(videos, priors: DecodePriors, k_p: int | None,
+                  quality: QualityPolicy | None = None) -> pd.DataFrame:
     """Decode every video; one row per interval in original 0-based frames.
+
+    A video's window ``quality`` flags (when its scores carry them) mask the
+    frames of its unusable windows by the ``quality`` policy (default:
+    :class:`mepkg.quality.QualityPolicy`; docs/method.md §2.10, §6.10).
 
     Columns: ``OUTPUT_COLUMNS``. ``score`` is the maximum raw spot score in
     the interval, ``vote`` the winning class's share of the vote, ``vetoed``
@@ -588,8 +646,10 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None) -> pd.DataFrame
     k_p = resolve_k_prime(priors, k_p)
     rows = []
     for v in videos:
+        quality_flags = getattr(v, "quality", None)
+        mask = None if quality_flags is None else frame_mask(quality_flags, int(v.k), quality)
         try:
-            intervals = decode_intervals(v.spot, k_p, **priors.interval_kwargs())
+            intervals = decode_intervals(v.spot, k_p, **priors.interval_kwargs(), mask=mask)
         except ValueError as err:
             raise ValueError(f"video {v.video_id} (subject {v.subject}): {err}") from err
         spot = np.asarray(v.spot, dtype=np.float64)
@@ -724,13 +784,13 @@ def write_megc_submission(intervals: pd.DataFrame | str | os.PathLike,
 def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
                     p_values: Sequence[float], priors: DecodePriors | None = None,
                     mode: str = EvaluateSettings.mode, emotions: Sequence[str] = DEFAULT_EMOTIONS,
-                    ) -> pd.DataFrame:
+                    quality: QualityPolicy | None = None) -> pd.DataFrame:
     """Decode saved curves at each threshold prior p and score them (no model).
 
     ``k_p``: one k' for every video, or a mapping subject -> k' (each fold's
     own, as decode_fold uses). Returns one row per p: p, n_intervals, spot
     precision/recall/F1, recognition F1 and STRS (with the neutral veto of
-    ``priors``).
+    ``priors``). ``quality``: the policy masking unusable windows, as decode_fold.
     """
     priors = DecodePriors.of(priors)
     if isinstance(k_p, Mapping):
@@ -741,11 +801,11 @@ def threshold_sweep(videos, k_p: int | Mapping[str, int], gt: pd.DataFrame,
     for p in p_values:
         at_p = replace(priors, p=float(p))
         if isinstance(k_p, Mapping):
-            pred = pd.concat([decode_videos([v], at_p, int(k_p[str(v.subject)]))
+            pred = pd.concat([decode_videos([v], at_p, int(k_p[str(v.subject)]), quality)
                               for v in videos] or [decode_videos([], at_p, 1)],
                              ignore_index=True)
         else:
-            pred = decode_videos(videos, at_p, k_p)
+            pred = decode_videos(videos, at_p, k_p, quality)
         r = evaluate(pred, gt, mode=mode, emotions=emotions, veto=True)
         rows.append({"p": float(p), "n_intervals": int((~vetoed_mask(pred)).sum()),
                      "spot_precision": r["spotting"]["precision"],
@@ -801,7 +861,7 @@ def read_priors(path: str | os.PathLike | None) -> tuple[DecodePriors, int | Non
 
 
 def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | None = None,
-               megc_out=None) -> Path:
+               megc_out=None, quality: QualityPolicy | None = None) -> Path:
     """``mepkg decode``: scores.h5 file(s) -> intervals CSV (atomic).
 
     ``preset`` (``megc_samm`` | ``megc_casme3``) applies a test-set preset on
@@ -848,7 +908,7 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
     if table is not None:
         log.info("k' = %d from %s (%s subjects)", k_p, labels,
                  "training" if priors.k_rule == "train" else "all")
-    result = decode_videos(videos, priors, k_p)
+    result = decode_videos(videos, priors, k_p, quality)
     write_csv(result, out)
     if megc_out is not None:
         write_megc_submission(result, megc_out, priors, frame_skip=next(iter(skips), 1),
@@ -859,13 +919,15 @@ def run_decode(scores_files, out, priors_file=None, labels=None, preset: str | N
 
 
 # ---------------------------------------------------------------- the workflow's fold
-def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -> int:
+def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record,
+                quality: QualityPolicy | dict | None = None) -> int:
     """Decode one LOSO fold's held-out videos (rule decode_fold); returns the k' used.
 
     k' is ``priors.k_prime`` when fixed, else it comes from ``labels`` by
     ``priors.k_rule`` (train: the subjects not held out in ``scores_file``). ``out``: the intervals CSV. ``record``: a
     priors YAML of exactly what was used, k_prime included (it is a valid
     ``mepkg decode --priors`` file, so the decoding can be replayed).
+    ``quality``: the policy masking unusable windows' frames (docs/method.md §6.10).
     """
     import yaml
 
@@ -881,7 +943,9 @@ def decode_fold(scores_file, labels, priors: DecodePriors | dict, out, record) -
     frame_skip = int(videos[0].frame_skip) if videos else 1
     k_p = resolve_k_prime(priors, labels=table, frame_skip=frame_skip, held_out=held_out,
                           source=labels)
-    result = decode_videos(videos, priors, k_p)
+    if not isinstance(quality, QualityPolicy):
+        quality = QualityPolicy.from_dict(quality)
+    result = decode_videos(videos, priors, k_p, quality)
     write_csv(result, out)
     with atomic_output(record) as tmp:
         tmp.write_text(f"# decoding priors used, written by mepkg {__version__}\n"

@@ -35,18 +35,14 @@ from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import FeatureSet, LandmarkTrack, read_landmarks, write_features
 from mepkg.inputs import InputError
 from mepkg.landmarks import detect_video_landmarks, get_backend
+from mepkg.quality import (ALIGNMENT_CAPPED, BOX_OUTSIDE, DRIFT_BOUNDED, NO_FACE,  # noqa: F401
+                           QUALITY_FLAGS, REDETECT_FAILED, REUSED_CROP, flag_counts,
+                           usable_share)
 from mepkg.roi import (Roi, build_rois, crop_box_from_landmarks, crop_gray,
                        crop_scale, robust_motion, roi_motions, to_crop_coords)
 from mepkg.targets import n_windows
 
 log = logging.getLogger(__name__)
-
-# Quality bit flags of features/<video>.h5 `quality` (0 = ok).
-REUSED_CROP = 1        # no usable face at the reference frame: crop/landmarks of another window
-REDETECT_FAILED = 2    # no face on the crop: frame landmarks mapped into crop coordinates
-ALIGNMENT_CAPPED = 4   # nose bridge still moved > threshold after the last re-alignment
-QUALITY_FLAGS = {"reused_crop": REUSED_CROP, "redetect_failed": REDETECT_FAILED,
-                 "alignment_capped": ALIGNMENT_CAPPED}
 
 
 @dataclass(frozen=True)
@@ -89,12 +85,16 @@ class FeatureConfig:
     # head motion (docs/method.md §2.6)
     align_threshold: float = 1.0                   # nose-bridge px that trigger re-alignment
     max_realign: int = 3                           # re-alignments per frame at most
+    max_drift: float = 0.25                        # crop shift from the reference, per axis, as a
+                                                   # share of the crop box side (docs/method.md §2.6)
 
     def __post_init__(self):
         if self.k < 2 or self.k % 2:
             raise ValueError(f"features k={self.k}: must be an even number >= 2")
         if self.frame_skip < 1:
             raise ValueError(f"features frame_skip={self.frame_skip}: must be >= 1")
+        if not 0.0 <= self.max_drift <= 1.0:
+            raise ValueError(f"features max_drift={self.max_drift}: must be a share in [0, 1]")
 
     def settings(self) -> dict:
         """Every setting (all fields but the FIXED constants), flat: a model file's ``features``."""
@@ -133,6 +133,10 @@ class _Window:
         self.ref_nose = ref.nose.take(crop).copy()
         self.ref_patches = [roi.take(crop).copy() for roi in ref.rois]
         self.features = np.zeros((N_CHANNELS, config.k), np.float32)   # C x k; step 0 stays 0
+        top, bottom, left, right = ref.crop_box
+        # docs/method.md §2.6: the crop moves at most max_drift of its side from the reference
+        self.max_shift = (config.max_drift * (bottom - top), config.max_drift * (right - left))
+        self.stopped = bool(ref.quality & BOX_OUTSIDE)
 
     def _flow(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
         c = self.config
@@ -145,9 +149,19 @@ class _Window:
         return robust_motion(flow[patch.rows, patch.cols], patch.top_fraction)
 
     def step(self, frame: np.ndarray, t: int) -> None:
-        """Motions of frame t (1..k-1 steps after the reference) into column t."""
+        """Motions of frame t (1..k-1 steps after the reference) into column t.
+
+        A window whose crop box left the frame is flagged ``box_outside`` and
+        stops (its later columns stay 0); a re-alignment that would move the
+        crop further than ``max_drift`` from the reference is not made and the
+        window is flagged ``drift_bounded`` (docs/method.md §2.6).
+        """
+        if self.stopped:
+            return
         c = self.config
-        crop = crop_gray(frame, tuple(self.box), c.crop_size)
+        crop = self._crop(frame, self.box)
+        if crop is None:
+            return
         head = self._head(crop)
         shifts = 0
         while math.hypot(*head) > c.align_threshold:   # docs/method.md §2.6
@@ -158,13 +172,29 @@ class _Window:
             dx, dy = round(head[0] / sx), round(head[1] / sy)   # crop px -> frame px
             if dx == 0 and dy == 0:   # under half a frame pixel: nothing to shift
                 break
-            self.box = [self.box[0] + dy, self.box[1] + dy, self.box[2] + dx, self.box[3] + dx]
-            crop = crop_gray(frame, tuple(self.box), c.crop_size)
+            box = [self.box[0] + dy, self.box[1] + dy, self.box[2] + dx, self.box[3] + dx]
+            if (abs(box[0] - self.ref.crop_box[0]) > self.max_shift[0]
+                    or abs(box[2] - self.ref.crop_box[2]) > self.max_shift[1]):
+                self.quality |= DRIFT_BOUNDED   # following something that is not the head
+                break
+            crop = self._crop(frame, box)
+            if crop is None:
+                return
+            self.box = box
             head = self._head(crop)
             shifts += 1
         motions = [roi_motions(self._flow(ref, roi.take(crop)), roi)
                    for ref, roi in zip(self.ref_patches, self.ref.rois)]
         self.features[:, t] = (np.concatenate(motions) - head).reshape(-1)   # 18 x (dx, dy)
+
+    def _crop(self, frame: np.ndarray, box) -> np.ndarray | None:
+        """The crop of ``box``; None (window flagged and stopped) when it lies outside the frame."""
+        try:
+            return crop_gray(frame, tuple(box), self.config.crop_size)
+        except ValueError:
+            self.quality |= BOX_OUTSIDE
+            self.stopped = True
+            return None
 
 
 # ---------------------------------------------------------------- reference frames
@@ -190,8 +220,11 @@ class _References:
             except ValueError:
                 continue
             return Reference(box, points, nose, rois, REUSED_CROP)
-        raise ValueError(f"{self.name}: no usable face at any reference frame from window {i} "
-                         f"on; check the video shows a frontal face")
+        n = len(self.track.detected)
+        raise ValueError(f"{self.name}: no window can be analysed: none of its {n} windows has a "
+                         f"usable face at its reference frame (a face was found at "
+                         f"{int(self.track.detected.sum())}, without usable landmarks); check "
+                         f"the video shows a frontal face")
 
     def reference(self, i: int, frame: np.ndarray) -> tuple[Reference, np.ndarray]:
         """Reference of window i and its crop of ``frame``."""
@@ -215,7 +248,11 @@ class _References:
             except ValueError as err:
                 log.debug("%s: window %d: %s", self.name, i, err)
         ref = self._fallback(i)
-        return ref, crop_gray(frame, ref.crop_box, size)
+        try:
+            return ref, crop_gray(frame, ref.crop_box, size)
+        except ValueError:   # another window's crop is not in this frame (it changed size)
+            return (dataclasses.replace(ref, quality=ref.quality | BOX_OUTSIDE),
+                    np.zeros((size, size), np.uint8))
 
 
 # ---------------------------------------------------------------- videos
@@ -324,6 +361,13 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
     if seen < n_needed:
         raise ValueError(f"{name}: only {seen} sampled frames could be read, {n_needed} needed "
                          f"for {n_win} windows; the video is truncated")
+    no_face = (quality & NO_FACE) != 0
+    if n_win and no_face.all():
+        counts = flag_counts(quality)
+        raise ValueError(f"{name}: no window can be analysed: all {n_win} windows lack a face "
+                         f"({counts['reused_crop']} without a face at the reference frame, "
+                         f"{counts['box_outside']} with the crop outside the frame); check the "
+                         f"video shows a frontal face")
     elapsed = time.perf_counter() - t0
     attrs = {"video": name, "fps": fps, "frame_skip": skip, "k": k, "n_frames": n_frames,
              "landmark_backend": str(track.attrs.get("backend", config.backend)),
@@ -367,8 +411,8 @@ def run_features(input: str | os.PathLike, out: str | os.PathLike,
                      "video": video or Path(input).name})
     write_features(out, fs)
     flagged = int((fs.quality != 0).sum())
-    log.info("%s: %d windows, %d flagged (reused %d, re-detect failed %d, alignment capped %d), "
-             "%.1f sampled frames/s -> %s", input, fs.n_windows, flagged,
-             *(int((fs.quality & f != 0).sum()) for f in QUALITY_FLAGS.values()),
+    log.info("%s: %d windows, %.0f%% usable by the default quality policy, %d flagged (%s), "
+             "%.1f sampled frames/s -> %s", input, fs.n_windows, 100 * usable_share(fs.quality),
+             flagged, ", ".join(f"{name} {n}" for name, n in flag_counts(fs.quality).items()),
              rate, out)
     return fs

@@ -162,7 +162,7 @@ class FeatureSet:
     window_start: np.ndarray  # (W,) int64, sampled index of each reference frame
     landmarks: np.ndarray     # (W, 68, 2) float32, reference-frame landmarks in crop coordinates
     crop_box: np.ndarray      # (W, 4) int32, top, bottom, left, right in frame pixels
-    quality: np.ndarray       # (W,) uint8, 0 ok, bit flags (see mepkg.features.QUALITY_FLAGS)
+    quality: np.ndarray       # (W,) uint8, 0 ok, bit flags (see mepkg.quality.QUALITY_FLAGS)
     attrs: dict = field(default_factory=dict)  # video_id, subject, video, fps, frame_skip, k, n_frames, ...
 
     @property
@@ -250,6 +250,7 @@ class VideoScores:
     fps: float = 0.0
     n_frames: int = 0     # original frames of the video
     attrs: dict = field(default_factory=dict)
+    quality: np.ndarray | None = None   # (W,) uint8 window flags of its features (mepkg.quality)
 
 
 def write_scores(path: str | os.PathLike, videos: list[VideoScores], fold: str,
@@ -269,6 +270,8 @@ def write_scores(path: str | os.PathLike, videos: list[VideoScores], fold: str,
                 g = h5.create_group(v.video_id)
                 g.create_dataset("spot", data=np.asarray(v.spot, np.float32))
                 g.create_dataset("logits", data=np.asarray(v.logits, np.float32))
+                if v.quality is not None:
+                    g.create_dataset("quality", data=np.asarray(v.quality, np.uint8))
                 g.attrs.update({"subject": v.subject, "video": v.video,
                                 "frame_skip": int(v.frame_skip), "k": int(v.k),
                                 "fps": float(v.fps), "n_frames": int(v.n_frames),
@@ -295,9 +298,11 @@ def read_scores(path: str | os.PathLike) -> list[VideoScores]:
                 raise ValueError(f"{path}: video {vid}: spot score is not finite at "
                                  f"sampled frame {bad}")
             a = dict(g.attrs)
+            quality = g["quality"][()] if "quality" in g else None   # older files: none
             out.append(VideoScores(video_id=vid, subject=str(a.pop("subject")),
                                    video=str(a.pop("video")), spot=spot, logits=logits,
                                    frame_skip=int(a.pop("frame_skip")), k=int(a.pop("k")),
                                    fps=float(a.pop("fps", 0.0)),
-                                   n_frames=int(a.pop("n_frames", 0)), attrs=a))
+                                   n_frames=int(a.pop("n_frames", 0)), attrs=a,
+                                   quality=quality))
         return out

@@ -207,7 +207,8 @@ def save_model_file(path: str | os.PathLike, model: SlowFastMamba, *, k: int | N
     """Write a model file atomically (see the module docstring for its content).
 
     ``features``: the feature settings of the training windows (None: only k
-    and frame_skip are known); ``trained_on``: see the module docstring.
+    and frame_skip are known); ``trained_on``: see the module docstring (training adds the
+    ``quality_policy`` of :mod:`mepkg.quality` and the windows it left out).
     """
     payload = {
         "format_version": MODEL_FORMAT_VERSION,

@@ -308,12 +308,13 @@ def plot_feature_debug(frame: np.ndarray, crop_box, landmarks: np.ndarray, rois,
 # ---------------------------------------------------------------- spot
 def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame,
                        crop_boxes: np.ndarray, k_p: int, priors: DecodePriors,
-                       path: str | os.PathLike) -> Path:
+                       path: str | os.PathLike, analysed: np.ndarray | None = None) -> Path:
     """``mepkg spot``: score curve with the spotted intervals and a face thumbnail at each apex.
 
     ``scores``: the video's ``VideoScores``; ``intervals``: spot's table
     (onset_s, apex_s, offset_s in seconds, apex in original frames);
-    ``crop_boxes``: the feature crop box of each window.
+    ``crop_boxes``: the feature crop box of each window; ``analysed``: bool
+    per sampled frame (mepkg.quality.frame_mask), the rest shaded grey.
     """
     from mepkg.datasets.frames import read_frame
 
@@ -327,6 +328,12 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
     ax = fig.add_subplot(grid[0, :])
     t = to_original(np.arange(len(scores.spot)), skip) / fps
     ax.plot(t, scores.spot, color="0.25", lw=1, label="spot score")
+    if analysed is not None and not np.all(analysed):
+        edges = np.flatnonzero(np.diff(np.r_[0, (~np.asarray(analysed)).astype(int), 0]))
+        for j, (a, b) in enumerate(zip(edges[::2], edges[1::2])):   # masked runs [a, b)
+            ax.axvspan(a * skip / fps, b * skip / fps, color="0.6", alpha=0.35, lw=0,
+                       label="not analysed (no usable face)" if j == 0 else None)
+        ax.legend(loc="upper right", fontsize=8)
     for row in intervals.itertuples():
         colour = emotion_colour(row.emotion)
         ax.axvspan(row.onset_s, row.offset_s, color=colour, alpha=0.3)
@@ -335,7 +342,9 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
                 fontsize=8, transform=ax.get_xaxis_transform())
     ax.set(xlabel="time (s)", ylabel="spot score", xlim=(0, max(t[-1], 1e-3) if len(t) else 1),
            title=f"{video.name}: {len(intervals)} micro-expressions "
-                 f"(k'={k_p}, p={priors.p:.2f})")
+                 f"(k'={k_p}, p={priors.p:.2f})"
+                 + ("" if analysed is None or np.all(analysed)
+                    else f", {np.mean(analysed):.0%} of the frames analysed"))
     ax.set_ylim(-0.05, 1.2)   # room for the emotion labels above the scores
     for j, row in enumerate(thumbs.itertuples()):
         window = min(to_sampled(int(row.apex), skip) // half, len(crop_boxes) - 1)
@@ -379,9 +388,12 @@ def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
 def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,
                         p_values: Sequence[float], table_out, figure_out,
                         mode: str = EvaluateSettings.mode,
-                        emotions: Sequence[str] = DEFAULT_EMOTIONS) -> pd.DataFrame:
-    """Sweep p over every fold's saved curves, each with its fold's own k' as
-    decode_fold uses; write the table (one row per p) and the figure."""
+                        emotions: Sequence[str] = DEFAULT_EMOTIONS,
+                        quality: dict | None = None) -> pd.DataFrame:
+    """Sweep p over every fold's saved curves, each with its fold's own k' and the
+    ``quality`` policy as decode_fold uses; write the table (one row per p) and the figure."""
+    from mepkg.quality import QualityPolicy
+
     from mepkg.atomic import write_csv
     from mepkg.decode import fold_k_primes
     from mepkg.h5io import read_scores
@@ -392,7 +404,7 @@ def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,
     k_p = fold_k_primes(labels, videos[0].frame_skip, sorted({v.subject for v in videos}),
                         priors)
     sweep = threshold_sweep(videos, k_p, labels, p_values, priors=priors, mode=mode,
-                            emotions=emotions)
+                            emotions=emotions, quality=QualityPolicy.from_dict(quality))
     write_csv(sweep, table_out)
     plot_threshold_sweep(sweep, figure_out, chosen=priors.p,
                          title=f"threshold sweep ({mode}, k' per fold: "

@@ -45,10 +45,16 @@ def tabulate_metrics(mode_files, headline: str, out_json, out_csv) -> dict:
 
 
 def summarise_run(metrics_json, labels_csv, out, *, run: str, folds: Sequence[str],
-                  n_videos: int, settings: dict) -> dict:
-    """A one-file record of a run (rule summarise_run): size, headline metrics, settings."""
+                  n_videos: int, settings: dict, features: Sequence = (),
+                  quality: dict | None = None) -> dict:
+    """A one-file record of a run (rule summarise_run): size, headline metrics, settings,
+    and each video's share of usable windows (``features`` files, ``quality`` policy;
+    a warning for each video below ``quality.warn_below``)."""
+    import numpy as np
+
     import mepkg
     from mepkg.atomic import atomic_output
+    from mepkg.quality import QualityPolicy, analysed_shares
 
     metrics = json.loads(Path(metrics_json).read_text())
     labels = pd.read_csv(labels_csv, dtype={"subject": str, "video": str})
@@ -68,6 +74,15 @@ def summarise_run(metrics_json, labels_csv, out, *, run: str, folds: Sequence[st
         "release_strs": metrics["release"]["strs"],
         "config": settings,
     }
+    if features:
+        policy = QualityPolicy.from_dict(quality)
+        analysed = analysed_shares(features, policy)
+        summary["analysed"] = {
+            "usable_share": round(float(np.mean([v["usable_share"] for v in analysed.values()])),
+                                  4),
+            "videos_below_warn": sorted(v for v, a in analysed.items()
+                                        if a["usable_share"] < policy.warn_below),
+            "videos": analysed}
     with atomic_output(out) as tmp:
         Path(tmp).write_text(json.dumps(jsonable(summary), indent=2) + "\n")
     log.info("run %s: STRS %.4f over %d folds", run, summary["strs"], summary["folds"])

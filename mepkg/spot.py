@@ -33,6 +33,7 @@ from mepkg.decode import DecodePriors, decode_videos
 from mepkg.intervals import apply_veto
 from mepkg.package import check_model_settings, model_feature_config
 from mepkg.train import TrainConfig
+from mepkg.quality import QualityPolicy, flag_counts, frame_mask, usable_share
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,29 @@ def spot_frame_skip(video_fps: float, train_fps: float, train_frame_skip: int) -
         raise ValueError(f"frame rates must be positive (video {video_fps}, model {train_fps}); "
                          f"pass --fps for a frame folder")
     return max(1, round(video_fps * train_frame_skip / train_fps))
+
+
+def _quality_report(video: Path, model, meta: dict, quality) -> QualityPolicy:
+    """Log what share of ``video`` could be analysed (and a synthetic-trained model);
+    returns the model's quality policy (docs/method.md §2.10)."""
+    trained_on = meta.get("trained_on") or {}
+    if trained_on.get("synthetic"):
+        log.warning("%s was trained on synthetic faces (%s), not real people: treat its "
+                    "detections on real footage as unvalidated", model,
+                    trained_on.get("run") or trained_on.get("dataset", "synthetic"))
+    policy = QualityPolicy.from_dict(trained_on.get("quality_policy"))
+    share = usable_share(quality, policy)
+    unusable = {name: n for name, n in flag_counts(quality).items()
+                if n and name in policy.unusable}
+    log.info("%s: %.0f%% analysed (%d of %d windows usable%s)", video.name, 100 * share,
+             round(share * len(quality)), len(quality),
+             "; not analysed: " + ", ".join(f"{n} {name}" for name, n in unusable.items())
+             if unusable else "")
+    if share < policy.warn_below:
+        log.warning("%s: only %.0f%% of the video could be analysed (no usable face elsewhere); "
+                    "no interval is reported in the rest (shaded in the timeline)",
+                    video.name, 100 * share)
+    return policy
 
 
 # ---------------------------------------------------------------- spotting
@@ -118,8 +142,9 @@ def _spot(video: Path, model, net, meta: dict, priors: DecodePriors, k_p: int, o
     subject, name, vid = identify_video(video)
     scores = VideoScores(video_id=vid, subject=subject or vid, video=name, spot=spot,
                          logits=logits, frame_skip=skip, k=k, fps=video_fps,
-                         n_frames=probe.n_frames)
-    intervals = decode_videos([scores], priors, k_p)
+                         n_frames=probe.n_frames, quality=features.quality)
+    policy = _quality_report(video, model, meta, features.quality)
+    intervals = decode_videos([scores], priors, k_p, policy)
     intervals = apply_veto(intervals).drop(columns="vetoed")
     for col in ("onset", "apex", "offset"):
         intervals[f"{col}_s"] = intervals[col] / video_fps
@@ -129,7 +154,7 @@ def _spot(video: Path, model, net, meta: dict, priors: DecodePriors, k_p: int, o
     from mepkg.plots import plot_spot_timeline
 
     plot_spot_timeline(video, scores, intervals, features.crop_box, k_p, priors,
-                       out_dir / "timeline.png")
+                       out_dir / "timeline.png", analysed=frame_mask(features.quality, k, policy))
     counts = intervals["emotion"].value_counts().to_dict()
     log.info("%s: %d micro-expressions %s in %.1f s of video; %s, %s (%.1f s)",
              video.name, len(intervals), counts, probe.n_frames / video_fps,

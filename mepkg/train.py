@@ -29,6 +29,7 @@ from mepkg.datasets.common import video_id as make_video_id
 from mepkg.h5io import FeatureSet, VideoScores, read_features, write_scores
 from mepkg.mamba import scan_backend
 from mepkg.model import SlowFastMamba, count_parameters, load_model, save_model_file
+from mepkg.quality import QualityPolicy, usable_windows
 from mepkg.targets import class_weights, select_training_windows, stitch_curve, window_targets
 from mepkg.train_step import Predictor, TrainStep, make_optimizer, step_mode
 
@@ -214,12 +215,16 @@ def predict_video(model: SlowFastMamba, features: np.ndarray, device: torch.devi
 
 # ---------------------------------------------------------------- the fold
 def run_fold(features_dir, labels, subject: str, out_dir, config: TrainConfig | None = None,
-             videos: list | None = None) -> Path:
+             videos: list | None = None, quality: QualityPolicy | None = None,
+             trained_on: dict | None = None) -> Path:
     """Train on every subject but ``subject`` and predict its videos; returns ``out_dir``.
 
     ``labels``: labels.csv path or DataFrame. ``videos``: feature file paths (or
     in-memory FeatureSets) to use instead of every ``features_dir/*.h5``.
     ``subject="all"`` trains on every video and predicts none (no scores.h5).
+    ``quality``: the windows it makes unusable are left out of training
+    (docs/method.md §2.10; default :class:`mepkg.quality.QualityPolicy`);
+    the model file records it, and ``trained_on`` (dataset name, synthetic or not).
     """
     config = config or TrainConfig()
     out_dir = Path(out_dir)   # made once the inputs are read (_run_fold)
@@ -229,7 +234,8 @@ def run_fold(features_dir, labels, subject: str, out_dir, config: TrainConfig | 
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _run_fold(features_dir, labels, str(subject), out_dir, config, videos, device)
+        return _run_fold(features_dir, labels, str(subject), out_dir, config, videos, device,
+                         quality or QualityPolicy(), trained_on)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
@@ -261,7 +267,8 @@ def shared_feature_settings(sets) -> dict:
     return first
 
 
-def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device) -> Path:
+def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device,
+              quality: QualityPolicy, trained_on: dict | None) -> Path:
     labels = _read_labels(labels_arg)
     sets, sources = _load_videos(features_dir, videos)
     feature_settings = shared_feature_settings(sets)
@@ -283,15 +290,21 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
         raise ValueError(f"fold {subject}: no video of another subject to train on "
                          f"({len(sets)} videos, all of subject {subject!r})")
 
-    # training windows (docs/method.md §5)
+    # training windows (docs/method.md §5), unusable ones left out (§2.10)
     xs, spots, classes = [], [], []
     for i in train:
         spot_w, cls_w = _video_targets(sets[i], labels, k, frame_skip)
-        xs.append(sets[i].features)
+        usable = usable_windows(sets[i].quality, quality)
+        if not usable.all():
+            spot_w, cls_w = spot_w[usable], cls_w[usable]
+        xs.append(sets[i].features if usable.all() else sets[i].features[usable])
         spots.append(spot_w)
         classes.append(cls_w)
     x_all = np.concatenate(xs)
     spot_all, cls_all = np.concatenate(spots), np.concatenate(classes)
+    n_left_out = sum(sets[i].n_windows for i in train) - len(x_all)
+    log.info("fold %s: %d of %d windows left out as unusable (flags %s)", subject, n_left_out,
+             n_left_out + len(x_all), ", ".join(quality.unusable))
     keep = select_training_windows(spot_all, config.background_ratio,
                                    np.random.default_rng(config.seed))
     if len(keep) == 0:
@@ -343,7 +356,10 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
                                  fps=float(sets[0].attrs.get("fps", 0.0)),
                                  features=feature_settings, train_config=train_cfg,
                                  input_checksum=_input_checksum([sources[i] for i in train],
-                                                                labels_arg, labels))
+                                                                labels_arg, labels),
+                                 trained_on={**(trained_on or {}),
+                                             "quality_policy": quality.to_dict(),
+                                             "windows_left_out": int(n_left_out)})
     if subject == ALL_SUBJECTS:
         return out_dir
 
@@ -362,7 +378,7 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
                                                                    fs.attrs["video"])),
             subject=str(fs.attrs["subject"]), video=str(fs.attrs["video"]), spot=spot,
             logits=logits, frame_skip=frame_skip, k=k, fps=float(fs.attrs.get("fps", 0.0)),
-            n_frames=int(fs.attrs.get("n_frames", 0))))
+            n_frames=int(fs.attrs.get("n_frames", 0)), quality=fs.quality))
     write_scores(out_dir / "scores.h5", scores, fold=subject, model_checksum=model_checksum)
     log.info("fold %s: scores of %d held-out videos -> %s", subject, len(scores),
              out_dir / "scores.h5")

@@ -140,12 +140,30 @@ def run_name(config: dict) -> str:
         return name
     syn = config["synthetic"]
     seed = f"-seed{syn['seed']}" if syn["seed"] else ""
-    return f"synthetic-{syn['size']}-{syn['layout']}{seed}"
+    return f"synthetic-{syn['size']}-{syn['layout']}{seed}{hazards_tag(config, '-hazards')}"
+
+
+def hazards_tag(config: dict, prefix: str) -> str:
+    """'' for the clean synthetic benchmark; else ``prefix`` (+ a digest of the hazards
+    for the data folder, so two hazard settings never share one)."""
+    import hashlib
+    import json
+
+    from mepkg.synth.hazards import HazardConfig
+
+    hazards = HazardConfig.from_dict(config["synthetic"]["hazards"])
+    if not hazards.enabled:
+        return ""
+    if prefix == "-hazards":
+        return prefix
+    digest = hashlib.sha1(json.dumps(hazards.to_dict(), sort_keys=True).encode()).hexdigest()
+    return f"{prefix}{digest[:8]}"
 
 
 def synthetic_root(config: dict) -> str:
     syn = config["synthetic"]
-    return f"resources/synthetic/{syn['size']}-{syn['layout']}-{syn['seed']}"
+    return (f"resources/synthetic/{syn['size']}-{syn['layout']}-{syn['seed']}"
+            f"{hazards_tag(config, '-hazards-')}")
 
 
 def label_files(config: dict) -> list[str]:

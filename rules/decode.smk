@@ -1,7 +1,7 @@
 # Decode each fold: its score curves -> intervals with an emotion (docs/method.md §6;
 # ablation switches and MEGC test-set presets: decode.interval, decode.synergy,
 # decode.preset, §9).
-# Only the decode group is a param: changing a prior re-runs this and the
+# Only the decode and quality groups are params: changing a prior re-runs this and the
 # evaluation, never the model. The priors used (and k' rule) are written
 # beside the intervals as a record.
 
@@ -25,6 +25,7 @@ rule decode_fold:
         priors=f"{RES}/decode/folds/{{subject}}.priors.yaml",
     params:
         decode=config["decode"],
+        quality=config["quality"],
     log:
         f"{RES}/logs/decode_fold/{{subject}}.log",
     benchmark:

@@ -226,6 +226,7 @@ rule plot_threshold_sweep:
         table=f"{RES}/plots/threshold_sweep.csv",
     params:
         decode=config["decode"],
+        quality=config["quality"],
         mode=config["evaluate"]["mode"],
         emotions=config["evaluate"]["emotions"],
         sweep_p=config["evaluate"]["sweep_p"],
@@ -249,10 +250,12 @@ rule summarise_run:
     input:
         metrics=rules.tabulate_metrics.output.metrics,
         labels=rules.build_manifest.output.labels,
+        features=all_features,
     output:
         summary=f"{RES}/summary.json",
     params:
         run=RUN,
+        quality=config["quality"],
         settings=metric_settings(config),
         folds=FOLDS,
         n_videos=len(VIDEOS),

@@ -43,6 +43,7 @@ rule train_fold:
         train_log=f"{RES}/folds/{{subject}}/train_log.csv",
     params:
         train=config["train"],
+        quality=config["quality"],
     log:
         f"{RES}/logs/train_fold/{{subject}}.log",
     benchmark:
@@ -67,6 +68,13 @@ rule train_all_subjects:
         train_log=f"{RES}/model_all/train_log.csv",
     params:
         train=config["train"],
+        quality=config["quality"],
+        # recorded in the model file: `mepkg spot` says when it applies a synthetic-trained model
+        trained_on={
+            "dataset": config["dataset"]["name"],
+            "run": RUN,
+            "synthetic": config["dataset"]["name"] == "synthetic",
+        },
     log:
         f"{RES}/logs/train_all_subjects.log",
     benchmark:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mepkg.features import (ALIGNMENT_CAPPED, REDETECT_FAILED, REUSED_CROP, FeatureConfig,
-                            extract_features, run_features)
+from mepkg.features import (ALIGNMENT_CAPPED, BOX_OUTSIDE, DRIFT_BOUNDED, REDETECT_FAILED,
+                            REUSED_CROP, FeatureConfig, extract_features, run_features)
 from mepkg.h5io import LandmarkTrack, read_features
 from mepkg.landmarks import detect_video_landmarks, get_backend
 from mepkg.roi import (MOTION_NAMES, build_rois, crop_box_from_landmarks, crop_gray,
@@ -163,6 +163,100 @@ def test_realignment_is_capped_after_three_shifts(face, face_points, monkeypatch
     assert len(calls) == 1 + CFG.max_realign and win.quality == ALIGNMENT_CAPPED
     shift = CFG.max_realign * round(5.0 / sx)
     assert win.box == [box[0], box[1], box[2] + shift, box[3] + shift]   # kept for the window
+
+
+def _window(face, face_points, config=CFG, box=None):
+    from mepkg import features
+
+    box = box or crop_box_from_landmarks(face_points)
+    crop = crop_gray(face, box, 320)
+    nose, rois = build_rois(get_backend("dlib").detect(crop)[1], config)
+    return features._Window(0, 0, features.Reference(box, np.zeros((68, 2)), nose, rois),
+                            crop, config)
+
+
+def test_realignment_stops_at_the_drift_bound(face, face_points, monkeypatch):
+    """A nose bridge that keeps moving 20 crop px: shifts until the next would pass
+    max_drift x the box side, then the flag; the crop stays inside the bound."""
+    config = FeatureConfig(k=K, frame_skip=1, max_drift=0.1)
+    win = _window(face, face_points, config)
+    box = list(win.box)
+    monkeypatch.setattr(win, "_head", lambda c: np.array([20.0, 0.0]))
+    gray = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+    for t in range(1, K):
+        win.step(gray, t)
+    side = box[3] - box[2]
+    shift = round(20.0 / crop_scale(tuple(box), 320)[0])
+    assert win.quality & DRIFT_BOUNDED and not win.quality & BOX_OUTSIDE
+    assert win.box[2] - box[2] == shift * int(0.1 * side // shift) <= 0.1 * side
+    assert win.box[0] == box[0]
+
+
+def test_crop_box_entirely_outside_the_frame_flags_the_window(face, face_points):
+    """A frame the box does not touch: the window is flagged and stops, nothing raises."""
+    win = _window(face, face_points)
+    small = np.full((40, 40), 128, np.uint8)        # the box starts below row 40
+    assert crop_box_from_landmarks(face_points)[0] > 40
+    win.step(small, 1)
+    win.step(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY), 2)
+    assert win.quality == BOX_OUTSIDE and win.stopped
+    assert not win.features.any()                   # no motion measured after it
+
+
+def test_realignment_walking_out_of_the_frame_flags_instead_of_raising(face, face_points,
+                                                                         monkeypatch):
+    """Without a drift bound the re-alignment can follow a moving hand out of the frame
+    (a 640x360 clip did): the window is flagged box_outside."""
+    config = FeatureConfig(k=K, frame_skip=1, max_drift=1.0)
+    win = _window(face, face_points, config)
+    monkeypatch.setattr(win, "_head", lambda c: np.array([0.0, 60.0]))
+    gray = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)[:200]    # the box's bottom is below it
+    for t in range(1, K):
+        win.step(gray, t)
+    assert win.quality & BOX_OUTSIDE and not win.quality & DRIFT_BOUNDED
+    assert win.box[0] < gray.shape[0] and win.stopped      # the last box inside is kept
+
+
+def _canvas(face) -> np.ndarray:
+    canvas = np.full((400, 600, 3), 128, np.uint8)
+    canvas[:, :400] = face
+    return canvas
+
+
+def _moved(img: np.ndarray, dx: float) -> np.ndarray:
+    m = np.float32([[1, 0, dx], [0, 1, 0]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderValue=(128, 128, 128))
+
+
+def test_face_leaving_the_frame_mid_way_flags_its_windows(face):
+    """The face slides out of a 600-px frame from frame 12 (40 px a frame): features for
+    every window, those whose reference shows no face flagged reused_crop."""
+    canvas = _canvas(face)
+    frames = [(t, _moved(canvas, 40 * max(0, t - 12))) for t in range(40)]   # 7 windows
+    fs = run(frames)
+    assert fs.n_windows == 7 and fs.quality[0] == 0
+    assert list(fs.quality[5:] & REUSED_CROP) == [REUSED_CROP, REUSED_CROP]   # refs 25, 30
+    assert not (fs.quality[:5] & REUSED_CROP).any()
+    from mepkg.quality import frame_mask
+    mask = frame_mask(fs.quality, K)
+    assert mask[:20].all() and not mask[20:].any()   # no face at 25: it left after 20
+
+
+def test_occluder_over_the_lower_face_flags_only_the_windows_it_hides(face):
+    """A hand-like ellipse crossing nose and mouth from frame 8 to 30: the window whose
+    reference face it hides (no face found) is flagged, the windows before it are clean."""
+    canvas = _canvas(face)
+
+    def frame(t):
+        img = canvas.copy()
+        if 8 <= t <= 30:
+            cv2.ellipse(img, (60 + 12 * (t - 8), 215), (70, 45), 0, 0, 360, (120, 150, 200), -1)
+        return img
+
+    fs = run([(t, frame(t)) for t in range(40)])
+    assert fs.n_windows == 7 and not fs.quality[:3].any()
+    assert fs.quality[4] & REUSED_CROP                  # reference frame 20: hand on the face
+    assert fs.quality[6] == 0                           # frames 30..39: the hand has gone
 
 
 def test_face_vanishing_at_a_reference_frame_reuses_the_last_crop(face):

@@ -100,14 +100,16 @@ def test_workflow_train_fold_script_holds_its_subject_out(tmp_path, batched_subj
     """workflow_scripts/train_fold.py as Snakemake runs it (rule train_fold's
     input is every video's features; the script must pass the fold's subject)."""
     paths, labels_csv = _feature_files(tmp_path)
-    train_params = yaml.safe_load((ROOT / "config.yaml").read_text())["train"]
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    train_params = config["train"]
     train_params.update(epochs=1, batch_size=4, model=TINY_MODEL)
     out = tmp_path / "folds" / held_out
     fake = SimpleNamespace(
         input=SimpleNamespace(features=[str(p) for p in paths], labels=str(labels_csv)),
         output=SimpleNamespace(model=str(out / "model.pt"), scores=str(out / "scores.h5"),
                                train_log=str(out / "train_log.csv")),
-        params=SimpleNamespace(train=train_params), threads=1, rule="train_fold",
+        params=SimpleNamespace(train=train_params, quality=config["quality"]), threads=1,
+        rule="train_fold",
         resources=SimpleNamespace(device="cpu", cuda_graph=0),
         wildcards=SimpleNamespace(subject=held_out), log=[str(tmp_path / "train.log")])
     runpy.run_path(str(ROOT / "workflow_scripts" / "train_fold.py"),

@@ -139,7 +139,8 @@ def test_decode_videos_hands_every_prior_to_the_interval_search(name, monkeypatc
     monkeypatch.setattr(decode, "decode_intervals", spy)
     decode_videos([_video(_noisy_bumps())], DecodePriors(**{name: ODD_VALUES[name]}), 3)
     assert seen and seen[0][name] == ODD_VALUES[name]
-    assert set(seen[0]) == set(INTERVAL_PRIORS)
+    assert set(seen[0]) == set(INTERVAL_PRIORS) | {"mask"}
+    assert seen[0]["mask"] is None                  # scores without window flags: no mask
     assert all(seen[0][other] == getattr(DecodePriors(), other)
                for other in INTERVAL_PRIORS if other != name)
 

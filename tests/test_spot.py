@@ -163,7 +163,9 @@ def test_the_model_file_records_the_feature_settings_and_the_dataset(tmp_path):
     payload = read_model_file(packaged)
     assert payload["format_version"] == 2
     assert payload["features"] == FeatureConfig(**TRAINED_WITH).settings()
-    assert payload["trained_on"] == {"dataset": "synthetic", "protocol": "sammlv"}
+    assert {key: payload["trained_on"][key] for key in ("dataset", "protocol")} == {
+        "dataset": "synthetic", "protocol": "sammlv"}
+    assert "quality_policy" in payload["trained_on"]
     assert model_feature_config(payload, packaged) == FeatureConfig(**TRAINED_WITH)
 
 
@@ -208,3 +210,34 @@ def test_spot_extracts_with_the_model_s_feature_settings(tmp_path, monkeypatch):
     # every training setting, but frame_skip from the video's rate: 60 fps x 1 / 30 fps = 2
     assert used["config"] == FeatureConfig(**{**TRAINED_WITH, "frame_skip": 2})
     assert (tmp_path / "out" / "intervals.csv").exists()
+
+
+@pytest.mark.slow
+def test_spot_reports_the_analysed_share_and_no_interval_where_the_face_is_gone(
+        packaged_model, tmp_path, caplog):
+    """A 4 s clip whose face is gone from frame 60: the share is reported, the stretch is
+    masked (shaded), no interval reaches it, and a synthetic-trained model is named."""
+    import logging
+
+    import cv2
+
+    from mepkg.model import read_model_file, write_model_file
+    from mepkg.synth import render_video
+
+    _, packaged = packaged_model
+    payload = read_model_file(packaged)
+    payload["trained_on"] = {"dataset": "synthetic", "run": "synthetic-tiny", "synthetic": True}
+    model = write_model_file(tmp_path / "synthetic.pt", payload)
+    folder = render_video(tmp_path / "clip", seconds=4, frame_size=320, fps=30, seed=3)
+    for jpg in folder.glob("*.jpg"):
+        if int(jpg.stem) >= 60:
+            cv2.imwrite(str(jpg), np.full((320, 320, 3), 90, np.uint8))
+    with caplog.at_level(logging.INFO, logger="mepkg.spot"):
+        spot_video(folder, model, out_dir=tmp_path / "out", fps=30, device="cpu")
+    # 120 frames, k 10: 23 windows; references 60, 65, ..., 110 (windows 12-22) show no face
+    assert "clip: 52% analysed (12 of 23 windows usable; not analysed: 11 reused_crop)" \
+        in caplog.text
+    assert "only 52% of the video could be analysed" in caplog.text
+    assert "trained on synthetic faces (synthetic-tiny)" in caplog.text
+    table = pd.read_csv(tmp_path / "out" / "intervals.csv")
+    assert (table.offset < 55).all()        # no face at reference 60: masked from 55 on

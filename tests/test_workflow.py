@@ -381,3 +381,32 @@ def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
         zip(expected.onset, expected.offset, expected.emotion))
     assert (spot.subject == row.subject).all() and (spot.video == row.video).all()
     assert (tmp_path / "spot" / "timeline.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- the hazards variant (slow)
+@pytest.mark.slow
+def test_hazards_variant_runs_end_to_end_without_intervals_where_the_face_is_gone(tmp_path):
+    """config/hazards.yaml at tiny size: occluder, drift out, leave and re-enter, flicker,
+    JPEG 60. No job fails, the unanalysed share is reported, and no decoded interval
+    overlaps a recorded no-face stretch."""
+    from mepkg.synth.hazards import intervals_over_no_face
+
+    work = copy_workflow(tmp_path)
+    start = time.perf_counter()
+    snakemake(work, "--cores", "2", "--configfile", "config/tiny.yaml", "config/hazards.yaml")
+    seconds = time.perf_counter() - start
+    run = work / "results" / "synthetic-tiny-sammlv-hazards"
+    (root,) = [p for p in (work / "resources" / "synthetic").glob("tiny-sammlv-0-hazards-*")
+               if p.is_dir()]                # beside it: its .log and .benchmark.tsv
+    hazards = pd.read_csv(root / "hazards.csv", dtype={"subject": str, "video": str})
+    assert set(hazards.hazard) == {"occluder", "drift_out", "leave", "no_face"}
+    assert (hazards.hazard == "leave").sum() == (hazards.hazard == "no_face").sum() == 6
+    pred = pd.read_csv(run / "predictions.csv", dtype={"subject": str, "video": str})
+    assert len(pred) > 0 and intervals_over_no_face(pred, hazards).empty
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0.5 < summary["analysed"]["usable_share"] < 1.0
+    assert all(v["reused_crop"] > 0 for v in summary["analysed"]["videos"].values())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["strs"] <= 1.0
+    print(f"tiny hazards workflow end to end: {seconds:.0f} s, spotting F1 "
+          f"{metrics['spotting']['f1']:.3f}, usable {summary['analysed']['usable_share']:.2f}")

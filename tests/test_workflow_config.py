@@ -23,6 +23,7 @@ from mepkg.jobs import usable_cores
 from mepkg.metrics import EvaluateSettings
 from mepkg.model import ModelConfig
 from mepkg.plots import PlotSettings
+from mepkg.quality import QualityPolicy
 from mepkg.train import TrainConfig
 from conftest import (ROOT, TINY_RUN, TINY_WORKFLOW, copy_workflow, planned_jobs,
                       snakemake)
@@ -74,6 +75,7 @@ STAGES = {
     "features": _features,
     "train": _train,
     "decode": lambda: settings(DecodePriors),
+    "quality": lambda: settings(QualityPolicy),
     "evaluate": lambda: settings(EvaluateSettings),
     "plots": lambda: settings(PlotSettings),
 }
@@ -127,7 +129,8 @@ def _accepts(cls, name, value) -> bool:
 
 BOUNDED = [(cls, group, name) for group, cls, path in [
     ("features", FeatureConfig, ("features",)), ("train", TrainConfig, ("train",)),
-    ("decode", DecodePriors, ("decode",)), ("model", ModelConfig, ("train", "model"))]
+    ("decode", DecodePriors, ("decode",)), ("model", ModelConfig, ("train", "model")),
+    ("quality", QualityPolicy, ("quality",))]
     for name in schema_of(*path)["properties"]
     if name in {f.name for f in dataclasses.fields(cls)}
     and schema_of(*path)["properties"][name].get("type") in ("integer", "number")]

@@ -6,6 +6,7 @@ Small hand-made inputs: label tables, one synthetic score curve, metrics JSONs.
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -161,6 +162,39 @@ def test_summarise_run_records_size_metrics_and_settings(tmp_path):
     assert summary["strict_strs"] == 0.25 and summary["release_strs"] == 0.125
     assert summary["config"] == {"decode": {"p": 0.5}}
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_summary_records_each_video_s_usable_share_and_warns_below_the_level(tmp_path,
+                                                                           caplog):
+    from mepkg.h5io import FeatureSet, write_features
+    from mepkg.quality import ALIGNMENT_CAPPED, REUSED_CROP
+
+    metrics = {**_mode("official", 0.5), "headline_mode": "official",
+               "strict": _mode("strict", 0.25), "release": _mode("release", 0.125)}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    LABELS.to_csv(tmp_path / "labels.csv", index=False)
+    files = []
+    for vid, flags in (("001_1", [0, 0, 0, ALIGNMENT_CAPPED]), ("002_1", [0, REUSED_CROP] * 2)):
+        w = len(flags)
+        fs = FeatureSet(features=np.zeros((w, 36, 10), np.float32),
+                        window_start=np.arange(w) * 5, landmarks=np.zeros((w, 68, 2), np.float32),
+                        crop_box=np.zeros((w, 4), np.int32), quality=np.array(flags, np.uint8),
+                        attrs={"video_id": vid, "subject": vid[:3], "video": vid, "fps": 30.0,
+                               "frame_skip": 1, "k": 10, "n_frames": 25, "landmark_backend": "dlib",
+                               "flow_params": "{}", "mepkg_version": "test"})
+        files.append(write_features(tmp_path / f"{vid}.h5", fs))
+    with caplog.at_level(logging.WARNING):
+        summary = summarise_run(tmp_path / "metrics.json", tmp_path / "labels.csv",
+                                tmp_path / "summary.json", run="r", folds=["001", "002"],
+                                n_videos=2, settings={}, features=files,
+                                quality={"warn_below": 0.9,
+                                         "unusable": ["reused_crop", "box_outside"]})
+    assert summary["analysed"] == {
+        "usable_share": 0.75, "videos_below_warn": ["002_1"],
+        "videos": {"001_1": {"usable_share": 1.0, "windows": 4, "alignment_capped": 1},
+                   "002_1": {"usable_share": 0.5, "windows": 4, "reused_crop": 2}}}
+    assert "video 002_1: only 50% of its windows are usable" in caplog.text
+    assert "001_1" not in caplog.text
 
 
 # ---------------------------------------------------------------- plots from files
