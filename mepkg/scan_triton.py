@@ -51,13 +51,19 @@ def _softplus(x):
 
 
 @triton.jit
+def _load_f32(ptrs, mask):
+    """A masked load as float32 (0 where masked): the inputs may be bfloat16 or float16."""
+    return tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _step_sizes(delta_ptr, bias_ptr, base, offs_d, mask_d, HAS_BIAS: tl.constexpr,
                 SOFTPLUS: tl.constexpr):
     """delta_t (+ delta_bias) (through softplus) for a block of channels, float32; also
     the value before softplus (for its derivative)."""
-    x = tl.load(delta_ptr + base, mask=mask_d, other=0.0).to(tl.float32)
+    x = _load_f32(delta_ptr + base, mask_d)
     if HAS_BIAS:
-        x += tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        x += _load_f32(bias_ptr + offs_d, mask_d)
     if SOFTPLUS:
         dt = _softplus(x)
     else:
@@ -81,27 +87,23 @@ def _scan_fwd_kernel(
     offs_n = tl.arange(0, BLOCK_N)
     mask_d = offs_d < n_chan
     mask_n = offs_n < n_state
-    A = tl.load(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n,
-                mask=mask_d[:, None] & mask_n[None, :], other=0.0).to(tl.float32)
+    A = _load_f32(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n,
+                  mask_d[:, None] & mask_n[None, :])
     if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        Dv = _load_f32(D_ptr + offs_d, mask_d)
     h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
     for t in range(length):
         dt, _ = _step_sizes(delta_ptr, bias_ptr, b * sdl_b + offs_d * sdl_d + t * sdl_l,
                             offs_d, mask_d, HAS_BIAS, SOFTPLUS)
-        u = tl.load(u_ptr + b * su_b + offs_d * su_d + t * su_l, mask=mask_d,
-                    other=0.0).to(tl.float32)
-        Bt = tl.load(B_ptr + b * sB_b + offs_n * sB_n + t * sB_l, mask=mask_n,
-                     other=0.0).to(tl.float32)
-        Ct = tl.load(C_ptr + b * sC_b + offs_n * sC_n + t * sC_l, mask=mask_n,
-                     other=0.0).to(tl.float32)
+        u = _load_f32(u_ptr + b * su_b + offs_d * su_d + t * su_l, mask_d)
+        Bt = _load_f32(B_ptr + b * sB_b + offs_n * sB_n + t * sB_l, mask_n)
+        Ct = _load_f32(C_ptr + b * sC_b + offs_n * sC_n + t * sC_l, mask_n)
         h = tl.exp(dt[:, None] * A) * h + (dt * u)[:, None] * Bt[None, :]
         y = tl.sum(h * Ct[None, :], axis=1)
         if HAS_D:
             y += Dv * u
         if HAS_Z:
-            zt = tl.load(z_ptr + b * sz_b + offs_d * sz_d + t * sz_l, mask=mask_d,
-                         other=0.0).to(tl.float32)
+            zt = _load_f32(z_ptr + b * sz_b + offs_d * sz_d + t * sz_l, mask_d)
             y = y * zt / (1.0 + tl.exp(-zt))
         tl.store(y_ptr + b * sy_b + t * sy_l + offs_d * sy_d, y.to(y_ptr.dtype.element_ty),
                  mask=mask_d)
@@ -133,10 +135,9 @@ def _scan_bwd_kernel(
     mask_d = offs_d < n_chan
     mask_n = offs_n < n_state
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n,
-                mask=mask_dn, other=0.0).to(tl.float32)
+    A = _load_f32(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n, mask_dn)
     if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        Dv = _load_f32(D_ptr + offs_d, mask_d)
     h_step = n_chan * n_state                                   # hs stride over time
     hs_blk = hs_ptr + b * (length + 1) * h_step + offs_d[:, None] * n_state + offs_n[None, :]
 
@@ -146,10 +147,8 @@ def _scan_bwd_kernel(
     for t in range(length):
         dt, _ = _step_sizes(delta_ptr, bias_ptr, b * sdl_b + offs_d * sdl_d + t * sdl_l,
                             offs_d, mask_d, HAS_BIAS, SOFTPLUS)
-        u = tl.load(u_ptr + b * su_b + offs_d * su_d + t * su_l, mask=mask_d,
-                    other=0.0).to(tl.float32)
-        Bt = tl.load(B_ptr + b * sB_b + offs_n * sB_n + t * sB_l, mask=mask_n,
-                     other=0.0).to(tl.float32)
+        u = _load_f32(u_ptr + b * su_b + offs_d * su_d + t * su_l, mask_d)
+        Bt = _load_f32(B_ptr + b * sB_b + offs_n * sB_n + t * sB_l, mask_n)
         h = tl.exp(dt[:, None] * A) * h + (dt * u)[:, None] * Bt[None, :]
         tl.store(hs_blk + (t + 1) * h_step, h, mask=mask_dn)
     tl.debug_barrier()
@@ -163,20 +162,15 @@ def _scan_bwd_kernel(
         t = length - 1 - i
         dt, x = _step_sizes(delta_ptr, bias_ptr, b * sdl_b + offs_d * sdl_d + t * sdl_l,
                             offs_d, mask_d, HAS_BIAS, SOFTPLUS)
-        u = tl.load(u_ptr + b * su_b + offs_d * su_d + t * su_l, mask=mask_d,
-                    other=0.0).to(tl.float32)
-        Bt = tl.load(B_ptr + b * sB_b + offs_n * sB_n + t * sB_l, mask=mask_n,
-                     other=0.0).to(tl.float32)
-        Ct = tl.load(C_ptr + b * sC_b + offs_n * sC_n + t * sC_l, mask=mask_n,
-                     other=0.0).to(tl.float32)
-        dy = tl.load(dy_ptr + b * sdy_b + offs_d * sdy_d + t * sdy_l, mask=mask_d,
-                     other=0.0).to(tl.float32)
+        u = _load_f32(u_ptr + b * su_b + offs_d * su_d + t * su_l, mask_d)
+        Bt = _load_f32(B_ptr + b * sB_b + offs_n * sB_n + t * sB_l, mask_n)
+        Ct = _load_f32(C_ptr + b * sC_b + offs_n * sC_n + t * sC_l, mask_n)
+        dy = _load_f32(dy_ptr + b * sdy_b + offs_d * sdy_d + t * sdy_l, mask_d)
         h1 = tl.load(hs_blk + (t + 1) * h_step, mask=mask_dn, other=0.0)      # h_t
         h0 = tl.load(hs_blk + t * h_step, mask=mask_dn, other=0.0)            # h_{t-1}
         out_off = b * length * n_chan + t * n_chan + offs_d
         if HAS_Z:                                  # y = (C_t . h_t + D u_t) silu(z_t)
-            zt = tl.load(z_ptr + b * sz_b + offs_d * sz_d + t * sz_l, mask=mask_d,
-                         other=0.0).to(tl.float32)
+            zt = _load_f32(z_ptr + b * sz_b + offs_d * sz_d + t * sz_l, mask_d)
             y_pre = tl.sum(h1 * Ct[None, :], axis=1)
             if HAS_D:
                 y_pre += Dv * u

@@ -76,6 +76,38 @@ def small_model_file(folder: Path):
 
 # ---------------------------------------------------------------- models and folds
 TINY_MODEL = dict(d_model=16, depth=1, d_state=8)   # SlowFastMamba arguments: seconds per fold
+
+
+def two_peak_curve():
+    """A 60-frame spot curve: 0.5 on 20..34 with s[22] = s[31] = 1. At k' = 3 its smoothed
+    peaks are 24 and 30 (worked out in tests/test_decode_variants.py)."""
+    s = np.zeros(60)
+    s[20:35] = 0.5
+    s[22] = s[31] = 1.0
+    return s
+
+
+def tiny_training_losses(batch: int, k: int, steps: int = 20):
+    """Losses of ``steps`` Adam steps of a fresh TINY_MODEL (seed 0) on one fixed random batch,
+    as float64: for comparing the selective-scan paths through a whole training step."""
+    import torch
+    import torch.nn.functional as F
+
+    from mepkg.model import SlowFastMamba
+
+    torch.manual_seed(0)
+    model = SlowFastMamba(**TINY_MODEL).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, target = torch.randn(batch, 36, k), torch.rand(batch, k)
+    out = []
+    for _ in range(steps):
+        spot, logits = model(x)
+        loss = F.mse_loss(spot, target) + 0.1 * logits.square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        out.append(loss.item())
+    return torch.tensor(out, dtype=torch.float64)
 FOLD_K, FOLD_FRAME_SKIP = 10, 2                     # windows and sampling of synthetic_fold
 
 

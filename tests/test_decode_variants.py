@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import two_peak_curve
+
 from mepkg.decode import (DECODE_PRESETS, DecodePriors, apply_preset, decode_intervals,
                           decode_videos, frame_classes, megc_submission, read_priors,
                           recognise, run_decode, write_megc_submission)
@@ -142,14 +144,6 @@ def test_fixed_levels_change_the_boundary_search():
     s = plateau(0.5)
     assert decode_intervals(s, 3, p=0.65) == [(20, 40, 20)]
     assert decode_intervals(s, 3, p=0.65, t1_level=0.2, t2_level=0.8) == [(27, 33, 27)]
-
-
-def two_peak_curve():
-    # s = 0.5 on 20..34 of 60 with s[22] = s[31] = 1.
-    s = np.zeros(60)
-    s[20:35] = 0.5
-    s[22] = s[31] = 1.0
-    return s
 
 
 def test_suppression_switch():

@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import tiny_training_losses
+
 from mepkg import mamba as mamba_mod
 from mepkg.mamba import (Mamba, MambaConfig, selective_scan, selective_scan_loop,
                          selective_scan_reference)
-from mepkg.model import SlowFastMamba
 
 scan_cpu = pytest.importorskip("mepkg.scan_cpu", reason="numba not installed")
 fused_selective_scan = scan_cpu.fused_selective_scan
@@ -214,19 +215,7 @@ def test_training_losses_do_not_depend_on_the_scan(monkeypatch):
         monkeypatch.setattr(mamba_mod, "selective_scan", scan)
         monkeypatch.setattr(mamba_mod, "conv1d_silu", mamba_mod.conv1d_silu
                             if scan is fused_selective_scan else mamba_mod.conv1d_silu_torch)
-        torch.manual_seed(0)
-        model = SlowFastMamba(d_model=16, depth=1, d_state=8).train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x, target = torch.randn(4, 36, 16), torch.rand(4, 16)
-        out = []
-        for _ in range(20):
-            spot, logits = model(x)
-            loss = F.mse_loss(spot, target) + 0.1 * logits.square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            out.append(loss.item())
-        return torch.tensor(out, dtype=torch.float64)
+        return tiny_training_losses(batch=4, k=16)
 
     fused, loop = losses(fused_selective_scan), losses(selective_scan_loop)
     torch.testing.assert_close(fused, loop, rtol=1e-4, atol=0)

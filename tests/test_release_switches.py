@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import two_peak_curve
+
 from mepkg.decode import (DecodePriors, decode_intervals, decode_videos, megc_submission,
                           samm_test_bounds, write_megc_submission)
 
@@ -88,20 +90,11 @@ def test_fixed_window_at_the_first_frame():
     assert rows(out) == [[0, 5, "surprise", False]]
 
 
-def two_peaks_six_apart():
-    # s = 0.5 on 20..34 of 60 with s[22] = s[31] = 1, k' = 3 (tests/test_decode_variants.py
-    # works it out): peaks 24 and 30.
-    s = np.zeros(60)
-    s[20:35] = 0.5
-    s[22] = s[31] = 1.0
-    return s
-
-
 def test_fixed_windows_are_never_suppressed():
     # training_utils.py:110 suppresses only under interval_strategy 1. Fixed windows [21, 27]
     # and [27, 33]: with apex_factor 3 their peaks, 6 apart, are not more than 3 x 3 apart, so
     # suppression would drop the second; the fixed path keeps both, suppression on or off.
-    s = two_peaks_six_apart()
+    s = two_peak_curve()
     for suppression in (True, False):
         assert decode_intervals(s, 3, interval="fixed", apex_factor=3.0,
                                 suppression=suppression) == [(21, 27, 24), (27, 33, 30)]

@@ -21,10 +21,10 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
+
+from conftest import tiny_training_losses
 
 from mepkg import mamba as mamba_mod
-from mepkg.model import SlowFastMamba
 from mepkg.mamba import selective_scan, selective_scan_reference
 
 
@@ -176,19 +176,7 @@ def test_training_with_the_triton_scan_gives_the_loops_losses(monkeypatch):
         def scan(*args, **kwargs):
             return selective_scan(*args, **kwargs, backend=backend)
         monkeypatch.setattr(mamba_mod, "selective_scan", scan)
-        torch.manual_seed(0)
-        model = SlowFastMamba(d_model=16, depth=1, d_state=8).train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x, target = torch.randn(1, 36, 12), torch.rand(1, 12)
-        out = []
-        for _ in range(20):
-            spot, logits = model(x)
-            loss = F.mse_loss(spot, target) + 0.1 * logits.square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            out.append(loss.item())
-        return torch.tensor(out, dtype=torch.float64)
+        return tiny_training_losses(batch=1, k=12)
 
     fused, loop = losses("triton"), losses("loop")
     assert mamba_mod._triton["scan"] is triton_selective_scan
