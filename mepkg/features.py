@@ -35,8 +35,8 @@ from mepkg.datasets.frames import sampled_count
 from mepkg.h5io import FeatureSet, LandmarkTrack, read_landmarks, write_features
 from mepkg.inputs import InputError
 from mepkg.landmarks import detect_video_landmarks, get_backend
-from mepkg.quality import (ALIGNMENT_CAPPED, BOX_OUTSIDE, DRIFT_BOUNDED, NO_FACE,  # noqa: F401
-                           QUALITY_FLAGS, REDETECT_FAILED, REUSED_CROP, flag_counts,
+from mepkg.quality import (ALIGNMENT_CAPPED, BOX_OUTSIDE, DRIFT_BOUNDED, NO_FACE,
+                           REDETECT_FAILED, REUSED_CROP, flag_counts,
                            usable_share)
 from mepkg.roi import (Roi, build_rois, crop_box_from_landmarks, crop_gray,
                        crop_scale, robust_motion, roi_motions, to_crop_coords)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mepkg.features import (ALIGNMENT_CAPPED, BOX_OUTSIDE, DRIFT_BOUNDED, REDETECT_FAILED,
-                            REUSED_CROP, FeatureConfig, extract_features, run_features)
+from mepkg.features import FeatureConfig, extract_features, run_features
+from mepkg.quality import (ALIGNMENT_CAPPED, BOX_OUTSIDE, DRIFT_BOUNDED, REDETECT_FAILED,
+                           REUSED_CROP)
 from mepkg.h5io import LandmarkTrack, read_features
 from mepkg.landmarks import detect_video_landmarks, get_backend
 from mepkg.roi import (MOTION_NAMES, build_rois, crop_box_from_landmarks, crop_gray,

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from mepkg.constants import EMOTIONS
-from mepkg.inputs import EVENT_TYPES, MAX_FRAME, InputError, event_type  # noqa: F401 (the adapters')
+from mepkg.inputs import MAX_FRAME, InputError
 
 log = logging.getLogger(__name__)
 

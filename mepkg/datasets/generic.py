@@ -29,8 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from mepkg.constants import GENERIC_VIDEOS_DIR
+from mepkg.inputs import event_type
 from mepkg.datasets.common import (
-    GENERIC_EMOTION_MAP, clean_events, event_type, map_emotions, merged_emotion_map, video_id,
+    GENERIC_EMOTION_MAP, clean_events, map_emotions, merged_emotion_map, video_id,
 )
 from mepkg.datasets.frames import check_rate, list_frame_folder, video_properties
 from mepkg.inputs import read_table

@@ -24,8 +24,9 @@ from typing import Sequence
 import pandas as pd
 
 from mepkg.constants import SAMM_EMOTION_SHEET, SAMM_FRAMES_DIR, SAMM_INTERVAL_SHEET
+from mepkg.inputs import event_type
 from mepkg.datasets.common import (
-    SAMM_EMOTION_MAP, check_columns, clean_events, event_type, map_emotions, merged_emotion_map,
+    SAMM_EMOTION_MAP, check_columns, clean_events, map_emotions, merged_emotion_map,
     read_sheet_table, video_id,
 )
 from mepkg.datasets.frames import list_frame_folder
