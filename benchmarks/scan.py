@@ -14,9 +14,11 @@ kernel (when it imports), at batch 32 and 256, with the peak memory of a call.
 
 --train: instead, training windows/s (forward + backward + training's Adam, batch
 32, k 30, the automatic scan path) of the paper's model and the CPU model, the
-thread counts' steps alternating, median of --repeats steps. Whether torch's
-OpenMP workers spin between ops (OMP_WAIT_POLICY, read when torch loads) is
-printed: run it once with and once without OMP_WAIT_POLICY=PASSIVE to compare.
+thread counts' steps alternating, median of --repeats steps. How torch's OpenMP
+workers wait between ops is what mepkg's jobs and `mepkg train-fold` set
+(``mepkg.jobs.OPENMP_WAIT``, read when torch loads) unless the environment says
+otherwise, and is printed: compare with e.g. `GOMP_SPINCOUNT=0` (sleep at once)
+or `OMP_WAIT_POLICY=ACTIVE` (spin).
 
     python benchmarks/scan.py [--threads 1 2] [--repeats 5] [--backends numba loop]
     python benchmarks/scan.py --device cuda --batch 32 256
@@ -30,8 +32,12 @@ import os
 import statistics
 import time
 
-import torch
-import torch.nn.functional as F
+from mepkg.jobs import OPENMP_WAIT, set_openmp_wait
+
+set_openmp_wait()   # as jobs do, before torch loads (a value in the environment wins)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from mepkg import mamba as mamba_mod
 from mepkg.mamba import selective_scan
@@ -166,8 +172,9 @@ def main() -> None:
     device = torch.device(args.device)
     if args.train:
         print(f"device {device}, torch {torch.__version__}, scan: "
-              f"{mamba_mod.scan_backend(device)}, OMP_WAIT_POLICY="
-              f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}; median of {args.repeats} steps")
+              f"{mamba_mod.scan_backend(device)}, "
+              + ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in OPENMP_WAIT)
+              + f"; median of {args.repeats} steps")
         bench_train(device, args.threads, args.batch[0], args.k[0], args.repeats)
         return
     backends = args.backends

@@ -27,6 +27,8 @@ Prints, in one run (so that the ratios hold on a shared machine):
 
 Threads: torch.set_num_threads(n); the fused scan splits the batch over the
 same number of threads (it uses no numba threading layer).
+torch's OpenMP workers wait between ops as mepkg's jobs make them
+(``mepkg.jobs.OPENMP_WAIT``) unless the environment says otherwise.
 
     python benchmarks/train.py [--threads 1 2] [--steps 3] [--no-scan] [--cuda-only]
 """
@@ -40,8 +42,12 @@ import math
 import statistics
 import time
 
-import torch
-import torch.nn.functional as F
+from mepkg.jobs import set_openmp_wait
+
+set_openmp_wait()   # as jobs do, before torch loads (a value in the environment wins)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from mepkg import mamba as mamba_mod
 from mepkg.mamba import (conv1d_silu, scan_backend, selective_scan_loop,

@@ -127,9 +127,9 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- model
 def _cmd_train_fold(args: argparse.Namespace) -> None:
-    from mepkg.jobs import OMP_WAIT_POLICY
+    from mepkg.jobs import set_openmp_wait
 
-    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)   # before torch loads
+    set_openmp_wait()   # before torch loads
     from mepkg.train import TrainConfig, resolve_device, run_fold
 
     config = TrainConfig(**_given(args, "epochs", "device", "threads"))

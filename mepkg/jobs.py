@@ -26,6 +26,7 @@ import functools
 import io
 import logging
 import os
+import shutil
 import sys
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,17 @@ SNAKEMAKE_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THR
                          "GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 # and these it does not know: numba's and OpenCV's own pools
 THREAD_ENV_VARS = SNAKEMAKE_THREAD_VARS + ("NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
-# OpenMP workers (torch's, numba's) sleep between parallel regions instead of
-# spinning: spinning workers take the cores the fused CPU kernels' threads need
-# (mepkg.scan_cpu; measured in docs/benchmarks.md). Read when the OpenMP runtime
-# loads (with torch), so set with the thread counts; a value in the environment wins.
-OMP_WAIT_POLICY = "PASSIVE"
+# How torch's OpenMP workers wait between ops: briefly spinning, then asleep.
+# Spinning without bound (the OpenMP default spins ~3 ms) takes the cores the
+# fused CPU kernels' threads need (mepkg.scan_cpu): 2 threads ran a step 3-5x
+# slower than 1. Sleeping at once (PASSIVE) pays a wake-up per torch op: the paper
+# model's step at 2 threads 1.49x its 1-thread rate; spinning 10,000 rounds
+# (~0.1 ms) first: 1.75x (docs/benchmarks.md). GOMP_SPINCOUNT is GNU OpenMP's (the
+# PyPI wheels'), where it overrides the policy; PASSIVE covers the other runtimes.
+# Read when the OpenMP runtime loads (with torch); any of these in the
+# environment wins over all of them.
+OPENMP_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"}
+OPENMP_WAIT_USER_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 PROGRESS_INTERVAL = 30.0   # seconds between progress lines in a job's log
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -54,13 +61,28 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# what a machine on which torch can see a GPU has: NVIDIA's kernel driver (Linux,
+# WSL through nvidia-smi) or AMD's ROCm device (torch's HIP builds answer to cuda)
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
+
+
+def gpu_driver_present() -> bool:
+    """Whether this machine has a GPU driver torch could use (no import of torch)."""
+    return (any(os.path.exists(f) for f in GPU_DRIVER_FILES)
+            or shutil.which("nvidia-smi") is not None)
+
+
 def uses_gpu(device: str) -> bool:
     """Whether a job run with torch device ``device`` (auto | cpu | cuda[:n]) computes on a GPU.
 
-    ``auto`` asks torch (imported only then) whether CUDA is available, as
-    :func:`mepkg.train.resolve_device` does in the job.
+    ``auto`` asks torch whether CUDA is available, as
+    :func:`mepkg.train.resolve_device` does in the job; torch (~1-2 s to import,
+    in every parse of the Snakefile) is imported only where a GPU driver is
+    installed (:func:`gpu_driver_present`).
     """
     if device == "auto":
+        if not gpu_driver_present():
+            return False
         import torch
 
         return torch.cuda.is_available()
@@ -81,6 +103,15 @@ def per_attempt(base: int):
     return value
 
 
+def set_openmp_wait() -> None:
+    """Set :data:`OPENMP_WAIT` unless the environment says how OpenMP workers wait.
+
+    Call before torch loads: its OpenMP runtime reads these once.
+    """
+    if not any(var in os.environ for var in OPENMP_WAIT_USER_VARS):
+        os.environ.update(OPENMP_WAIT)
+
+
 def limit_threads(threads: int) -> int:
     """Cap every compute thread pool of this process at ``threads`` (and the usable cores).
 
@@ -96,7 +127,7 @@ def limit_threads(threads: int) -> int:
             continue   # read at import; changed later, it makes numba's next compile fail
         if os.environ.get(var) != str(n):
             os.environ[var] = str(n)
-    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+    set_openmp_wait()
     import cv2
 
     cv2.setNumThreads(n)

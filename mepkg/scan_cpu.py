@@ -54,9 +54,10 @@ count. The pool is plain Python threads (blocking, never spinning) rather than a
 numba threading layer: numba's OpenMP layer would be a second OpenMP runtime
 beside torch's, and its workqueue layer aborts when two threads call a kernel at
 once. What else decides whether threads pay: torch's OpenMP workers spin-wait
-after each torch op unless OMP_WAIT_POLICY=PASSIVE (see ``mepkg.jobs``), taking
-the cores these threads need: on the 2-core machine of docs/benchmarks.md, with
-the spinning, 2 threads ran the scan 10-100x slower than 1.
+~3 ms after each torch op by default, taking the cores these threads need (on
+the 2-core machine of docs/benchmarks.md 2 threads then ran the scan 10-100x
+slower than 1), and sleeping at once costs a wake-up per op: jobs set a short
+spin (``mepkg.jobs.OPENMP_WAIT``).
 
 Edge cases of the fast exp: below -87 it returns ~1e-38 instead of a denormal or 0,
 above 88 a large finite number instead of inf. float64 inputs use math.exp

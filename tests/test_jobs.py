@@ -62,25 +62,29 @@ def test_job_threads_cap_every_pool_before_and_after_import(tmp_path):
     assert set(out["env"].values()) == {"1"}
 
 
-@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_jobs_openmp_workers_sleep_between_ops_unless_told(tmp_path, given, expected):
-    # set before torch loads its OpenMP runtime, which reads it once
-    env = {"OMP_WAIT_POLICY": given} if given else {}
+@pytest.mark.parametrize("given, expected", [
+    ({}, {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"}),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": None}),
+    ({"GOMP_SPINCOUNT": "0"}, {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "0"}),
+])
+def test_jobs_openmp_workers_spin_briefly_between_ops_unless_told(tmp_path, given, expected):
+    # set before torch loads its OpenMP runtime, which reads them once; a user's
+    # word on waiting (either variable) wins over both
     code = FAKE_SNAKEMAKE.format(log=str(tmp_path / "job.log"), threads=2) + """
-    import os, sys
+    import json, os, sys
     from mepkg.jobs import setup_job
     setup_job(snakemake)
     assert "torch" not in sys.modules
-    print(os.environ["OMP_WAIT_POLICY"])
+    print(json.dumps({v: os.environ.get(v) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}))
     """
-    environ_before = os.environ.pop("OMP_WAIT_POLICY", None)
+    environ_before = {v: os.environ.pop(v, None) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                                           "KMP_BLOCKTIME")}
     try:
-        proc = run_python(code, tmp_path, env)
+        proc = run_python(code, tmp_path, given)
     finally:
-        if environ_before is not None:
-            os.environ["OMP_WAIT_POLICY"] = environ_before
+        os.environ.update({v: x for v, x in environ_before.items() if x is not None})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1] == expected
+    assert json.loads(proc.stdout.splitlines()[-1]) == expected
 
 
 def test_job_threads_never_exceed_the_usable_cores(tmp_path):
@@ -187,3 +191,18 @@ def test_uses_gpu_reads_the_torch_device():
     assert not uses_gpu("cpu")
     assert uses_gpu("cuda") and uses_gpu("cuda:1")
     assert uses_gpu("auto") == torch.cuda.is_available()
+
+
+def test_uses_gpu_auto_does_not_import_torch_without_a_gpu_driver(tmp_path, monkeypatch):
+    from mepkg import jobs
+
+    if not jobs.gpu_driver_present():      # this machine: the Snakefile's parse stays light
+        proc = run_python("""
+        import sys
+        from mepkg.jobs import uses_gpu
+        assert uses_gpu("auto") is False and "torch" not in sys.modules
+        """, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    monkeypatch.setattr(jobs, "GPU_DRIVER_FILES", ())
+    monkeypatch.setattr(jobs.shutil, "which", lambda name: None)
+    assert jobs.uses_gpu("auto") is False and jobs.uses_gpu("cuda")
