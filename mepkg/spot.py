@@ -136,7 +136,7 @@ def _spot(video: Path, model, net, meta: dict, priors: DecodePriors, k_p: int, o
     track = detect_video_landmarks(video, k=k, frame_skip=skip, backend=config.backend,
                                    progress=progress, fps=video_fps)
     features = extract_features(video, track, config, progress=progress, fps=video_fps)
-    spot, logits = predict_video(net, features.features, next(net.parameters()).device)
+    spot, logits = predict_video(net, features.features)
     from mepkg.datasets import identify_video
 
     subject, name, vid = identify_video(video)

@@ -191,10 +191,11 @@ def fold_loss(spot, logits, spot_target, cls_target, weights, config: TrainConfi
 
 
 @torch.no_grad()
-def predict_video(model: SlowFastMamba, features: np.ndarray, device: torch.device,
+def predict_video(model: SlowFastMamba, features: np.ndarray,
                   batch_size: int = TrainConfig.eval_batch_size, predictor: Predictor | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Window features (W, 36, k) -> stitched spot (n,) and logits (n, 5), n = (W+1) k/2.
+    """Window features (W, 36, k) -> stitched spot (n,) and logits (n, 5), n = (W+1) k/2,
+    computed on the model's device.
 
     ``predictor``: how batches of ``batch_size`` run (:class:`mepkg.train_step.Predictor`,
     shared by the videos of a fold: on a GPU one CUDA graph); default: eagerly.
@@ -371,8 +372,7 @@ def _run_fold(features_dir, labels_arg, subject, out_dir, config, videos, device
         if not np.array_equal(fs.window_start, np.arange(fs.n_windows) * (k // 2)):
             raise ValueError(f"video {fs.attrs.get('video_id')}: windows do not start at "
                              f"i*k/2, cannot stitch a score curve; re-run features")
-        spot, logits = predict_video(model, fs.features, device, config.eval_batch_size,
-                                     predictor)
+        spot, logits = predict_video(model, fs.features, config.eval_batch_size, predictor)
         scores.append(VideoScores(
             video_id=str(fs.attrs.get("video_id") or make_video_id(fs.attrs["subject"],
                                                                    fs.attrs["video"])),

@@ -167,7 +167,7 @@ def test_train_fold_predicts_the_held_out_subject_only(run):
                                                       held.n_frames)
     assert len(s.spot) == (fs.n_windows + 1) * run.k // 2 and s.logits.shape == (len(s.spot), 5)
     # the curve is the fold model's prediction of the held-out features
-    spot, logits = predict_video(model, fs.features, torch.device("cpu"))
+    spot, logits = predict_video(model, fs.features)
     np.testing.assert_allclose(s.spot, spot, rtol=0, atol=1e-6)
     # the model for spot trained on every subject, so it predicts none
     assert not (run.out / "model_all" / "scores.h5").exists()
@@ -221,7 +221,7 @@ def test_package_model_and_spot(run):
     held = run.videos[run.videos.subject == run.held_out].iloc[0]
     model, _ = load_model(run.out / "model.pt", "cpu")
     fs = read_features(run.out / "features" / f"{held.video_id}.h5")
-    curve, logits = predict_video(model, fs.features, torch.device("cpu"))
+    curve, logits = predict_video(model, fs.features)
     scores = VideoScores(video_id=held.video_id, subject=held.subject, video=held.video,
                          spot=curve, logits=logits, frame_skip=run.frame_skip, k=run.k,
                          fps=run.fps, n_frames=held.n_frames)

@@ -360,8 +360,6 @@ def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     spot = pd.read_csv(tmp_path / "spot" / "intervals.csv", dtype={"subject": str, "video": str})
     # the same intervals as decoding the packaged model's curve of that video's features
-    import torch
-
     from mepkg.decode import DecodePriors, decode_videos
     from mepkg.intervals import apply_veto
     from mepkg.h5io import VideoScores, read_features
@@ -371,7 +369,7 @@ def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
     row = manifest.iloc[0]
     model, meta = load_model(work / TINY_RUN / "model_all.pt", "cpu")
     fs = read_features(work / TINY_RUN / "features" / f"{row.video_id}.h5")
-    curve, logits = predict_video(model, fs.features, torch.device("cpu"))
+    curve, logits = predict_video(model, fs.features)
     scores = VideoScores(video_id=row.video_id, subject=row.subject, video=row.video,
                          spot=curve, logits=logits, frame_skip=meta["frame_skip"], k=meta["k"],
                          fps=float(row.fps), n_frames=int(row.n_frames))
