@@ -87,6 +87,9 @@ class FeatureConfig:
     max_realign: int = 3                           # re-alignments per frame at most
     max_drift: float = 0.25                        # crop shift from the reference, per axis, as a
                                                    # share of the crop box side (docs/method.md §2.6)
+    # lighting flicker (docs/method.md §2.4): scale each crop to the reference crop's
+    # mean brightness before the flow; off as in the paper
+    match_brightness: bool = False
 
     def __post_init__(self):
         if self.k < 2 or self.k % 2:
@@ -130,6 +133,8 @@ class _Window:
         self.index, self.start, self.ref, self.config = index, start, ref, config
         self.box = list(ref.crop_box)   # moves with re-alignment, for the rest of the window
         self.quality = ref.quality
+        self.ref_brightness = float(crop.mean()) if config.match_brightness else None
+        crop = self._prepare(crop)
         self.ref_nose = ref.nose.take(crop).copy()
         self.ref_patches = [roi.take(crop).copy() for roi in ref.rois]
         self.features = np.zeros((N_CHANNELS, config.k), np.float32)   # C x k; step 0 stays 0
@@ -190,11 +195,19 @@ class _Window:
     def _crop(self, frame: np.ndarray, box) -> np.ndarray | None:
         """The crop of ``box``; None (window flagged and stopped) when it lies outside the frame."""
         try:
-            return crop_gray(frame, tuple(box), self.config.crop_size)
+            return self._prepare(crop_gray(frame, tuple(box), self.config.crop_size))
         except ValueError:
             self.quality |= BOX_OUTSIDE
             self.stopped = True
             return None
+
+    def _prepare(self, crop: np.ndarray) -> np.ndarray:
+        """``crop`` as the flow sees it (docs/method.md §2.4): as is (the paper), or with
+        match_brightness float32, scaled to the reference crop's mean brightness."""
+        if self.ref_brightness is None:
+            return crop
+        return crop.astype(np.float32) * np.float32(self.ref_brightness
+                                                    / max(float(crop.mean()), 1.0))
 
 
 # ---------------------------------------------------------------- reference frames

@@ -62,12 +62,15 @@ def check_model_settings(meta: dict, path) -> None:
 def model_feature_config(meta: dict, path):
     """The FeatureConfig a model's training windows were extracted with (its ``features``).
 
-    Settings the file does not record (a format-1 file records only k and
-    frame_skip) take the FeatureConfig defaults, named in one warning line.
+    Settings the file does not record take the FeatureConfig defaults: named in
+    one warning line for a format-1 file (it records only k and frame_skip);
+    silently for settings newer than a file that records the others (they
+    default to what the mepkg that wrote it did, e.g. ``match_brightness`` off).
     """
     from mepkg.features import FeatureConfig
 
     recorded = dict(meta.get("features") or {})
+    format_1 = not set(recorded) - {"k", "frame_skip"}
     recorded.setdefault("k", meta.get("k"))
     recorded.setdefault("frame_skip", meta.get("frame_skip"))
     defaults = FeatureConfig().settings()
@@ -76,7 +79,7 @@ def model_feature_config(meta: dict, path):
         raise ValueError(f"{path}: feature settings {', '.join(unknown)} are unknown to this "
                          f"mepkg; use the mepkg version that trained the model")
     assumed = {key: value for key, value in defaults.items() if key not in recorded}
-    if assumed:
+    if assumed and format_1:
         log.warning("%s: the model file records no feature settings but k and frame_skip; "
                     "assuming the defaults %s", path,
                     ", ".join(f"{key}={value}" for key, value in assumed.items()))

@@ -107,14 +107,17 @@ def _intervals(rows) -> pd.DataFrame:
 # ---------------------------------------------------------------- one video
 def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: float,
                      path: str | os.PathLike, title: str = "", k_p: int | None = None,
-                     priors: DecodePriors | None = None) -> Path:
+                     priors: DecodePriors | None = None,
+                     analysed: np.ndarray | None = None) -> Path:
     """Spot score vs time for one video.
 
     ``curve`` is at the sampled rate; ``gt_intervals`` / ``pred_intervals``
     are tables (or lists of dicts) with onset, offset, emotion (+ apex for
     predictions) in original 0-based frames. Time is in seconds when ``fps``
     is known, else in original frames. With ``k_p`` the smoothed curve and
-    the step-2 threshold are drawn too.
+    the step-2 threshold are drawn too, as decoding computes them.
+    ``analysed``: bool per sampled frame (:func:`mepkg.quality.frame_mask`);
+    the frames decoding masks are shaded grey and kept out of the smoothing.
     """
     s = np.asarray(curve, dtype=np.float64)
     scale = 1.0 / fps if fps and fps > 0 else 1.0               # original frame -> axis unit
@@ -132,9 +135,11 @@ def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: 
                 transform=ax.get_xaxis_transform())
     (line,) = ax.plot(t, s, color="black", lw=0.8, label="spot score")
     handles.append(line)
+    handles += _shade_not_analysed(ax, analysed, frame_skip * scale)
     if k_p is not None and len(s) > 0:
         priors = priors or DecodePriors()
-        _, smoothed, thr = detect_peaks(s, k_p, p=priors.p, smooth_factor=priors.smooth_factor)
+        _, smoothed, thr = detect_peaks(s, k_p, p=priors.p, smooth_factor=priors.smooth_factor,
+                                        mask=analysed)
         (sm_line,) = ax.plot(t, smoothed, color="#1f77b4", lw=1.2, alpha=0.9,
                              label=f"smoothed (width {priors.smooth_factor * k_p})")
         thr_line = ax.axhline(thr, color="#1f77b4", ls="--", lw=1,
@@ -168,6 +173,17 @@ def plot_score_curve(curve, gt_intervals, pred_intervals, frame_skip: int, fps: 
         handles.append(Line2D([], [], marker="v", color="black", ls="", label="apex"))
     ax.legend(handles=handles, loc="upper right", fontsize=8, ncol=2, framealpha=0.9)
     return _save(fig, path)
+
+
+def _shade_not_analysed(ax, analysed: np.ndarray | None, step: float) -> list:
+    """Shade the runs of sampled frames that are not ``analysed`` (``step``: axis units
+    per sampled frame); the legend handle, if any were shaded."""
+    if analysed is None or np.all(analysed):
+        return []
+    edges = np.flatnonzero(np.diff(np.r_[0, (~np.asarray(analysed, bool)).astype(int), 0]))
+    for a, b in zip(edges[::2], edges[1::2]):                   # masked runs [a, b)
+        ax.axvspan(a * step, b * step, color="0.6", alpha=0.35, lw=0)
+    return [Patch(facecolor="0.6", alpha=0.35, label="not analysed (no usable face)")]
 
 
 # ---------------------------------------------------------------- recognition
@@ -328,12 +344,9 @@ def plot_spot_timeline(video: str | os.PathLike, scores, intervals: pd.DataFrame
     ax = fig.add_subplot(grid[0, :])
     t = to_original(np.arange(len(scores.spot)), skip) / fps
     ax.plot(t, scores.spot, color="0.25", lw=1, label="spot score")
-    if analysed is not None and not np.all(analysed):
-        edges = np.flatnonzero(np.diff(np.r_[0, (~np.asarray(analysed)).astype(int), 0]))
-        for j, (a, b) in enumerate(zip(edges[::2], edges[1::2])):   # masked runs [a, b)
-            ax.axvspan(a * skip / fps, b * skip / fps, color="0.6", alpha=0.35, lw=0,
-                       label="not analysed (no usable face)" if j == 0 else None)
-        ax.legend(loc="upper right", fontsize=8)
+    shaded = _shade_not_analysed(ax, analysed, skip / fps)
+    if shaded:
+        ax.legend(handles=shaded, loc="upper right", fontsize=8)
     for row in intervals.itertuples():
         colour = emotion_colour(row.emotion)
         ax.axvspan(row.onset_s, row.offset_s, color=colour, alpha=0.3)
@@ -366,11 +379,13 @@ def _read_table(path) -> pd.DataFrame:
 
 
 def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
-                     path: str | os.PathLike) -> Path:
-    """Score curve of held-out video ``video_id`` from its fold's files (rule plot_curves)."""
+                     path: str | os.PathLike, quality: dict | None = None) -> Path:
+    """Score curve of held-out video ``video_id`` from its fold's files (rule plot_curves);
+    the frames that config's ``quality`` policy masks in decoding shaded."""
     import logging
 
     from mepkg.h5io import read_scores
+    from mepkg.quality import QualityPolicy, frame_mask
 
     video = next((v for v in read_scores(scores_file) if v.video_id == video_id), None)
     if video is None:
@@ -381,8 +396,12 @@ def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
     pred = pred[same(pred)]
     logging.getLogger(__name__).info("%s: %d labelled MEs, %d decoded intervals", video_id,
                                      len(gt), len(pred))
+    flags = getattr(video, "quality", None)
+    analysed = (None if flags is None
+                else frame_mask(flags, int(video.k), QualityPolicy.from_dict(quality)))
     return plot_score_curve(video.spot, gt, pred, frame_skip=video.frame_skip, fps=video.fps,
-                            path=path, title=f"{video_id} (held out in fold {video.subject})")
+                            path=path, title=f"{video_id} (held out in fold {video.subject})",
+                            analysed=analysed)
 
 
 def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,

@@ -142,6 +142,8 @@ rule plot_curves:
             category="Score curves",
             labels={"video": "{video_id}"},
         ),
+    params:
+        quality=config["quality"],
     log:
         f"{RES}/logs/plot_curves/{{video_id}}.log",
     benchmark:

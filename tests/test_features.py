@@ -138,6 +138,32 @@ def test_local_mouth_corner_motion_shows_in_its_roi(face, face_points):
     assert curve[0] == 0 and np.argmax(curve) == APEX and curve[1] < curve[3] < curve[APEX]
 
 
+def _mouth_corner_video(face, face_points) -> list:
+    """The mouth-corner ME of the test above: 1.5 crop px leftwards at the apex."""
+    sx, _ = crop_scale(crop_box_from_landmarks(face_points), 320)
+    field = bump(face.shape, face_points[48], sigma=8.0)
+    return [(t, warp(face, -1.5 / sx * profile(t) * field, 0 * field)) for t in range(N_FRAMES)]
+
+
+def test_match_brightness_undoes_a_lighting_flicker(face, face_points):
+    """docs/method.md §2.4: a frame-wide gain change (flicker) is not motion."""
+    assert not FeatureConfig().match_brightness                  # the paper's: off
+    frames = _mouth_corner_video(face, face_points)
+    gain = [1.0 - 0.15 * (t % 2) for t in range(N_FRAMES)]     # no clipping: gain <= 1
+    flicker = [(t, (f * gain[t]).round().astype(np.uint8)) for t, f in frames]
+    track = detect_video_landmarks(frames, k=K, frame_skip=1, backend="dlib")
+    matched = FeatureConfig(k=K, frame_skip=1, match_brightness=True)
+
+    def error(config):
+        return np.abs(extract_features(flicker, track, config).features
+                      - extract_features(frames, track, config).features).max()
+
+    with_matching, without = error(matched), error(CFG)    # 0.08 and 0.96 when written
+    assert with_matching < 0.15 and without > 5 * with_matching, (with_matching, without)
+    apex = extract_features(flicker, track, matched).features[0, :, APEX]
+    assert abs(apex[channel("R4/48", "x")] + 1.5) <= 0.25 * 1.5
+
+
 def test_global_head_translation_is_cancelled(face):
     frames = [(t, warp(face, np.full(face.shape[:2], 2.0 * (t >= 3)),
                        np.full(face.shape[:2], -2.0 * (t >= 3))))

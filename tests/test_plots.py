@@ -67,6 +67,31 @@ def test_plot_score_curve(tmp_path):
         plot_score_curve(v.spot, [{"start": 1}], [], SKIP, FPS, tmp_path / "bad.png")
 
 
+def test_plot_score_curve_shades_and_smooths_what_decoding_masks(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from mepkg import plots
+
+    v = synthetic_videos(1)[0][0]
+    analysed = np.ones(len(v.spot), bool)
+    analysed[100:140] = analysed[250:] = False              # two masked runs
+    ax = Figure().add_subplot()
+    assert len(plots._shade_not_analysed(ax, analysed, SKIP / FPS)) == 1   # one legend entry
+    assert len(ax.patches) == 2
+    assert plots._shade_not_analysed(ax, np.ones(5, bool), 1.0) == []
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return detect_peaks(*args, **kwargs)
+
+    detect_peaks = plots.detect_peaks
+    monkeypatch.setattr(plots, "detect_peaks", spy)
+    _is_png(plot_score_curve(v.spot, [], [], SKIP, FPS, tmp_path / "masked.png", k_p=K_P,
+                             analysed=analysed))
+    assert seen["mask"] is analysed     # the smoothed curve and threshold decoding uses
+
+
 def test_plot_confusion_counts_and_extra_labels(tmp_path):
     pairs = [["negative", "negative"], ["negative", "positive"], ["surprise", "neutral"],
              ["positive", "positive"], ["positive", "positive"], ["positive", "negative"]]

@@ -154,7 +154,7 @@ def _trained_model(folder):
                          trained_on={"dataset": "synthetic", "protocol": "sammlv"})
 
 
-def test_the_model_file_records_the_feature_settings_and_the_dataset(tmp_path):
+def test_the_model_file_records_the_feature_settings_and_the_dataset(tmp_path, caplog):
     from mepkg.features import FeatureConfig
     from mepkg.model import read_model_file
     from mepkg.package import model_feature_config
@@ -167,6 +167,13 @@ def test_the_model_file_records_the_feature_settings_and_the_dataset(tmp_path):
         "dataset": "synthetic", "protocol": "sammlv"}
     assert "quality_policy" in payload["trained_on"]
     assert model_feature_config(payload, packaged) == FeatureConfig(**TRAINED_WITH)
+    # a file written before a setting existed: its default (what that mepkg did), no warning
+    older = {**payload, "features": {key: value for key, value in payload["features"].items()
+                                     if key != "match_brightness"}}
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mepkg.package"):
+        assert model_feature_config(older, packaged) == FeatureConfig(**TRAINED_WITH)
+    assert not [r for r in caplog.records if r.name == "mepkg.package"]
 
 
 def test_a_format_1_model_file_loads_with_the_defaults_named(packaged_model, tmp_path, caplog):

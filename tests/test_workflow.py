@@ -385,8 +385,8 @@ def test_model_all_is_usable_by_mepkg_spot(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_hazards_variant_runs_end_to_end_without_intervals_where_the_face_is_gone(tmp_path):
     """config/hazards.yaml at tiny size: occluder, drift out, leave and re-enter, flicker,
-    JPEG 60. No job fails, the unanalysed share is reported, and no decoded interval
-    overlaps a recorded no-face stretch."""
+    features with match_brightness. No job fails, the unanalysed share is reported, and
+    no decoded interval overlaps a recorded no-face stretch."""
     from mepkg.synth.hazards import intervals_over_no_face
 
     work = copy_workflow(tmp_path)
@@ -402,6 +402,7 @@ def test_hazards_variant_runs_end_to_end_without_intervals_where_the_face_is_gon
     pred = pd.read_csv(run / "predictions.csv", dtype={"subject": str, "video": str})
     assert len(pred) > 0 and intervals_over_no_face(pred, hazards).empty
     summary = json.loads((run / "summary.json").read_text())
+    assert summary["config"]["features"]["match_brightness"] is True
     assert 0.5 < summary["analysed"]["usable_share"] < 1.0
     assert all(v["reused_crop"] > 0 for v in summary["analysed"]["videos"].values())
     metrics = json.loads((run / "metrics.json").read_text())

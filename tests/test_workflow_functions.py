@@ -205,7 +205,8 @@ def test_plot_video_curve_and_sweep_from_the_fold_files(tmp_path):
     labels = tmp_path / "labels.csv"
     LABELS.to_csv(labels, index=False)
     decode_fold(scores, labels, {}, tmp_path / "fold.csv", tmp_path / "fold.priors.yaml")
-    figure = plot_video_curve(scores, tmp_path / "fold.csv", labels, "003_1", tmp_path / "c.png")
+    figure = plot_video_curve(scores, tmp_path / "fold.csv", labels, "003_1", tmp_path / "c.png",
+                              quality={"unusable": ["reused_crop", "box_outside"]})
     assert figure.stat().st_size > 1000
     with pytest.raises(ValueError, match="no score curve for video 009_1"):
         plot_video_curve(scores, tmp_path / "fold.csv", labels, "009_1", tmp_path / "d.png")
