@@ -66,7 +66,7 @@ from mepkg.constants import CLASS_NAMES, NEGATIVE_INDEX, NEUTRAL_INDEX
 from mepkg.intervals import (apply_veto, check_frame_skip, interval_iou, to_original, to_sampled,
                              vetoed_mask)
 from mepkg.metrics import DEFAULT_EMOTIONS, EvaluateSettings, evaluate
-from mepkg.quality import QualityPolicy, frame_mask
+from mepkg.quality import QualityPolicy, analysed_frames
 
 log = logging.getLogger(__name__)
 
@@ -646,8 +646,7 @@ def decode_videos(videos, priors: DecodePriors, k_p: int | None,
     k_p = resolve_k_prime(priors, k_p)
     rows = []
     for v in videos:
-        quality_flags = getattr(v, "quality", None)
-        mask = None if quality_flags is None else frame_mask(quality_flags, int(v.k), quality)
+        mask = analysed_frames(v, quality)
         try:
             intervals = decode_intervals(v.spot, k_p, **priors.interval_kwargs(), mask=mask)
         except ValueError as err:

@@ -385,7 +385,7 @@ def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
     import logging
 
     from mepkg.h5io import read_scores
-    from mepkg.quality import QualityPolicy, frame_mask
+    from mepkg.quality import QualityPolicy, analysed_frames
 
     video = next((v for v in read_scores(scores_file) if v.video_id == video_id), None)
     if video is None:
@@ -396,12 +396,9 @@ def plot_video_curve(scores_file, intervals_csv, labels_csv, video_id: str,
     pred = pred[same(pred)]
     logging.getLogger(__name__).info("%s: %d labelled MEs, %d decoded intervals", video_id,
                                      len(gt), len(pred))
-    flags = getattr(video, "quality", None)
-    analysed = (None if flags is None
-                else frame_mask(flags, int(video.k), QualityPolicy.from_dict(quality)))
     return plot_score_curve(video.spot, gt, pred, frame_skip=video.frame_skip, fps=video.fps,
                             path=path, title=f"{video_id} (held out in fold {video.subject})",
-                            analysed=analysed)
+                            analysed=analysed_frames(video, QualityPolicy.from_dict(quality)))
 
 
 def run_threshold_sweep(scores_files, labels_csv, priors: DecodePriors | dict,

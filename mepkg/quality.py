@@ -106,6 +106,13 @@ def frame_mask(quality, k: int, policy: QualityPolicy | None = None) -> np.ndarr
     return np.cumsum(covered[:n]) == 0
 
 
+def analysed_frames(scores, policy: QualityPolicy | None = None) -> np.ndarray | None:
+    """:func:`frame_mask` of a video's score curve (a ``VideoScores``: its window
+    ``quality`` flags and ``k``); None when the scores carry no flags (nothing masked)."""
+    flags = getattr(scores, "quality", None)
+    return None if flags is None else frame_mask(flags, int(scores.k), policy)
+
+
 def usable_share(quality, policy: QualityPolicy | None = None) -> float:
     """Share of a video's windows that are usable (1.0 for a video without windows)."""
     usable = usable_windows(quality, policy)

@@ -33,7 +33,7 @@ from mepkg.decode import DecodePriors, decode_videos
 from mepkg.intervals import apply_veto
 from mepkg.package import check_model_settings, model_feature_config
 from mepkg.train import TrainConfig
-from mepkg.quality import QualityPolicy, flag_counts, frame_mask, usable_share
+from mepkg.quality import QualityPolicy, analysed_frames, flag_counts, usable_share
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _spot(video: Path, model, net, meta: dict, priors: DecodePriors, k_p: int, o
     from mepkg.plots import plot_spot_timeline
 
     plot_spot_timeline(video, scores, intervals, features.crop_box, k_p, priors,
-                       out_dir / "timeline.png", analysed=frame_mask(features.quality, k, policy))
+                       out_dir / "timeline.png", analysed=analysed_frames(scores, policy))
     counts = intervals["emotion"].value_counts().to_dict()
     log.info("%s: %d micro-expressions %s in %.1f s of video; %s, %s (%.1f s)",
              video.name, len(intervals), counts, probe.n_frames / video_fps,

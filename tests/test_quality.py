@@ -172,3 +172,17 @@ def test_usable_flags_train_exactly_as_clean_windows(tmp_path):
     np.testing.assert_array_equal(a.spot, b.spot)
     np.testing.assert_array_equal(a.logits, b.logits)
     assert (b.quality == REDETECT_FAILED).all() and not a.quality.any()
+
+
+def test_analysed_frames_of_scores_follow_their_flags():
+    from mepkg.quality import analysed_frames
+
+    flags = np.array([0, REUSED_CROP, 0], np.uint8)
+    scores = VideoScores(video_id="v", subject="s", video="v", spot=np.zeros(20, np.float32),
+                         logits=np.zeros((20, 5), np.float32), frame_skip=1, k=10, fps=30.0,
+                         quality=flags)
+    np.testing.assert_array_equal(analysed_frames(scores), frame_mask(flags, 10))
+    assert not analysed_frames(scores)[0:15].any() and analysed_frames(scores)[15:].all()
+    unflagged = VideoScores(video_id="v", subject="s", video="v", spot=np.zeros(20, np.float32),
+                            logits=np.zeros((20, 5), np.float32), frame_skip=1, k=10, fps=30.0)
+    assert analysed_frames(unflagged) is None
