@@ -213,6 +213,19 @@ class FaceAlignmentBackend:
         self.version = importlib.metadata.version("face-alignment")
         log.info("face_alignment %s on %s", self.version, self.device)
 
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.ndim == 3 else cv2.COLOR_GRAY2RGB)
+        result = self._fa.get_landmarks_from_image(rgb, return_bboxes=True)
+        points, _, boxes = result if isinstance(result, tuple) else (result, None, None)
+        if not points:
+            return None
+        areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes] if boxes else [0]
+        i = int(np.argmax(areas))
+        pts = np.asarray(points[i], dtype=np.float32)[:, :2]
+        box = (np.asarray(boxes[i][:4], np.float32) if boxes
+               else np.concatenate([pts.min(axis=0), pts.max(axis=0)]).astype(np.float32))
+        return box, pts
+
 @functools.lru_cache(maxsize=None)
 def get_backend(name: str) -> LandmarkBackend:
     """The landmark backend ``name`` (``dlib`` or ``face_alignment``), loaded once per process."""

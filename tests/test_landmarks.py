@@ -76,18 +76,25 @@ def test_face_alignment_weight_names_are_read_from_the_package(monkeypatch, layo
 
 
 class _FakeFAN:
-    """Stands in for face_alignment.FaceAlignment: records how it was built."""
+    """Stands in for face_alignment.FaceAlignment: records how it was built and the images
+    it is given; finds two faces (68 points + box each), the second the larger."""
     built: list[dict] = []
+    seen: list[tuple] = []
 
     def __init__(self, landmarks_type, **kwargs):
         _FakeFAN.built.append(kwargs)
 
+    def get_landmarks_from_image(self, image, return_bboxes=False):
+        _FakeFAN.seen.append(image.shape)
+        small = np.full((68, 3), 10.0)
+        large = np.column_stack([np.arange(68.0), np.arange(68.0) + 1, np.zeros(68)])
+        boxes = [np.array([0, 0, 20, 20, 0.9]), np.array([0, 0, 60, 70, 0.99])]
+        return [small, large], None, boxes
 
-@needs_face_alignment
-@pytest.mark.parametrize("cuda", [True, False])
-def test_face_alignment_offline_with_cached_weights_picks_the_gpu(monkeypatch, tmp_path, cuda):
+
+def _offline_with_weights(monkeypatch, tmp_path):
+    """face_alignment as it is offline with its weights cached, the network faked."""
     import face_alignment
-    import torch
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     checkpoints = tmp_path / "hub" / "checkpoints"
@@ -96,6 +103,27 @@ def test_face_alignment_offline_with_cached_weights_picks_the_gpu(monkeypatch, t
         (checkpoints / name).write_bytes(b"")
     monkeypatch.setattr(lm, "_reachable", lambda host, timeout=3.0: False)     # offline
     monkeypatch.setattr(face_alignment, "FaceAlignment", _FakeFAN)
+
+
+@needs_face_alignment
+def test_face_alignment_detect_returns_the_largest_face_from_gray_or_bgr(monkeypatch, tmp_path):
+    _offline_with_weights(monkeypatch, tmp_path)
+    backend = lm.FaceAlignmentBackend(device="cpu")
+    _FakeFAN.seen.clear()
+    for image in (np.zeros((80, 90), np.uint8), np.zeros((80, 90, 3), np.uint8)):
+        box, points = backend.detect(image)
+        assert box.tolist() == [0, 0, 60, 70]
+        assert points.shape == (68, 2) and points.dtype == np.float32
+        assert points[5].tolist() == [5.0, 6.0]
+    assert _FakeFAN.seen == [(80, 90, 3), (80, 90, 3)]   # FAN gets RGB either way
+
+
+@needs_face_alignment
+@pytest.mark.parametrize("cuda", [True, False])
+def test_face_alignment_offline_with_cached_weights_picks_the_gpu(monkeypatch, tmp_path, cuda):
+    import torch
+
+    _offline_with_weights(monkeypatch, tmp_path)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     _FakeFAN.built.clear()
     backend = lm.FaceAlignmentBackend()
