@@ -103,16 +103,10 @@ def run_authors(folder: Path, extractor: Path, out: Path) -> None:
     import cv2
     import numpy as np
 
-    from mepkg.landmarks import dlib_predictor_path
-
     cv2.setNumThreads(1)
     files = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem))[::FRAME_SKIP]
     images = np.array([cv2.imread(str(f), 0) for f in files])            # T x H x W
-    work = out.parent / "authors_cwd"
-    (work / "Utils").mkdir(parents=True, exist_ok=True)
-    link = work / "Utils" / "shape_predictor_68_face_landmarks.dat"
-    if not link.exists():
-        link.symlink_to(dlib_predictor_path())
+    work = authors_workdir(out)
     spec = importlib.util.spec_from_file_location("authors_feature_extraction", extractor)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -120,6 +114,19 @@ def run_authors(folder: Path, extractor: Path, out: Path) -> None:
     with contextlib.redirect_stdout(io.StringIO()):                      # its progress prints
         windows = module.feature_extraction_spotting("SAMMLV", [images], K)[0]
     np.save(out, np.array(windows, dtype=np.float32))                    # W x 36 x k
+
+
+def authors_workdir(out: Path) -> Path:
+    """Where the authors' extractor runs: ``Utils/`` holds its dlib predictor (a link).
+    Made by the parent, so that the timed process imports nothing of mepkg."""
+    work = out.parent / "authors_cwd"
+    link = work / "Utils" / "shape_predictor_68_face_landmarks.dat"
+    if not link.exists():
+        from mepkg.landmarks import dlib_predictor_path
+
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(dlib_predictor_path())
+    return work
 
 
 def run_mepkg(folder: Path, out: Path) -> None:
@@ -143,6 +150,7 @@ def side_by_side(folder: Path, extractor: Path, repeats: int) -> None:
     cpu = {name: [] for name in runs}
     wall = {name: [] for name in runs}
     outputs = {}
+    authors_workdir(folder.parent / "authors_features.npy")
     for _ in range(repeats):
         for name, flag in runs.items():
             out = folder.parent / f"{name}_features.npy"

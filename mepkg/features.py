@@ -7,7 +7,8 @@ the nose bridge (and the crop re-aligned while it exceeds 1 px), and the
 Farneback flow of each ROI gives 18 robust motions minus the head motion:
 36 channels x k steps.
 
-Frames are decoded once, in order. Windows overlap by half, so each frame
+Frames are decoded once, in order, straight to gray (the flow and the
+landmarks see gray only). Windows overlap by half, so each frame
 serves at most two windows; a window keeps only its reference ROI patches,
 so memory does not grow with video length. OpenCV runs single-threaded
 (parallelism comes from running videos as separate jobs).
@@ -312,7 +313,7 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
     if isinstance(source, (str, os.PathLike)):
         from mepkg.datasets.frames import check_long_enough, open_frames
 
-        frames = open_frames(source, frame_skip=skip, fps=fps or None)
+        frames = open_frames(source, frame_skip=skip, fps=fps or None, gray=True)
         fps = float(frames.fps or fps)
         detected_on = int(track.attrs.get("n_frames", 0))
         if detected_on and detected_on != frames.n_frames:
@@ -348,7 +349,7 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
         if frame is None or frame.size == 0:
             raise ValueError(f"{name}: frame {index} could not be decoded")
         seen += 1
-        bgr = frame
+        shown = frame
         if frame.ndim == 3:   # once per frame, not once per window
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         for win in active:
@@ -361,7 +362,7 @@ def extract_features(source: str | os.PathLike | Iterable[tuple[int, np.ndarray]
                 t_fig = time.perf_counter()
                 from mepkg.plots import plot_feature_debug
 
-                plot_feature_debug(bgr, ref.crop_box, ref.landmarks, (ref.nose,) + ref.rois,
+                plot_feature_debug(shown, ref.crop_box, ref.landmarks, (ref.nose,) + ref.rois,
                                    debug_figure, crop_size=config.crop_size)
                 t0 += time.perf_counter() - t_fig   # not part of the throughput
         for win in [w for w in active if s - w.start == k - 1]:   # window complete

@@ -49,6 +49,7 @@ class BackendUnavailableError(RuntimeError, ValueError):
 class LandmarkBackend(Protocol):
     name: str
     version: str
+    gray: bool      # works on gray images: its frames can be decoded straight to gray
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Largest face of a gray or BGR uint8 image: (box (4,), points (68, 2)) or None."""
@@ -59,6 +60,16 @@ def _gray(image: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- dlib
+# dlib's frontal detector slides an 80-pixel window over an image pyramid, each level 5/6
+# the size of the one before. The faces of these videos are far larger than 80 pixels, so
+# the pyramid's largest levels, most of its cost, find none: the first pass runs on the
+# image at the pyramid's own 4th level, (5/6)^4 = 0.48 of its size (a box keeps the size the
+# full pyramid gives it), and only when it finds no face do the full image and then one
+# upsampling follow (docs/method.md §2.1).
+DETECT_SCALE = (5 / 6) ** 4
+DETECT_WINDOW = 80
+
+
 def dlib_predictor_path() -> Path:
     """The 68-point predictor shipped by face-recognition-models (not imported: its
     ``__init__`` needs pkg_resources)."""
@@ -74,24 +85,60 @@ def dlib_predictor_path() -> Path:
     return path
 
 
+def cache_dir() -> Path:
+    """mepkg's cache of derived files: $XDG_CACHE_HOME/mepkg (default ~/.cache/mepkg)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mepkg"
+
+
+def frontal_face_detector():
+    """dlib's frontal face detector, loaded from a copy saved in :func:`cache_dir`.
+
+    ``dlib.get_frontal_face_detector()`` unpacks a compressed copy built into dlib,
+    0.25 s in every process (a features job's whole start-up otherwise); the saved
+    file loads in ~1 ms. The copy is written once per dlib version, atomically;
+    where the cache cannot be written or read, dlib's own copy is used.
+    """
+    import dlib
+
+    from mepkg.atomic import atomic_output
+
+    try:
+        saved = cache_dir() / f"dlib-{dlib.__version__}-frontal_face_detector.svm"
+    except RuntimeError:   # Path.home(): no home directory known
+        return dlib.get_frontal_face_detector()
+    try:
+        if saved.is_file():
+            return dlib.fhog_object_detector(str(saved))
+    except (OSError, RuntimeError) as err:   # unreadable or damaged: written again
+        log.debug("%s: %s", saved, err)
+    detector = dlib.get_frontal_face_detector()
+    try:
+        with atomic_output(saved) as tmp:
+            detector.save(str(tmp))
+    except (OSError, RuntimeError) as err:
+        log.debug("cannot save the face detector to %s: %s", saved, err)
+    return detector
+
+
 class DlibBackend:
-    """dlib frontal face detector (upsample 0, then 1 if nothing is found) + 68 points."""
+    """dlib frontal face detector (at DETECT_SCALE of the image, then full size, then one
+    upsampling, until a face is found) + 68 points on the full-size image."""
 
     name = "dlib"
+    gray = True
 
     def __init__(self):
         import dlib
 
         self.version = str(dlib.__version__)
-        self._detector = dlib.get_frontal_face_detector()
+        self._detector = frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(dlib_predictor_path()))
         self._rect = dlib.rectangle
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         gray = np.ascontiguousarray(_gray(image))
-        faces = self._detector(gray, 0)
-        if len(faces) == 0:   # small faces: one upsampling step (4x slower)
-            faces = self._detector(gray, 1)
+        faces = self._faces(gray)
         if len(faces) == 0:
             return None
         face = max(faces, key=lambda r: r.width() * r.height())
@@ -99,6 +146,24 @@ class DlibBackend:
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
         box = np.array([face.left(), face.top(), face.right(), face.bottom()], np.float32)
         return box, points
+
+    def _faces(self, gray: np.ndarray) -> list:
+        """Face rectangles in ``gray``'s pixels from the first pass that finds any."""
+        h, w = gray.shape
+        size = (round(w * DETECT_SCALE), round(h * DETECT_SCALE))
+        if min(size) >= DETECT_WINDOW:
+            small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+            sx, sy = w / size[0], h / size[1]
+            faces = [self._rect(round(r.left() * sx), round(r.top() * sy),
+                                round((r.right() + 1) * sx) - 1, round((r.bottom() + 1) * sy) - 1)
+                     for r in self._detector(small, 0)]
+            if faces:
+                return faces
+        for upsample in (0, 1):   # faces under ~170 pixels; then under 80 (4x slower)
+            faces = list(self._detector(gray, upsample))
+            if faces:
+                return faces
+        return []
 
 
 # ---------------------------------------------------------------- face_alignment
@@ -185,6 +250,7 @@ class FaceAlignmentBackend:
     """
 
     name = "face_alignment"
+    gray = False
 
     def __init__(self, device: str | None = None):
         hint = "or use the offline default: --backend dlib"
@@ -262,7 +328,8 @@ def detect_video_landmarks(source: str | os.PathLike | Iterable[tuple[int, np.nd
     if isinstance(source, (str, os.PathLike)):
         from mepkg.datasets.frames import check_long_enough, open_frames
 
-        frames = open_frames(source, frame_skip=frame_skip * half, fps=fps)   # references only
+        frames = open_frames(source, frame_skip=frame_skip * half, fps=fps,   # references only
+                             gray=det.gray)
         n_frames, fps = int(frames.n_frames), float(frames.fps or fps or 0.0)
         check_long_enough(source, n_frames, k, frame_skip, fps)
         total = n_windows(sampled_count(n_frames, frame_skip), k)

@@ -146,3 +146,32 @@ def test_folder_decodes_only_sampled_files(folder, monkeypatch):
     list(open_frames(folder, frame_skip=3))
     # sampled 0, 3, 6, 9: 3 has no file, so three decodes and none of frames 1, 2, 4, ...
     assert sorted(name.rsplit("/", 1)[1] for name in decoded) == ["0.jpg", "6.jpg", "9.jpg"]
+
+
+def test_gray_folder_frames_are_the_files_decoded_straight_to_gray(tmp_path):
+    """gray=True: a JPEG's luma plane (cv2.imread(path, 0), the authors' loader), filled
+    frames included; colour and gray readers agree to rounding."""
+    path = tmp_path / "clip"
+    path.mkdir()
+    rng = np.random.default_rng(0)
+    for i in (0, 1, 3):   # frame 2 missing
+        cv2.imwrite(str(path / f"{i}.jpg"), rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8))
+    gray = list(open_frames(path, gray=True))
+    colour = list(open_frames(path))
+    assert [i for i, _ in gray] == [0, 1, 2, 3]
+    for (i, g), (_, c) in zip(gray, colour):
+        assert g.shape == SIZE and g.dtype == np.uint8
+        file = path / f"{i if i != 2 else 1}.jpg"                  # 2 is filled from 1
+        assert np.array_equal(g, cv2.imread(str(file), cv2.IMREAD_GRAYSCALE))
+        assert np.abs(g.astype(int) - cv2.cvtColor(c, cv2.COLOR_BGR2GRAY)).mean() < 1.0
+
+
+def test_gray_video_frames_are_the_decoded_frames_converted(tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, 6)
+    gray = list(open_frames(path, frame_skip=2, gray=True))
+    colour = list(open_frames(path, frame_skip=2))
+    assert [i for i, _ in gray] == [0, 2, 4]
+    for (_, g), (_, c) in zip(gray, colour):
+        assert g.shape == SIZE
+        assert np.array_equal(g, cv2.cvtColor(c, cv2.COLOR_BGR2GRAY))

@@ -33,6 +33,77 @@ def test_dlib_finds_the_astronauts_face(astronaut):
     np.testing.assert_allclose(backend.detect(gray)[1], points, atol=1)
 
 
+class _CountingDetector:
+    """Wraps dlib's detector: records the (rows, cols, upsampling) of every pass."""
+
+    def __init__(self, detector):
+        self.detector, self.passes = detector, []
+
+    def __call__(self, image, upsample):
+        self.passes.append((*image.shape[:2], upsample))
+        return self.detector(image, upsample)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    backend = get_backend("dlib")
+    counting = _CountingDetector(backend._detector)
+    monkeypatch.setattr(backend, "_detector", counting)
+    return backend, counting
+
+
+def test_dlib_detects_a_large_face_at_the_reduced_size_with_the_full_size_landmarks(
+        astronaut, counted):
+    """A face far above dlib's 80-pixel window is found in one pass at (5/6)^4 of the
+    image; its box and 68 points match a full-size detection to a few pixels."""
+    backend, counting = counted
+    big = cv2.resize(cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY), (1536, 1536))   # face ~260 px
+    box, points = backend.detect(big)
+    assert counting.passes == [(741, 741, 0)]                 # round(1536 * 0.482)
+    full = counting.detector(big, 0)[0]
+    np.testing.assert_allclose(box, [full.left(), full.top(), full.right(), full.bottom()],
+                               atol=8)
+    ref = backend._predictor(big, full)
+    ref_points = np.array([(p.x, p.y) for p in ref.parts()], np.float32)
+    assert np.abs(points - ref_points).mean() < 3.0           # ~1% of the face
+
+
+def test_dlib_falls_back_to_full_size_for_a_small_face(astronaut, counted):
+    """The astronaut's ~87-pixel face is under 80 pixels at the reduced size: the full-size
+    pass finds it, as before the reduced pass existed."""
+    backend, counting = counted
+    box, _ = backend.detect(astronaut)
+    assert counting.passes == [(247, 247, 0), (512, 512, 0)]
+    np.testing.assert_allclose(box, [179, 83, 266, 170], atol=12)
+
+
+def test_dlib_detector_is_loaded_from_the_cache_with_the_same_detections(monkeypatch, tmp_path,
+                                                                         astronaut):
+    import dlib
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = lm.frontal_face_detector()                        # dlib's copy, saved
+    saved = list((tmp_path / "mepkg").iterdir())
+    assert [f.name for f in saved] == [f"dlib-{dlib.__version__}-frontal_face_detector.svm"]
+    second = lm.frontal_face_detector()                       # loaded from the file
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)
+    runs = [d.run(gray, 1, -0.5) for d in (first, second, dlib.get_frontal_face_detector())]
+    as_lists = [([(r.left(), r.top(), r.right(), r.bottom()) for r in rects], scores, kinds)
+                for rects, scores, kinds in runs]
+    assert as_lists[0] == as_lists[1] == as_lists[2] and as_lists[0][0]
+    saved[0].write_bytes(b"damaged")                          # rewritten, still detects
+    assert len(lm.frontal_face_detector()(gray, 0)) == 1
+    assert saved[0].stat().st_size > 1000
+
+
+def test_dlib_detector_without_a_writable_cache(monkeypatch, tmp_path, astronaut):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))       # cache_dir() cannot exist
+    detector = lm.frontal_face_detector()
+    assert len(detector(cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY), 0)) == 1
+
+
 def test_dlib_returns_none_without_face():
     assert get_backend("dlib").detect(np.full((240, 320, 3), 127, np.uint8)) is None
 
