@@ -106,7 +106,7 @@ def run_authors(folder: Path, extractor: Path, out: Path) -> None:
     cv2.setNumThreads(1)
     files = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem))[::FRAME_SKIP]
     images = np.array([cv2.imread(str(f), 0) for f in files])            # T x H x W
-    work = authors_workdir(out)
+    work = authors_workdir(out.parent)
     spec = importlib.util.spec_from_file_location("authors_feature_extraction", extractor)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -116,10 +116,11 @@ def run_authors(folder: Path, extractor: Path, out: Path) -> None:
     np.save(out, np.array(windows, dtype=np.float32))                    # W x 36 x k
 
 
-def authors_workdir(out: Path) -> Path:
-    """Where the authors' extractor runs: ``Utils/`` holds its dlib predictor (a link).
-    Made by the parent, so that the timed process imports nothing of mepkg."""
-    work = out.parent / "authors_cwd"
+def authors_workdir(base: Path) -> Path:
+    """Where the authors' extractor runs (``base/authors_cwd``): ``Utils/`` holds its dlib
+    predictor (a link). Made by the parent, so that the timed process imports nothing of
+    mepkg."""
+    work = base / "authors_cwd"
     link = work / "Utils" / "shape_predictor_68_face_landmarks.dat"
     if not link.exists():
         from mepkg.landmarks import dlib_predictor_path
@@ -150,7 +151,7 @@ def side_by_side(folder: Path, extractor: Path, repeats: int) -> None:
     cpu = {name: [] for name in runs}
     wall = {name: [] for name in runs}
     outputs = {}
-    authors_workdir(folder.parent / "authors_features.npy")
+    authors_workdir(folder.parent)
     for _ in range(repeats):
         for name, flag in runs.items():
             out = folder.parent / f"{name}_features.npy"

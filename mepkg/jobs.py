@@ -43,8 +43,9 @@ THREAD_ENV_VARS = SNAKEMAKE_THREAD_VARS + ("NUMBA_NUM_THREADS", "OPENCV_FOR_THRE
 # kernels' threads need (mepkg.scan_cpu): on a busy 2-core machine 2 threads ran
 # a step 3-5x slower than 1. Sleeping at once (PASSIVE) pays a wake-up per torch
 # op: on free cores the paper model's step at 2 threads ran 1.45-1.49x its
-# 1-thread rate; spinning 10,000 rounds (~0.1 ms) first: 1.69-1.76x (docs/benchmarks.md). GOMP_SPINCOUNT is GNU OpenMP's (the
-# PyPI wheels'), where it overrides the policy; PASSIVE covers the other runtimes.
+# 1-thread rate; spinning 10,000 rounds (~0.1 ms) first: 1.69-1.76x
+# (docs/benchmarks.md). GOMP_SPINCOUNT is GNU OpenMP's (the PyPI wheels'), where it
+# overrides the policy; PASSIVE covers the other runtimes.
 # Read when the OpenMP runtime loads (with torch); any of these in the
 # environment wins over all of them.
 OPENMP_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"}
